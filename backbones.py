@@ -1,0 +1,48 @@
+"""The towers: ResNet-18 and VGG-11 (with batch norm) from torchvision, trained from scratch (paper 3.2).
+
+`tower(backbone, in_channels, out_features)` maps a batch of images (3 channels: a frame) or spectrograms
+(1 channel) of any size >= 32 pixels to `out_features` numbers per example: a 128-d embedding for the
+aggregation models (paper 3.4), or 17 logits for the single-modality baselines (3.3).
+
+    frame        (B, 3, S, S) --> tower("resnet", 3, 128) --> (B, 128)
+    spectrogram  (B, 1, S, S) --> tower("resnet", 1, 128) --> (B, 128)
+
+Choices where the paper is silent or loose:
+- ResNet: the paper says "ResNet-17" once and ResNet otherwise; torchvision's `resnet18` is the standard
+  network nearest to that, used unchanged but for the first convolution's input channels and the output size.
+- VGG: the paper does not say which. VGG-11 with batch norm (`vgg11_bn`): the shallowest VGG, so that it is
+  trainable from scratch with plain SGD at lr 0.01 (the deeper VGGs without batch norm often do not start
+  learning at all from scratch), and comparable in depth to ResNet-18. Its classifier head is replaced: the
+  torchvision head (two 4096-wide fully connected layers on a 7x7x512 map, ~120M parameters) would dwarf the
+  convolutional part, overfit a dataset of 586 training videos and make CPU runs impractical; like ResNet,
+  the tower ends in global average pooling and one linear layer. The 8 convolutions and 5 max-pools -- what
+  makes it a VGG -- are unchanged.
+- No pretrained weights: nothing can be downloaded, and the paper does not mention pretraining.
+"""
+import torch.nn as nn
+import torchvision
+
+BACKBONES = {"resnet": "ResNet-18", "vgg": "VGG-11-BN"}  # flag value -> name printed in tables
+EMBEDDING_DIM = 128  # paper 3.4: both towers output a 128-dimension embedding
+
+
+def tower(backbone, in_channels, out_features):
+    """A fresh, randomly initialised network: (B, in_channels, S, S) -> (B, out_features)."""
+    if backbone == "resnet":
+        net = torchvision.models.resnet18(weights=None, num_classes=out_features)
+        if in_channels != 3:  # a spectrogram has one channel; the rest of the network is unchanged
+            net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        return net
+    if backbone == "vgg":
+        features = torchvision.models.vgg11_bn(weights=None).features  # 8 conv+BN+ReLU, 5 max-pools
+        if in_channels != 3:
+            features[0] = nn.Conv2d(in_channels, 64, kernel_size=3, padding=1)
+        return nn.Sequential(features,                      # (B, 512, S/32, S/32)
+                             nn.AdaptiveAvgPool2d(1),       # (B, 512, 1, 1)
+                             nn.Flatten(),                  # (B, 512)
+                             nn.Linear(512, out_features))  # (B, out_features)
+    raise ValueError(f"unknown backbone {backbone!r}: choose one of {', '.join(BACKBONES)}")
+
+
+def count_parameters(net):
+    return sum(p.numel() for p in net.parameters())
