@@ -500,8 +500,8 @@ def make_toy(videos=TOY_DEFAULTS["videos"], size=TOY_DEFAULTS["size"], seed=TOY_
     """The toy Greatest Hits as a dataset dict (see the module docstring). Deterministic from `seed`."""
     if videos < 10:
         raise DataError(f"--videos {videos}: the toy dataset needs at least 10 videos (3 splits)")
-    if size < 16:
-        raise DataError(f"--size {size}: frames need at least 16 pixels for the towers' five downsamplings")
+    if size < 32:
+        raise DataError(f"--size {size}: frames need at least 32 pixels (VGG halves them five times)")
     n = sample_rate  # one second
     frames = np.zeros((videos, 3, size, size), np.uint8)
     labels = np.zeros((videos, NUM_MATERIALS), bool)

@@ -120,14 +120,12 @@ def chance_baseline(target):
 def format_row(title, val, test, paper, baseline, names):
     """The lines of one results row in the paper's table layout: validation and test columns, our numbers,
     the paper's, and the trivial baseline (on our test set; its validation numbers on our validation set)."""
-    w = 24
-    heads = " ".join(f"{n[:9]:>9}" for n in names)
-    lines = [title,
-             f"{'':<{w}} | {'validation':^{10 * len(names) - 1}} | {'test':^{10 * len(names) - 1}}",
-             f"{'':<{w}} | {heads} | {heads}"]
+    w, group = 30, 11 * len(names) - 1
+    heads = " ".join(f"{n[:10]:>10}" for n in names)
+    lines = [title, f"{'':<{w}} | {'validation':^{group}} | {'test':^{group}}", f"{'':<{w}} | {heads} | {heads}"]
 
     def cells(d):
-        return " ".join(f"{d[n]:>9.4f}" if d and n in d else f"{'-':>9}" for n in names)
+        return " ".join(f"{d[n]:>10.4f}" if d and n in d else f"{'-':>10}" for n in names)
 
     lines.append(f"{'this run':<{w}} | {cells(val)} | {cells(test)}")
     if paper:

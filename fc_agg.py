@@ -1,0 +1,173 @@
+"""FC_AGG: image and sound towers, concatenated, one linear layer -> the sound's material (paper 3.4.1, Table 4).
+
+    python fc_agg.py --backbone resnet
+
+An image tower embeds the frame and a sound tower embeds one clip's spectrogram, 128 numbers each. The two
+embeddings are concatenated and a fully connected layer maps them to 17 logits: the material of the sound
+(one of 17, cross-entropy), helped by what the frame shows. Every clip is paired with its own video's frame.
+Compare with sound_only.py (the same task from the sound alone, Table 2) and with tt_agg.py, this script's
+twin: `diff fc_agg.py tt_agg.py` is the difference between sections 3.4.1 and 3.4.2.
+"""
+import argparse
+import os
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import backbones
+import data
+import metrics
+
+SCRIPT = "fc_agg"
+METRICS = ["accuracy"]
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--backbone", choices=sorted(backbones.BACKBONES), default="resnet",
+                        help="tower architecture, the same for both towers (paper 3.4.1)")
+    parser.add_argument("--epochs", type=int, default=30, help="training epochs (paper: 30)")
+    parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (paper: 0.01)")
+    parser.add_argument("--momentum", type=float, default=0.9,
+                        help="SGD momentum; the paper does not say: 0.9, the usual value. No weight decay, "
+                             "as the paper names no regularisation")
+    parser.add_argument("--batch-size", type=int, default=64, help="pairs per step (the paper does not say)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds weights, flips and batch order")
+    parser.add_argument("--data", default=None,
+                        help="a dataset file made by data.py (default: the toy dataset, built on first use)")
+    parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
+                        help="auto: CUDA when a GPU is visible, else CPU")
+    parser.add_argument("--out", default="runs", help="the run is saved in OUT/fc_agg-BACKBONE/")
+    args = parser.parse_args()
+    for flag, value in [("--epochs", args.epochs), ("--batch-size", args.batch_size)]:
+        if value < 1:
+            parser.error(f"{flag} must be at least 1, got {value}")
+    if not args.lr > 0:
+        parser.error(f"--lr must be positive, got {args.lr}")
+    return parser, args
+
+
+class FCAgg(nn.Module):
+    """(frame, spectrogram) -> 17 logits for the material of the sound."""
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.image_tower = backbones.tower(backbone, 3, backbones.EMBEDDING_DIM)
+        self.sound_tower = backbones.tower(backbone, 1, backbones.EMBEDDING_DIM)
+        self.classifier = nn.Linear(2 * backbones.EMBEDDING_DIM, data.NUM_MATERIALS)
+
+    def forward(self, image, sound):
+        image_embedding = self.image_tower(image)                                 # (B, 128)
+        sound_embedding = self.sound_tower(sound)                                 # (B, 128)
+        return self.classifier(torch.cat([image_embedding, sound_embedding], 1))  # (B, 17)
+
+
+def make_pairs(ds, videos):
+    """Every clip of `videos` with its own frame; the label is the clip's material.
+
+    Returns (frame_video, sound_video, sound_clip, label), each (len(videos) * 10,), on the device.
+    """
+    n = data.CLIPS_PER_VIDEO
+    clip_video = videos.repeat_interleave(n)                        # (M,) every clip of these videos
+    clip_index = torch.arange(n, device=videos.device).repeat(len(videos))
+    clip_material = ds.clip_materials[clip_video, clip_index]      # (M,)
+    return clip_video, clip_video, clip_index, clip_material
+
+
+def batch(ds, pairs, idx, train):
+    """The tensors of the pairs at positions `idx`: index slices of what is already on the device."""
+    frame_video, sound_video, sound_clip, label = pairs
+    image = data.image_transform(ds.frames[frame_video[idx]], ds.size, train)  # (B, 3, S, S)
+    sound = ds.spectrograms[sound_video[idx], sound_clip[idx]]                # (B, 1, S, S)
+    return image, sound, label[idx]
+
+
+def train_epoch(model, optimizer, ds, pairs, batch_size, epoch):
+    model.train()
+    n = len(pairs[-1])
+    order = torch.randperm(n, device=pairs[-1].device)
+    losses = []
+    for start in range(0, n, batch_size):
+        image, sound, label = batch(ds, pairs, order[start:start + batch_size], train=True)
+        logits = model(image, sound)
+        loss = F.cross_entropy(logits, label)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.detach())  # kept on the device: no synchronisation per step
+    losses = torch.stack(losses)
+    if not torch.isfinite(losses).all():
+        step = torch.nonzero(~torch.isfinite(losses))[0].item() + 1
+        raise FloatingPointError(f"the training loss became {losses[step - 1].item()} at epoch {epoch}, step "
+                                 f"{step}: lower --lr, or check the data")
+    return losses.mean().item()
+
+
+@torch.no_grad()
+def evaluate(model, ds, pairs, batch_size):
+    """Accuracy of `model` on fixed pairs, and the predicted material of each."""
+    model.eval()
+    positions = torch.arange(len(pairs[-1]), device=pairs[-1].device).split(batch_size)
+    logits = torch.cat([model(*batch(ds, pairs, idx, train=False)[:2]) for idx in positions])
+    prediction = logits.argmax(1)
+    return {"accuracy": metrics.accuracy(prediction, pairs[-1])}, prediction
+
+
+def main():
+    parser, args = parse_args()
+    try:
+        device = data.pick_device(args.device)
+        torch.manual_seed(args.seed)
+        ds = data.load(args.data, device)
+    except data.DataError as e:
+        parser.exit(2, f"error: {e}\n")
+    print(f"{SCRIPT}: {ds.describe()}; device {device}; {backbones.BACKBONES[args.backbone]} towers; "
+          f"{args.epochs} epochs", flush=True)
+
+    model = FCAgg(args.backbone).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    train_pairs, val_pairs, test_pairs = (make_pairs(ds, ds.videos(s)) for s in ["train", "val", "test"])
+    curves, start = [], time.time()
+    for epoch in range(1, args.epochs + 1):
+        tick = time.time()
+        try:
+            train_loss = train_epoch(model, optimizer, ds, train_pairs, args.batch_size, epoch)
+        except FloatingPointError as e:
+            parser.exit(2, f"error: {e}\n")
+        samples_per_s = len(train_pairs[-1]) / (time.time() - tick)
+        val, _ = evaluate(model, ds, val_pairs, args.batch_size)
+        curves.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
+                       "samples_per_s": samples_per_s, "elapsed_s": time.time() - start})
+        print(f"epoch {epoch:2d}/{args.epochs} | train loss {train_loss:.4f} | val " +
+              " ".join(f"{k} {v:.4f}" for k, v in val.items()) +
+              f" | {samples_per_s:.0f} clips/s | {time.time() - start:.0f} s", flush=True)
+
+    val, _ = evaluate(model, ds, val_pairs, args.batch_size)
+    test, test_prediction = evaluate(model, ds, test_pairs, args.batch_size)
+    baseline = {s: metrics.majority_baseline(train_pairs[-1], pairs[-1])
+                for s, pairs in [("val", val_pairs), ("test", test_pairs)]}
+    paper = metrics.PAPER[(SCRIPT, args.backbone, False)]
+    confusion = metrics.confusion_matrix(test_prediction, test_pairs[-1], data.NUM_MATERIALS)
+    print("test confusion matrix (rows true material, columns predicted; IDs as in Table 1):")
+    print("\n".join(metrics.format_confusion(confusion)))
+    metrics.print_row(f"Table 4 (FC_AGG), {backbones.BACKBONES[args.backbone]}, {ds.source} data",
+                      val, test, paper, baseline, METRICS)
+
+    out = os.path.join(args.out, f"{SCRIPT}-{args.backbone}")
+    metrics.write_json({"script": SCRIPT, "backbone": args.backbone, "args": vars(args), "data": ds.describe(),
+                        "source": ds.source, "val": val, "test": test, "curves": curves, "paper": paper,
+                        "baseline": baseline, "test_confusion": confusion.tolist()}, os.path.join(out, "metrics.json"))
+    data.atomic_save({"script": SCRIPT, "backbone": args.backbone, "args": vars(args),
+                      "image_tower": model.image_tower.state_dict(),
+                      "sound_tower": model.sound_tower.state_dict(),
+                      "classifier": model.classifier.state_dict()}, os.path.join(out, "model.pt"))
+    metrics.save_confusion_png(confusion, data.MATERIALS, f"Figure 5: FC_AGG, {backbones.BACKBONES[args.backbone]}, "
+                               f"test set, {ds.source} data", os.path.join(out, "confusion.png"))
+    print(f"saved {out}/metrics.json, model.pt and confusion.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""TT_AGG: the two-tower model, trained on balanced image-sound pairs (paper 3.4.2, Table 5).
+
+    python tt_agg.py --backbone resnet
+
+An image tower embeds the frame and a sound tower embeds one clip's spectrogram, 128 numbers each. Both
+embeddings are L2-normalised; their dot product (a cosine, in [-1, 1]) is scaled to [0, 1] and read as the
+probability that the sound belongs to the image, trained with binary cross-entropy. Every positive pair (a
+frame with one of its own video's sounds) is matched by one negative (the same frame with a sound whose
+material is not in the frame), so the two classes are balanced and the loss needs no reweighting.
+The trained towers are what retrieve.py uses to recommend sounds for an image (paper 3.5).
+"""
+import argparse
+import os
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import backbones
+import data
+import metrics
+
+SCRIPT = "tt_agg"
+METRICS = ["accuracy", "precision", "recall", "f1"]
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--backbone", choices=sorted(backbones.BACKBONES), default="resnet",
+                        help="tower architecture, the same for both towers (paper 3.4.1)")
+    parser.add_argument("--epochs", type=int, default=30, help="training epochs (paper: 30)")
+    parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (paper: 0.01)")
+    parser.add_argument("--momentum", type=float, default=0.9,
+                        help="SGD momentum; the paper does not say: 0.9, the usual value. No weight decay, "
+                             "as the paper names no regularisation")
+    parser.add_argument("--batch-size", type=int, default=64, help="pairs per step (the paper does not say)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds weights, negatives, flips and batch order")
+    parser.add_argument("--data", default=None,
+                        help="a dataset file made by data.py (default: the toy dataset, built on first use)")
+    parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
+                        help="auto: CUDA when a GPU is visible, else CPU")
+    parser.add_argument("--out", default="runs", help="the run is saved in OUT/tt_agg-BACKBONE/")
+    args = parser.parse_args()
+    for flag, value in [("--epochs", args.epochs), ("--batch-size", args.batch_size)]:
+        if value < 1:
+            parser.error(f"{flag} must be at least 1, got {value}")
+    if not args.lr > 0:
+        parser.error(f"--lr must be positive, got {args.lr}")
+    return parser, args
+
+
+class TwoTower(nn.Module):
+    """(frame, spectrogram) -> probability that the sound belongs to the frame's scene."""
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.image_tower = backbones.tower(backbone, 3, backbones.EMBEDDING_DIM)
+        self.sound_tower = backbones.tower(backbone, 1, backbones.EMBEDDING_DIM)
+
+    def forward(self, image, sound):
+        image_embedding = F.normalize(self.image_tower(image), dim=1)  # (B, 128), unit length
+        sound_embedding = F.normalize(self.sound_tower(sound), dim=1)  # (B, 128), unit length
+        cosine = (image_embedding * sound_embedding).sum(1)           # (B,) in [-1, 1]
+        return (cosine + 1) / 2                                        # (B,) in [0, 1]
+
+
+def make_pairs(ds, videos, generator):
+    """Every clip of `videos` with its own frame (label 1), and for each one negative (label 0): the same
+    frame with a clip of the same split whose material is absent from the frame, drawn with `generator`.
+
+    Returns (frame_video, sound_video, sound_clip, label), each (2 * len(videos) * 10,), on the device.
+    """
+    n = data.CLIPS_PER_VIDEO
+    clip_video = videos.repeat_interleave(n)                        # (M,) every clip of these videos
+    clip_index = torch.arange(n, device=videos.device).repeat(len(videos))
+    clip_material = ds.clip_materials[clip_video, clip_index]      # (M,)
+    absent = ~ds.image_labels[videos][:, clip_material]            # (V, M) clip's material not in frame
+    if not absent.any(1).all():
+        bad = ds.video_ids[videos[~absent.any(1)][0]]
+        raise data.DataError(f"video {bad} shows every material heard in its split: no negative sound")
+    negative = torch.multinomial(absent.float(), n, replacement=True, generator=generator).flatten()  # (M,)
+    frame_video = torch.cat([clip_video, clip_video])
+    sound_video = torch.cat([clip_video, clip_video[negative]])
+    sound_clip = torch.cat([clip_index, clip_index[negative]])
+    label = torch.cat([torch.ones(len(clip_video)), torch.zeros(len(clip_video))]).to(videos.device)
+    return frame_video, sound_video, sound_clip, label
+
+
+def batch(ds, pairs, idx, train):
+    """The tensors of the pairs at positions `idx`: index slices of what is already on the device."""
+    frame_video, sound_video, sound_clip, label = pairs
+    image = data.image_transform(ds.frames[frame_video[idx]], ds.size, train)  # (B, 3, S, S)
+    sound = ds.spectrograms[sound_video[idx], sound_clip[idx]]                # (B, 1, S, S)
+    return image, sound, label[idx]
+
+
+def train_epoch(model, optimizer, ds, pairs, batch_size, epoch):
+    model.train()
+    n = len(pairs[-1])
+    order = torch.randperm(n, device=pairs[-1].device)
+    losses = []
+    for start in range(0, n, batch_size):
+        image, sound, label = batch(ds, pairs, order[start:start + batch_size], train=True)
+        probability = model(image, sound)
+        loss = F.binary_cross_entropy(probability, label)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.detach())  # kept on the device: no synchronisation per step
+    losses = torch.stack(losses)
+    if not torch.isfinite(losses).all():
+        step = torch.nonzero(~torch.isfinite(losses))[0].item() + 1
+        raise FloatingPointError(f"the training loss became {losses[step - 1].item()} at epoch {epoch}, step "
+                                 f"{step}: lower --lr, or check the data")
+    return losses.mean().item()
+
+
+@torch.no_grad()
+def evaluate(model, ds, pairs, batch_size):
+    """Scores of `model` on fixed pairs: a pair is predicted positive when its probability exceeds 0.5."""
+    model.eval()
+    positions = torch.arange(len(pairs[-1]), device=pairs[-1].device).split(batch_size)
+    probability = torch.cat([model(*batch(ds, pairs, idx, train=False)[:2]) for idx in positions])
+    return metrics.binary_scores(probability > 0.5, pairs[-1].bool())
+
+
+def main():
+    parser, args = parse_args()
+    try:
+        device = data.pick_device(args.device)
+        torch.manual_seed(args.seed)
+        ds = data.load(args.data, device)
+        val_pairs = make_pairs(ds, ds.videos("val"), torch.Generator(device).manual_seed(args.seed + 1))
+        test_pairs = make_pairs(ds, ds.videos("test"), torch.Generator(device).manual_seed(args.seed + 2))
+        make_pairs(ds, ds.videos("train"), torch.Generator(device))  # fail now, not at epoch 1
+    except data.DataError as e:
+        parser.exit(2, f"error: {e}\n")
+    print(f"{SCRIPT}: {ds.describe()}; device {device}; {backbones.BACKBONES[args.backbone]} towers; "
+          f"{args.epochs} epochs", flush=True)
+
+    model = TwoTower(args.backbone).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    generator = torch.Generator(device).manual_seed(args.seed)  # the training negatives, new every epoch
+    curves, start = [], time.time()
+    for epoch in range(1, args.epochs + 1):
+        tick = time.time()
+        train_pairs = make_pairs(ds, ds.videos("train"), generator)
+        try:
+            train_loss = train_epoch(model, optimizer, ds, train_pairs, args.batch_size, epoch)
+        except FloatingPointError as e:
+            parser.exit(2, f"error: {e}\n")
+        samples_per_s = len(train_pairs[-1]) / (time.time() - tick)
+        val = evaluate(model, ds, val_pairs, args.batch_size)
+        curves.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
+                       "samples_per_s": samples_per_s, "elapsed_s": time.time() - start})
+        print(f"epoch {epoch:2d}/{args.epochs} | train loss {train_loss:.4f} | val " +
+              " ".join(f"{k} {v:.4f}" for k, v in val.items()) +
+              f" | {samples_per_s:.0f} pairs/s | {time.time() - start:.0f} s", flush=True)
+
+    val = evaluate(model, ds, val_pairs, args.batch_size)
+    test = evaluate(model, ds, test_pairs, args.batch_size)
+    baseline = {"val": metrics.chance_baseline(val_pairs[-1]), "test": metrics.chance_baseline(test_pairs[-1])}
+    paper = metrics.PAPER[(SCRIPT, args.backbone, False)]
+    metrics.print_row(f"Table 5 (TT_AGG), {backbones.BACKBONES[args.backbone]}, {ds.source} data",
+                      val, test, paper, baseline, METRICS)
+
+    out = os.path.join(args.out, f"{SCRIPT}-{args.backbone}")
+    metrics.write_json({"script": SCRIPT, "backbone": args.backbone, "args": vars(args), "data": ds.describe(),
+                        "source": ds.source, "val": val, "test": test, "curves": curves, "paper": paper,
+                        "baseline": baseline}, os.path.join(out, "metrics.json"))
+    data.atomic_save({"script": SCRIPT, "backbone": args.backbone, "args": vars(args),
+                      "image_tower": model.image_tower.state_dict(),
+                      "sound_tower": model.sound_tower.state_dict()}, os.path.join(out, "model.pt"))
+    print(f"saved {out}/metrics.json and model.pt")
+
+
+if __name__ == "__main__":
+    main()

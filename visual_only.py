@@ -1,0 +1,157 @@
+"""Visual network: frame -> which of the 17 materials it shows (paper 3.3.2, Table 3).
+
+    python visual_only.py --backbone resnet
+    python visual_only.py --backbone resnet --weighted
+
+Multi-label classification: one tower with 17 outputs, each the logit of "this material is in the frame",
+trained with binary cross-entropy. Labels are sparse (a frame shows about 1.7 of 17 materials, so about 9
+negatives for each positive), which is why the paper reports precision, recall and F1 beside accuracy and
+trains a second run whose loss weighs the positives up (`--weighted`, BCEWithLogitsLoss's pos_weight).
+The baseline for the two-tower model (tt_agg.py).
+"""
+import argparse
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+
+import backbones
+import data
+import metrics
+
+SCRIPT = "visual_only"
+METRICS = ["accuracy", "precision", "recall", "f1"]
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--backbone", choices=sorted(backbones.BACKBONES), default="resnet",
+                        help="network architecture (paper 3.2)")
+    parser.add_argument("--weighted", action="store_true",
+                        help="weigh each material's positive labels by negatives/positives of that material "
+                             "in the training split (pos_weight), the paper's second run")
+    parser.add_argument("--epochs", type=int, default=30, help="training epochs (paper: 30)")
+    parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (paper: 0.01)")
+    parser.add_argument("--momentum", type=float, default=0.9,
+                        help="SGD momentum; the paper does not say: 0.9, the usual value. No weight decay, "
+                             "as the paper names no regularisation")
+    parser.add_argument("--batch-size", type=int, default=16,
+                        help="frames per step (the paper does not say; one frame per video, so fewer examples "
+                             "per epoch than the sound scripts)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds weights, flips and batch order")
+    parser.add_argument("--data", default=None,
+                        help="a dataset file made by data.py (default: the toy dataset, built on first use)")
+    parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
+                        help="auto: CUDA when a GPU is visible, else CPU")
+    parser.add_argument("--out", default="runs", help="the run is saved in OUT/visual_only-BACKBONE[-weighted]/")
+    args = parser.parse_args()
+    for flag, value in [("--epochs", args.epochs), ("--batch-size", args.batch_size)]:
+        if value < 1:
+            parser.error(f"{flag} must be at least 1, got {value}")
+    if not args.lr > 0:
+        parser.error(f"--lr must be positive, got {args.lr}")
+    return parser, args
+
+
+def positive_weights(labels):
+    """(17,) negatives / positives of each material over the training frames (`labels`, (V, 17) bool):
+    with it, the positives of each material weigh as much in the loss as its negatives. A material with no
+    training positive gets weight 1 (there is nothing to weigh up)."""
+    positives = labels.sum(0).float()
+    negatives = len(labels) - positives
+    return torch.where(positives > 0, negatives / positives.clamp(min=1), torch.ones_like(positives))
+
+
+def batch(ds, videos, idx, train):
+    """Frames and labels of the videos at positions `idx`: index slices of device tensors."""
+    video = videos[idx]
+    return data.image_transform(ds.frames[video], ds.size, train), ds.image_labels[video].float()
+
+
+def train_epoch(model, optimizer, ds, videos, batch_size, pos_weight, epoch):
+    model.train()
+    order = torch.randperm(len(videos), device=videos.device)
+    losses = []
+    for start in range(0, len(videos), batch_size):
+        image, labels = batch(ds, videos, order[start:start + batch_size], train=True)  # (B,3,S,S), (B,17)
+        logits = model(image)  # (B, 17)
+        loss = F.binary_cross_entropy_with_logits(logits, labels, pos_weight=pos_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.detach())  # kept on the device: no synchronisation per step
+    losses = torch.stack(losses)
+    if not torch.isfinite(losses).all():
+        step = torch.nonzero(~torch.isfinite(losses))[0].item() + 1
+        raise FloatingPointError(f"the training loss became {losses[step - 1].item()} at epoch {epoch}, step "
+                                 f"{step}: lower --lr, or check the data")
+    return losses.mean().item()
+
+
+@torch.no_grad()
+def evaluate(model, ds, videos, batch_size):
+    """Scores over every (frame, material) entry: a material is predicted present when its probability
+    exceeds 0.5 (logit > 0)."""
+    model.eval()
+    positions = torch.arange(len(videos), device=videos.device).split(batch_size)
+    logits = torch.cat([model(batch(ds, videos, idx, train=False)[0]) for idx in positions])  # (V, 17)
+    return metrics.binary_scores(logits > 0, ds.image_labels[videos])
+
+
+def main():
+    parser, args = parse_args()
+    try:
+        device = data.pick_device(args.device)
+        torch.manual_seed(args.seed)
+        ds = data.load(args.data, device)
+    except data.DataError as e:
+        parser.exit(2, f"error: {e}\n")
+    name = f"{SCRIPT}-{args.backbone}" + ("-weighted" if args.weighted else "")
+    print(f"{SCRIPT}: {ds.describe()}; device {device}; {backbones.BACKBONES[args.backbone]}; "
+          f"{'weighted' if args.weighted else 'unweighted'} loss; {args.epochs} epochs", flush=True)
+
+    model = backbones.tower(args.backbone, 3, data.NUM_MATERIALS).to(device)  # frame -> 17 logits
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    train, val_videos, test_videos = ds.videos("train"), ds.videos("val"), ds.videos("test")
+    pos_weight = positive_weights(ds.image_labels[train]) if args.weighted else None
+    if args.weighted:
+        print("pos_weight per material: " + " ".join(f"{w:.1f}" for w in pos_weight.tolist()))
+    curves, start = [], time.time()
+    for epoch in range(1, args.epochs + 1):
+        tick = time.time()
+        try:
+            train_loss = train_epoch(model, optimizer, ds, train, args.batch_size, pos_weight, epoch)
+        except FloatingPointError as e:
+            parser.exit(2, f"error: {e}\n")
+        samples_per_s = len(train) / (time.time() - tick)
+        val = evaluate(model, ds, val_videos, args.batch_size)
+        curves.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
+                       "samples_per_s": samples_per_s, "elapsed_s": time.time() - start})
+        print(f"epoch {epoch:2d}/{args.epochs} | train loss {train_loss:.4f} | val " +
+              " ".join(f"{k} {v:.4f}" for k, v in val.items()) +
+              f" | {samples_per_s:.0f} frames/s | {time.time() - start:.0f} s", flush=True)
+
+    val = evaluate(model, ds, val_videos, args.batch_size)
+    test = evaluate(model, ds, test_videos, args.batch_size)
+    baseline = {"val": metrics.all_negative_baseline(ds.image_labels[val_videos]),
+                "test": metrics.all_negative_baseline(ds.image_labels[test_videos])}
+    paper = metrics.PAPER[(SCRIPT, args.backbone, args.weighted)]
+    metrics.print_row(f"Table 3 (visual network), {backbones.BACKBONES[args.backbone]}, "
+                      f"{'weighted' if args.weighted else 'unweighted'}, {ds.source} data",
+                      val, test, paper, baseline, METRICS)
+
+    out = os.path.join(args.out, name)
+    metrics.write_json({"script": SCRIPT, "backbone": args.backbone, "weighted": args.weighted,
+                        "args": vars(args), "data": ds.describe(), "source": ds.source, "val": val, "test": test,
+                        "curves": curves, "paper": paper, "baseline": baseline,
+                        "pos_weight": pos_weight.tolist() if args.weighted else None},
+                       os.path.join(out, "metrics.json"))
+    data.atomic_save({"script": SCRIPT, "backbone": args.backbone, "args": vars(args),
+                      "image_tower": model.state_dict()}, os.path.join(out, "model.pt"))
+    print(f"saved {out}/metrics.json and model.pt")
+
+
+if __name__ == "__main__":
+    main()
