@@ -37,13 +37,16 @@ def parse_args():
                         help="a dataset file made by data.py (default: the toy dataset, built on first use)")
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
                         help="auto: CUDA when a GPU is visible, else CPU")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="on CUDA, trade speed for repeatable runs (no cudnn autotuning, deterministic "
+                             "kernels); CPU runs repeat to the last digit anyway")
     parser.add_argument("--out", default="runs", help="the run is saved in OUT/sound_only-BACKBONE/")
     args = parser.parse_args()
     for flag, value in [("--epochs", args.epochs), ("--batch-size", args.batch_size)]:
         if value < 1:
-            parser.error(f"{flag} must be at least 1, got {value}")
+            parser.exit(2, f"error: {flag} must be at least 1, got {value}\n")
     if not args.lr > 0:
-        parser.error(f"--lr must be positive, got {args.lr}")
+        parser.exit(2, f"error: --lr must be positive, got {args.lr}\n")
     return parser, args
 
 
@@ -95,13 +98,13 @@ def evaluate(model, ds, clips, batch_size):
 def main():
     parser, args = parse_args()
     try:
-        device = data.pick_device(args.device)
+        device = data.pick_device(args.device, args.deterministic)
         torch.manual_seed(args.seed)
         ds = data.load(args.data, device)
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
-    print(f"{SCRIPT}: {ds.describe()}; device {device}; {backbones.BACKBONES[args.backbone]}; "
-          f"{args.epochs} epochs", flush=True)
+    print(f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}; "
+          f"{backbones.BACKBONES[args.backbone]}; {args.epochs} epochs", flush=True)
 
     model = backbones.tower(args.backbone, 1, data.NUM_MATERIALS).to(device)  # spectrogram -> 17 logits
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
@@ -135,7 +138,8 @@ def main():
     out = os.path.join(args.out, f"{SCRIPT}-{args.backbone}")
     metrics.write_json({"script": SCRIPT, "backbone": args.backbone, "args": vars(args), "data": ds.describe(),
                         "source": ds.source, "val": val, "test": test, "curves": curves, "paper": paper,
-                        "baseline": baseline, "test_confusion": confusion.tolist()},
+                        "baseline": baseline, "test_confusion": confusion.tolist(),
+                        "peak_memory_mb": metrics.peak_memory_mb(device)},
                        os.path.join(out, "metrics.json"))
     data.atomic_save({"script": SCRIPT, "backbone": args.backbone, "args": vars(args),
                       "sound_tower": model.state_dict()}, os.path.join(out, "model.pt"))

@@ -6,19 +6,29 @@ Two kinds of test, as in STYLE.md:
 - every script run the way a user runs it, through its command line, on a tiny toy dataset, checking what it
   printed and what it wrote.
 """
+import contextlib
+import io
 import json
 import math
 import os
+import pickle
+import re
+import shutil
+import struct
 import subprocess
 import sys
+import wave
 
+import av
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import backbones
 import data
 import metrics
+import retrieve
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -296,3 +306,1070 @@ def test_write_json_is_atomic(tmp_path):
     with pytest.raises(TypeError):
         metrics.write_json({"a": object()}, path)
     assert json.load(open(path)) == {"a": 1} and os.listdir(tmp_path) == ["metrics.json"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The four experiments, run through their command lines on the tiny dataset
+# ----------------------------------------------------------------------------------------------------------
+
+def train(script, tiny, out, *flags):
+    """Run an experiment script as a user would; returns (stdout, metrics.json, model.pt, run folder)."""
+    r = run(script, "--data", tiny, "--out", str(out), "--device", "cpu", *flags)
+    assert r.returncode == 0, r.stderr
+    name = script[:-3] + "-" + flags[flags.index("--backbone") + 1] + ("-weighted" if "--weighted" in flags else "")
+    folder = out / name
+    return r.stdout, json.load(open(folder / "metrics.json")), torch.load(folder / "model.pt", weights_only=True), \
+        folder
+
+
+def check_metrics(m, script, backbone, names, epochs):
+    assert m["script"] == script and m["backbone"] == backbone and m["args"]["epochs"] == epochs
+    for part in ["val", "test"]:
+        assert set(names) <= set(m[part]) and all(0 <= m[part][n] <= 1 for n in names)
+        assert set(names) <= set(m["paper"][part]) and set(names) <= set(m["baseline"][part])
+    assert [c["epoch"] for c in m["curves"]] == list(range(1, epochs + 1))
+    for c in m["curves"]:
+        assert math.isfinite(c["train_loss"]) and c["samples_per_s"] > 0 and 0 <= c["val_accuracy"] <= 1
+
+
+def check_moved(state, backbone, in_channels, out_features, seed=0):
+    """The saved tower starts from the seed's initialisation (close to it) and training moved it (not equal)."""
+    torch.manual_seed(seed)
+    first = next(k for k in state if k.endswith("weight"))
+    start = backbones.tower(backbone, in_channels, out_features).state_dict()[first]
+    change = (state[first] - start).norm() / start.norm()
+    assert 0 < change < 0.5, f"{first} changed by {change:.3f} of its norm"
+
+
+def test_sound_only_trains_prints_its_row_and_saves_the_run(tiny, tmp_path):
+    out, m, model, folder = train("sound_only.py", tiny, tmp_path, "--backbone", "resnet", "--epochs", "2")
+    assert "sound_only: toy data" in out and out.count("epoch ") == 2 and "clips/s" in out
+    assert "Table 2 (sound network), ResNet-18, toy data" in out and "baseline: majority class" in out
+    assert "0.9449" in out and "0.5501" in out  # the paper's row beside ours
+    assert "true\\pred" in out  # the compact confusion matrix
+    check_metrics(m, "sound_only", "resnet", ["accuracy"], 2)
+    assert np.array(m["test_confusion"]).sum() == 6 * 10  # every test clip counted once
+    assert (folder / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    check_moved(model["sound_tower"], "resnet", 1, data.NUM_MATERIALS)
+
+
+def test_visual_only_weighted_with_vgg(tiny, tmp_path):
+    out, m, model, folder = train("visual_only.py", tiny, tmp_path, "--backbone", "vgg", "--weighted", "--epochs", "1")
+    assert "pos_weight per material" in out and "Table 3 (visual network), VGG-11-BN, weighted" in out
+    assert "baseline: all negative" in out and "0.7661" in out
+    check_metrics(m, "visual_only", "vgg", ["accuracy", "precision", "recall", "f1"], 1)
+    assert m["weighted"] and len(m["pos_weight"]) == 17 and folder.name == "visual_only-vgg-weighted"
+    check_moved(model["image_tower"], "vgg", 3, data.NUM_MATERIALS)
+
+
+def test_fc_agg_with_vgg(tiny, tmp_path):
+    out, m, model, folder = train("fc_agg.py", tiny, tmp_path, "--backbone", "vgg", "--epochs", "1")
+    assert "Table 4 (FC_AGG), VGG-11-BN, toy data" in out and "0.9066" in out
+    check_metrics(m, "fc_agg", "vgg", ["accuracy"], 1)
+    assert set(model) >= {"image_tower", "sound_tower", "classifier", "args"}
+    assert (folder / "confusion.png").exists()
+    check_moved(model["image_tower"], "vgg", 3, backbones.EMBEDDING_DIM)
+
+
+def test_tt_agg_with_resnet(tt_run):
+    out, m, model, folder = tt_run  # trained once, shared with the retrieve and summary tests below
+    assert "Table 5 (TT_AGG), ResNet-18, toy data" in out and "baseline: chance (coin flip)" in out
+    assert "pairs/s" in out and "0.7428" in out
+    check_metrics(m, "tt_agg", "resnet", ["accuracy", "precision", "recall", "f1"], 1)
+    assert set(model) >= {"image_tower", "sound_tower", "args"}
+    check_moved(model["image_tower"], "resnet", 3, backbones.EMBEDDING_DIM)
+
+
+def test_tt_agg_pairs_are_balanced_and_negatives_absent_from_the_frame(tiny):
+    """Each positive (a frame with its own clip) is matched by one negative whose material is not in the frame."""
+    import tt_agg
+    ds = data.load(tiny, torch.device("cpu"))
+    videos = ds.videos("train")
+    frame_video, sound_video, sound_clip, label = tt_agg.make_pairs(ds, videos, torch.Generator().manual_seed(0))
+    assert label.sum() == len(label) / 2 == 10 * len(videos)
+    material = ds.clip_materials[sound_video, sound_clip]
+    in_frame = ds.image_labels[frame_video, material]
+    assert in_frame[label == 1].all() and not in_frame[label == 0].any()
+    assert (sound_video[label == 1] == frame_video[label == 1]).all()
+    assert set(sound_video.tolist()) <= set(videos.tolist()), "negatives come from the same split"
+
+
+def test_a_seeded_cpu_run_repeats_to_the_last_digit(tiny, tmp_path):
+    """Two runs with the same seed (random flips, batch order and initialisation included) agree exactly."""
+    flags = ["--backbone", "resnet", "--epochs", "2", "--deterministic"]
+    out, first, _, _ = train("visual_only.py", tiny, tmp_path / "a", *flags)
+    _, second, _, _ = train("visual_only.py", tiny, tmp_path / "b", *flags)
+    assert "device cpu (deterministic)" in out.splitlines()[0]
+    timing = {"samples_per_s", "elapsed_s"}
+    strip = lambda m: [{k: v for k, v in c.items() if k not in timing} for c in m["curves"]]
+    assert first["val"] == second["val"] and first["test"] == second["test"] and strip(first) == strip(second)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# What happens when...: every mistake a user can make ends in one line saying what to do, exit code 2
+# ----------------------------------------------------------------------------------------------------------
+# CASES is the source of the README's "What happens when..." table (test_readme_lists_every_case checks that
+# the two agree); each case is fed through a command line by a test below, which asserts its message.
+
+CASES = {
+    "data-missing": ("`--data` names no file", "no dataset file at PATH: make one with `python data.py toy --out PATH`"),
+    "data-folder": ("`--data` names a folder", "PATH is a folder, not a dataset file (a .pt made by data.py)"),
+    "data-not-dataset": ("`--data` is not a dataset file (or a pickle that would run code)",
+                         "PATH is not a readable dataset file (UnpicklingError): rebuild it with `python data.py "
+                         "toy` or `python data.py prepare ROOT`"),
+    "data-old-format": ("`--data` is from an older format version",
+                        "PATH has format version 0, this code reads version 1: rebuild it with `python data.py "
+                        "toy` or `python data.py prepare ROOT`"),
+    "epochs-0": ("`--epochs 0`", "--epochs must be at least 1, got 0"),
+    "batch-size-0": ("`--batch-size 0`", "--batch-size must be at least 1, got 0"),
+    "lr-negative": ("`--lr -0.1`", "--lr must be positive, got -0.1"),
+    "no-gpu": ("`--device cuda` with no GPU", "--device cuda was asked for but no CUDA GPU is visible: use "
+                                                "--device cpu or auto"),
+    "loss-not-finite": ("the training loss becomes NaN or infinite",
+                        "the training loss became nan at epoch E, step S: lower --lr, or check the data"),
+}
+SCRIPTS = ["sound_only.py", "visual_only.py", "fc_agg.py", "tt_agg.py"]
+
+
+def run_here(script, *argv):
+    """Run `python script argv...` inside this process: (exit code, stdout, stderr). For the quick error cases,
+    where a new Python importing torch would cost seconds each; an uncaught exception fails the test."""
+    import runpy
+    out, err, old_argv = io.StringIO(), io.StringIO(), sys.argv
+    sys.argv = [script, *map(str, argv)]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runpy.run_path(os.path.join(HERE, script), run_name="__main__")
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    finally:
+        sys.argv = old_argv
+    return code, out.getvalue(), err.getvalue()
+
+
+def check_refused(result, case, **fill):
+    """Exit code 2 and one line on stderr, the case's message with PATH, E, S... filled in."""
+    code, _, err = result
+    message = CASES[case][1]
+    for key, value in fill.items():
+        message = message.replace(key, str(value))
+    assert code == 2 and err == f"error: {message}\n", err
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory, tiny):
+    """Files a student might point --data at by mistake."""
+    folder = tmp_path_factory.mktemp("bad")
+    (folder / "notes.pt").write_text("not a dataset\n")
+    old = torch.load(tiny, weights_only=True)
+    old["format_version"] = 0
+    torch.save(old, folder / "old.pt")
+    return folder
+
+
+class Evil:
+    """A pickle that would run code when loaded without weights_only: it writes a marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_bad_data_paths_and_flags_are_refused_in_one_line(script, bad_files, tiny, tmp_path):
+    missing = bad_files / "missing.pt"
+    check_refused(run_here(script, "--data", missing, "--out", tmp_path), "data-missing", PATH=missing)
+    check_refused(run_here(script, "--data", bad_files, "--out", tmp_path), "data-folder", PATH=bad_files)
+    notes = bad_files / "notes.pt"
+    check_refused(run_here(script, "--data", notes, "--out", tmp_path), "data-not-dataset", PATH=notes)
+    old = bad_files / "old.pt"
+    check_refused(run_here(script, "--data", old, "--out", tmp_path), "data-old-format", PATH=old)
+    for flag, value, case in [("--epochs", 0, "epochs-0"), ("--batch-size", 0, "batch-size-0"),
+                              ("--lr", -0.1, "lr-negative")]:
+        check_refused(run_here(script, "--data", tiny, "--out", tmp_path, flag, value), case)
+    if not torch.cuda.is_available():
+        check_refused(run_here(script, "--data", tiny, "--out", tmp_path, "--device", "cuda"), "no-gpu")
+    assert os.listdir(tmp_path) == [], "a refused run writes nothing"
+
+
+def test_a_pickle_that_would_run_code_is_refused(tmp_path):
+    marker, evil = tmp_path / "ran", tmp_path / "evil.pt"
+    torch.save({"frames": Evil(str(marker))}, evil)
+    check_refused(run_here("tt_agg.py", "--data", evil, "--out", tmp_path / "runs"), "data-not-dataset",
+                  PATH=evil)
+    assert not marker.exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_non_finite_loss_stops_the_run_naming_epoch_and_step(tiny, tmp_path):
+    result = run_here("sound_only.py", "--data", tiny, "--out", tmp_path, "--epochs", "1", "--lr", "1e12",
+                      "--device", "cpu")
+    code, _, err = result
+    step = err.split("step ")[-1].split(":")[0]
+    check_refused(result, "loss-not-finite", E=1, S=step)
+    assert os.listdir(tmp_path) == [], "nothing saved from a run that diverged"
+
+
+def test_readme_lists_every_case():
+    """The README's "What happens when..." table lists every case tested in this file: the experiment scripts'
+    CASES word for word, and for data.py prepare (BAD) and retrieve.py (ERRORS) a message that the test's own
+    check accepts. A message changed in the code fails its test; changed in the test, it fails here."""
+    readme = open(os.path.join(HERE, "README.md")).read()
+    table = readme.split("## What happens when")[1].split("\n## ")[0]
+    rows = [re.fullmatch(r"\| (.+?) \| (.+?) \| ``error: (.+)`` \|", line) for line in table.splitlines()
+            if line.startswith("| ") and not line.startswith(("| command", "| ---"))]
+    assert all(rows), "every row reads | command | when | ``error: message`` |"
+    listed = {(m[1], m[2]): m[3] for m in rows}
+    expected = {("experiment scripts", what): message for what, message in CASES.values()}
+    assert {k: v for k, v in listed.items() if k[0] == "experiment scripts"} == expected
+    assert {when for command, when in listed if command == "data.py prepare"} == set(BAD)
+    assert {when for command, when in listed if command == "retrieve.py"} == set(ERRORS)
+    for (command, when), message in listed.items():
+        if command != "experiment scripts":
+            pattern = BAD[when][2] if command == "data.py prepare" else ERRORS[when][3]
+            assert re.search(pattern, message), (when, message)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# data.py prepare: the real Greatest Hits, on a miniature archive written in its format
+# ----------------------------------------------------------------------------------------------------------
+
+# Tests of `python data.py prepare ROOT`: the real Greatest Hits turned into the dataset file.
+#
+# The fixture is a miniature of the real archive, written here in its format (../shared/GREATEST_HITS.md):
+# the nested vis-data-256/vis-data-256/ folder with train.txt and test.txt, and per recording a 96 kHz wav
+# (stereo or mono; 16-bit, 24-bit or float), a tiny 32x24 h264 mp4 (a key frame every 3 frames, so that
+# seeking matters) whose frames each have their own colour, and a `_times.txt` with hits, scratches and
+# `None` lines. It is prepared once through the command line; the whole file runs in about 30 s.
+
+RATE = 96_000       # the real wav files' rate
+SECONDS = 2.5       # every fixture recording lasts 2.5 s
+FPS = 4             # 10 frames of 32x24, frame k shown from k/4 s
+PALETTE = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255), (0, 255, 255),
+           (255, 255, 255), (0, 0, 0), (128, 128, 128), (255, 128, 0)]  # frame k's colour
+BACKGROUND = (0.2, 0.1)  # recording A's steady left/right level: 0.15 once mixed to mono
+CLICK = 0.7              # recording A: a 0.2 ms click of this height on both channels at each hit
+
+A = "2015-02-16-16-49-06"       # train: 3 hits (padded), clicks at the hits, near both ends
+B = "2015-03-01-10-00-00"       # train: 14 hits among scratches, None lines, unusable hits
+C = "2015-05-05-12-00-00"       # train: exactly 10 hits, mono 24-bit wav
+D = "2015-06-06-12-00-00"       # train: a single hit (used ten times), mono 16-bit
+E = "2015-07-07-12-00-00"       # train: no usable hit (scratches and None only): left out
+F247 = "2015-09-28-00-28-26-247"   # test: the '-247' style id, 12 hits, stereo 32-bit float wav
+
+TIMES = {
+    A: [(0.1, "ceramic", "hit"), (0.6, "None", "None"), (1.25, "wood", "hit"), (1.7, "cloth", "scratch"),
+        (2.4, "ceramic", "hit")],
+    B: [(0.15 * (i + 1), ["metal", "plastic-bag", "tile"][i % 3], "hit") for i in range(14)]
+       + [(0.225, "gravel", "scratch"), (1.0, "glass", "None"), (1.3, "None", "None"),
+          (2.2, "None", "hit"),      # a hit with no material: not usable
+          (2.7, "rock", "hit")],     # after the end of the sound: not usable, but rock is in view
+    C: [(0.2 + 0.2 * i, ["water", "leaf"][i % 2], "hit") for i in range(10)],
+    D: [(0.5, "None", "None"), (1.0, "dirt", "hit")],
+    E: [(0.5, "paper", "scratch"), (1.0, "None", "None")],
+    F247: [(0.1 + 0.2 * i, ["grass", "drywall"][i % 2], "hit") for i in range(12)],
+}
+# Image labels by hand, in the paper's Table 1 IDs (plastic 0, drywall 1, rock 2, metal 3, leaf 4, grass 5,
+# water 7, gravel 8, glass 9, tile 10, ceramic 11, plastic-bag 12, dirt 13, cloth 14, wood 15).
+LABELS = {A: {11, 15, 14}, B: {3, 12, 10, 8, 9, 2}, C: {7, 4}, D: {13}, F247: {5, 1}}
+SOUND_IDS = {"ceramic": 11, "wood": 15, "metal": 3, "plastic-bag": 12, "tile": 10, "water": 7, "leaf": 4,
+             "dirt": 13, "grass": 5, "drywall": 1}
+
+
+def write_wav(path, channels, sampwidth):
+    """(T, C) floats in [-1, 1] -> an integer PCM wav at 96 kHz, with the standard library."""
+    full = 2 ** (8 * sampwidth - 1) - 1
+    ints = np.round(np.asarray(channels) * full).astype(np.int32)
+    raw = ints.astype("<i4").tobytes()
+    if sampwidth == 2:
+        raw = ints.astype("<i2").tobytes()
+    elif sampwidth == 3:  # keep the low three bytes of each little-endian int32
+        raw = np.frombuffer(raw, np.uint8).reshape(-1, 4)[:, :3].tobytes()
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(ints.shape[1])
+        w.setsampwidth(sampwidth)
+        w.setframerate(RATE)
+        w.writeframes(raw)
+
+
+def write_float_wav(path, channels):
+    """(T, C) floats -> a 32-bit float wav (format tag 3), which the `wave` module cannot write."""
+    x = np.asarray(channels, "<f4")
+    body = x.tobytes()
+    fmt = struct.pack("<HHIIHH", 3, x.shape[1], RATE, RATE * 4 * x.shape[1], 4 * x.shape[1], 32)
+    with open(path, "wb") as f:
+        f.write(b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(body)) + b"WAVE")
+        f.write(b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(body)) + body)
+
+
+def write_mp4(path):
+    """A 32x24 h264 video, 10 frames at 4 fps (a key frame every 3), frame k filled with PALETTE[k]."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        stream.codec_context.gop_size = 3
+        for colour in PALETTE:
+            img = np.empty((24, 32, 3), np.uint8)
+            img[:] = colour
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def sound_of(rid):
+    """(T, C) samples of a recording: A a steady stereo level with clicks at its hits; the others noise."""
+    n = int(SECONDS * RATE)
+    if rid == A:
+        x = np.tile(np.array(BACKGROUND), (n, 1))
+        for t, _, action in TIMES[A]:
+            if action == "hit":
+                i = round(t * RATE)
+                x[i - 10:i + 10] += CLICK
+        return x
+    rng = np.random.default_rng(len(rid) + int(rid[5:7]))
+    return rng.uniform(-0.3, 0.3, (n, 1 if rid in (C, D) else 2))
+
+
+def write_recording(folder, rid):
+    if rid == F247:
+        write_float_wav(folder / f"{rid}_denoised.wav", sound_of(rid))
+    else:
+        write_wav(folder / f"{rid}_denoised.wav", sound_of(rid), 3 if rid == C else 2)
+    write_mp4(folder / f"{rid}_denoised.mp4")
+    (folder / f"{rid}_times.txt").write_text(
+        "".join(f"{t:.6f} {m} {a} {'None' if a == 'None' else 'static'}\n" for t, m, a in TIMES[rid]))
+    for ignored in ["_denoised_thumb.mp4", "_mic.mp4", "_mic.wav"]:
+        (folder / (rid + ignored)).write_bytes(b"not read")
+
+
+def make_archive(top):
+    """The unpacked archive under `top`: top/vis-data-256/vis-data-256/{train,test}.txt and the files."""
+    folder = top / "vis-data-256" / "vis-data-256"
+    folder.mkdir(parents=True)
+    (folder / "train.txt").write_text("\n".join([D, A, B, E, C]) + "\n\n")  # unsorted, a blank line at the end
+    (folder / "test.txt").write_text(F247 + "\n")
+    for rid in TIMES:
+        write_recording(folder, rid)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """The fixture archive prepared once through the command line: (archive top, inner folder, out, process)."""
+    top = tmp_path_factory.mktemp("archive")
+    folder = make_archive(top)
+    out = top / "out" / "greatest_hits.pt"
+    r = run("data.py", "prepare", str(top), "--out", str(out), "--seed", "0")
+    assert r.returncode == 0, r.stderr
+    return top, folder, out, r
+
+
+@pytest.fixture(scope="module")
+def dataset(prepared):
+    return torch.load(prepared[2], weights_only=True)
+
+
+def row(d, rid):
+    return d["video_ids"].index(rid)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A good archive
+# ----------------------------------------------------------------------------------------------------------
+
+def test_prepare_writes_a_dataset_that_follows_the_contract(prepared, dataset):
+    """The file loads with weights_only, passes check_dataset, has 224x224 frames and 22,050 Hz clips;
+    E (no usable hit) is left out and named, A and D (fewer than ten hits) counted as padded."""
+    data.check_dataset(dataset)
+    assert dataset["source"] == "greatest-hits" and dataset["seed"] == 0
+    assert dataset["video_ids"] == sorted([A, B, C, D, F247])
+    assert dataset["frames"].shape == (5, 3, 224, 224) and dataset["frames"].dtype == torch.uint8
+    assert dataset["clips"].shape == (5, 10, 22050) and dataset["sample_rate"] == 22050
+    out = prepared[3].stdout
+    assert "videos: train 3, val 1, test 1 (5 in all)" in out
+    assert "recordings padded (fewer than 10 usable hits, so hits reused): 2" in out
+    assert f"recordings left out (no usable hit): 1 ({E})" in out
+    assert "hits per material" in out and "wrote" in out and "s per recording" in out
+    err = prepared[3].stderr  # the progress bar (its '\r' redraws read back as line ends)
+    assert "Traceback" not in err and "6/6 recordings" in err.strip().split("\n")[-1]
+
+
+def test_prepare_splits_by_the_official_lists_and_80_20(dataset):
+    """test.txt is the test set; train.txt's kept recordings are split 3 train / 1 validation (20%)."""
+    split = dict(zip(dataset["video_ids"], dataset["split"].tolist()))
+    assert split[F247] == 2
+    train_side = [split[r] for r in [A, B, C, D]]
+    assert sorted(train_side) == [0, 0, 0, 1]
+
+
+def test_image_labels_are_every_annotated_material_in_table_1_ids(dataset):
+    """Any action counts (scratches, None actions, a hit past the end of the sound); None is skipped."""
+    for rid, expected in LABELS.items():
+        got = set(torch.nonzero(dataset["image_labels"][row(dataset, rid)]).flatten().tolist())
+        assert got == expected, rid
+
+
+def test_clips_are_hits_with_their_material_spread_over_the_recording(dataset):
+    """Each clip is a usable hit (never a scratch, a material-less hit or one past the end), its material
+    that hit's; in time order; ten or more hits: one from each of ten runs of consecutive hits; fewer:
+    every hit used floor or ceil(10 / hits) times."""
+    for rid in [A, B, C, D, F247]:
+        hits = sorted((t, m) for t, m, a in TIMES[rid] if a == "hit" and m != "None" and t <= SECONDS)
+        times = dataset["hit_times"][row(dataset, rid)].tolist()
+        mats = dataset["clip_materials"][row(dataset, rid)].tolist()
+        assert times == sorted(times)
+        index = [min(range(len(hits)), key=lambda i: abs(hits[i][0] - t)) for t in times]
+        assert all(abs(hits[i][0] - t) < 1e-6 for i, t in zip(index, times)), "every clip is a usable hit"
+        assert mats == [SOUND_IDS[hits[i][1]] for i in index]
+        counts = np.bincount(index, minlength=len(hits))
+        if len(hits) >= 10:
+            runs = np.array_split(np.arange(len(hits)), 10)
+            assert all(i in run for i, run in zip(index, runs)), rid
+        else:
+            assert counts.min() == 10 // len(hits) and counts.max() == math.ceil(10 / len(hits)), rid
+    assert dataset["clip_materials"][row(dataset, D)].tolist() == [13] * 10
+    assert sorted(dataset["hit_times"][row(dataset, C)].tolist()) == pytest.approx([t for t, _, _ in TIMES[C]])
+
+
+def test_a_click_at_a_hit_lands_at_the_clip_centre_and_the_ends_are_zero_padded(dataset):
+    """Recording A has a click at each hit (0.1 s, 1.25 s, 2.4 s of 2.5 s): the loudest sample of every clip
+    is within 1 ms of its centre; the clip of the hit at 0.1 s starts with exactly 0.4 s of zeros and that of
+    the hit at 2.4 s ends with 0.4 s of zeros (padded, not shifted); elsewhere the mono level is the mean
+    of the two channels."""
+    clips = dataset["clips"][row(dataset, A)].float() / 32767
+    times = dataset["hit_times"][row(dataset, A)].tolist()
+    centre = 22050 // 2
+    peaks = clips.abs().argmax(1)
+    assert ((peaks - centre).abs() <= 22).all(), peaks  # 1 ms = 22 samples at 22,050 Hz
+    assert clips.abs().max(1).values.min() > 0.5, "the click is there, not just the background"
+    level = sum(BACKGROUND) / 2
+    first, last = clips[times.index(0.1)], clips[times.index(2.4)]
+    start = centre - round(0.1 * 22050)            # 8,820 samples before the file begins
+    assert (first[:start] == 0).all() and (first[start + 200:centre - 200] - level).abs().max() < 0.01
+    end = centre + round(0.1 * 22050)               # the file ends 0.1 s after the hit
+    assert (last[end:] == 0).all() and (last[centre + 200:end - 200] - level).abs().max() < 0.01
+    middle = clips[times.index(1.25)]
+    assert (middle[:centre - 200] - level).abs().max() < 0.01 and (middle[centre + 200:] - level).abs().max() < 0.01
+
+
+def test_the_frame_is_taken_in_the_longest_gap_between_events(dataset):
+    """A's events are at 0.1, 0.6, 1.25, 1.7 and 2.4 s: the frame is at 2.05 s, the middle of the longest gap,
+    so it is frame 8 (shown from 2.0 s), resized to 224x224 over the whole picture, in RGB order."""
+    assert dataset["frame_times"][row(dataset, A)].item() == pytest.approx(2.05)
+    for rid in [A, B, C, D, F247]:
+        t = dataset["frame_times"][row(dataset, rid)].item()
+        expected = torch.tensor(PALETTE[min(int(t * FPS), 9)], dtype=torch.float)[:, None, None]
+        frame = dataset["frames"][row(dataset, rid)].float()
+        assert (frame - expected).abs().max() < 12, (rid, t)
+
+
+def test_prepare_is_deterministic_and_each_recordings_clips_independent_of_the_others(prepared, dataset,
+                                                                                       tmp_path):
+    """Prepared again in this process from a copy of the inner folder, with D dropped from train.txt: the other
+    recordings' frames, clips and hits are identical (same seed, same choice; each recording draws from its
+    own stream); another seed changes the choice of hits of a 14-hit recording."""
+    _, folder, _, _ = prepared
+    copy = tmp_path / "archive"
+    shutil.copytree(folder, copy)
+    (copy / "train.txt").write_text("\n".join([A, B, C, E]) + "\n")
+    again, report = data.prepare(str(copy), seed=0)
+    assert report == {"padded": 1, "left_out": [E]} and again["video_ids"] == [A, B, C, F247]
+    for rid in [A, B, C, F247]:
+        for key in ["frames", "clips", "clip_materials", "hit_times", "image_labels", "frame_times"]:
+            assert torch.equal(again[key][row(again, rid)], dataset[key][row(dataset, rid)]), (rid, key)
+    other = [data.choose_hits(list(range(14)), B, seed) for seed in range(1, 4)]
+    assert any(o != data.choose_hits(list(range(14)), B, 0) for o in other)
+
+
+def test_find_root_accepts_each_level_of_the_nested_archive(prepared):
+    """ROOT may be the folder unzipped into, the outer vis-data-256 or the inner one holding train.txt."""
+    top, folder, _, _ = prepared
+    for root in [top, top / "vis-data-256", folder]:
+        assert data.find_root(str(root)) == str(folder)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Bad input: one line on stderr, exit code 2, the old output untouched
+# ----------------------------------------------------------------------------------------------------------
+
+def times_line(rid, n, text):
+    """Replace line n (from 1) of rid's _times.txt."""
+    def mutate(folder):
+        path = folder / f"{rid}_times.txt"
+        lines = path.read_text().splitlines()
+        lines[n - 1] = text
+        path.write_text("\n".join(lines) + "\n")
+    return mutate
+
+
+def write(name, content):
+    def mutate(folder):
+        (folder / name).unlink(missing_ok=True)
+        if content is not None:
+            (folder / name).write_bytes(content)
+    return mutate
+
+
+def empty_wav(folder):
+    path = folder / f"{A}_denoised.wav"
+    path.unlink()
+    write_wav(path, np.zeros((0, 2)), 2)
+
+
+def no_test_hits(folder):
+    (folder / f"{F247}_times.txt").write_text("0.500000 grass scratch static\n")
+    (folder / "train.txt").write_text(f"{A}\n{C}\n{D}\n")  # fewer recordings to decode
+
+
+BAD = {  # case: (mutation of the archive, ROOT below the copy's top, what the last line must say[, flags])
+    "missing root": (None, "nowhere", r"nowhere is not a folder"),
+    "no train.txt": (write("train.txt", None), "", r"no train\.txt in .* or the two folder levels below it"),
+    "no test.txt": (write("test.txt", None), "", r"has train\.txt but no test\.txt"),
+    "id without its files": (write(f"{F247}_denoised.mp4", None), "",
+                             rf"test\.txt line 1: recording {F247} has no {F247}_denoised\.mp4"),
+    "id listed twice": (write("test.txt", f"{F247}\n{B}\n".encode()), "",
+                        rf"test\.txt line 2: {B} is already listed \(train\.txt line 3\)"),
+    "two ids on a line": (write("train.txt", f"{A} {B}\n".encode()), "", r"train\.txt line 1: expected one"),
+    "unknown material": (times_line(B, 3, "0.450000 wodo hit static"), "",
+                         rf"{B}_times\.txt line 3: unknown material 'wodo'"),
+    "three fields": (times_line(A, 2, "0.600000 None None"), "",
+                     rf"{A}_times\.txt line 2: expected four fields .* found '0\.600000 None None'"),
+    "not a number first": (times_line(C, 4, "abc water hit static"), "",
+                           rf"{C}_times\.txt line 4: expected four fields .*with a number first"),
+    "nan time": (times_line(C, 1, "nan water hit static"), "", rf"{C}_times\.txt line 1: expected four fields"),
+    "binary times file": (write(f"{C}_times.txt", bytes(range(256)) * 4), "",
+                          rf"{C}_times\.txt line 1: expected four fields"),
+    "negative seed": (None, "", r"--seed -1: give a seed of 0 or more", ["--seed", "-1"]),
+    "undecodable wav": (write(f"{A}_denoised.wav", b"RIFF\x00\x00garbage" * 10), "",
+                        rf"{A}_denoised\.wav: cannot be decoded"),
+    "empty wav": (empty_wav, "", rf"{A}_denoised\.wav: no sound samples"),
+    "undecodable mp4": (write(f"{B}_denoised.mp4", b"\x00\x00\x00\x18ftypmp42" + b"junk" * 50), "",
+                        rf"{B}_denoised\.mp4: cannot be decoded"),
+    "no usable hit in the test list": (no_test_hits, "", r"no recording left for the test split"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_ends_in_one_line_exit_2_and_the_old_output_intact(case, prepared, tmp_path, capsys):
+    """Run `data.py prepare` (its main(), in this process, to save a second of start-up per case) on a
+    broken copy of the archive over an existing output file."""
+    mutate, root, message, *flags = BAD[case]
+    top, folder, good, _ = prepared
+    copy = tmp_path / "top"
+    shutil.copytree(top / "vis-data-256", copy / "vis-data-256")
+    if mutate is not None:
+        mutate(copy / "vis-data-256" / "vis-data-256")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "greatest_hits.pt"
+    shutil.copyfile(good, out)
+    before = out.read_bytes()
+    with pytest.raises(SystemExit) as exit_:
+        data.main(["prepare", str(copy / root), "--out", str(out), *(flags[0] if flags else [])])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err
+    last = err.rstrip("\n").split("\n")[-1]
+    assert last.startswith("error: ") and err.count("error") == 1 and "Traceback" not in err, err
+    assert len(last.replace(str(copy), "")) < 300, "a readable line: no dump of the file, no repeated path"
+    assert re.search(message, last), last
+    assert out.read_bytes() == before and os.listdir(out_dir) == ["greatest_hits.pt"]
+
+
+def test_bad_input_through_the_command_line_has_no_traceback(prepared, tmp_path):
+    """The same, as a user runs it: an undecodable mp4 stops the run after the progress bar with one line."""
+    top, _, good, _ = prepared
+    copy = tmp_path / "top"
+    shutil.copytree(top, copy, ignore=shutil.ignore_patterns("out"))
+    folder = copy / "vis-data-256" / "vis-data-256"
+    write(f"{A}_denoised.mp4", b"not an mp4 at all")(folder)
+    out = tmp_path / "old.pt"
+    shutil.copyfile(good, out)
+    r = run("data.py", "prepare", str(copy), "--out", str(out))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.strip().split("\n")
+    assert lines[-1] == (f"error: {folder / A}_denoised.mp4: cannot be decoded (Invalid data found when "
+                         f"processing input): download or unpack it again, or delete its id from the list")
+    assert out.read_bytes() == good.read_bytes() and sorted(os.listdir(tmp_path)) == ["old.pt", "top"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Interrupted writes
+# ----------------------------------------------------------------------------------------------------------
+
+def half_save(error):
+    def save(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a dataset")
+        f.flush()
+        raise error
+    return save
+
+
+@pytest.mark.parametrize("error", [RuntimeError("disk full"), KeyboardInterrupt()])
+def test_atomic_save_interrupted_mid_write_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch, error):
+    """torch.save writes some bytes and then fails (or is interrupted): the old file is byte-for-byte intact
+    and no temporary file is left in the folder."""
+    path = tmp_path / "d.pt"
+    data.atomic_save({"a": torch.arange(5)}, str(path))
+    before = path.read_bytes()
+    monkeypatch.setattr(torch, "save", half_save(error))
+    with pytest.raises(type(error)):
+        data.atomic_save({"a": torch.zeros(1000)}, str(path))
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["d.pt"]
+
+
+def test_prepare_interrupted_while_writing_exits_130_and_writes_nothing(prepared, dataset, tmp_path, monkeypatch,
+                                                                         capsys):
+    """Ctrl-C during the write of `data.py prepare`: one line saying nothing was written, exit 130, the old
+    output unchanged, no temporary file. (prepare() itself is replaced by the fixture's result, to save time.)"""
+    _, folder, good, _ = prepared
+    out = tmp_path / "greatest_hits.pt"
+    shutil.copyfile(good, out)
+    monkeypatch.setattr(data, "prepare", lambda root, seed: (dataset, {"padded": 2, "left_out": [E]}))
+    monkeypatch.setattr(torch, "save", half_save(KeyboardInterrupt()))
+    with pytest.raises(SystemExit) as exit_:
+        data.main(["prepare", str(folder), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 130 and "Traceback" not in err
+    assert err.rstrip("\n").split("\n")[-1] == f"interrupted: nothing written (an existing {out} is unchanged)"
+    assert out.read_bytes() == good.read_bytes() and os.listdir(tmp_path) == ["greatest_hits.pt"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# retrieve.py (paper 3.5, Figure 8) and the study summary, `python metrics.py RUNS`
+# ----------------------------------------------------------------------------------------------------------
+
+# Tests of retrieve.py (paper 3.5, 4.4.1, Figure 8) and of the study summary, `python metrics.py RUNS`
+# (Tables 2-5, Figures 2 and 5-9).
+#
+#
+# One two-tower run (`tt_run`, 1 epoch on the tiny dataset) is trained once and shared by every test; one
+# `python retrieve.py --k 50` on it (`retrieved`) is shared by the retrieval and summary tests. Error cases
+# call `retrieve.main(argv)` in this process (the same code path as the command line, without paying for a
+# torch import per case); the plain-pickle case, where a torch warning could reach the real stderr, runs the
+# command itself.
+
+PNG = b"\x89PNG\r\n\x1a\n"
+TABLE_K = ["1", "5", "10", "25", "50"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Shared runs
+# ----------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def tt_run(tiny, tmp_path_factory):
+    """`tt_agg.py --backbone resnet --epochs 2` on the tiny dataset, trained once for the whole session:
+    (stdout, metrics.json, model.pt, run folder), as test_all.train returns them."""
+    return train("tt_agg.py", tiny, tmp_path_factory.mktemp("tt_run"), "--backbone", "resnet", "--epochs", "1")
+
+
+@pytest.fixture(scope="session")
+def retrieved(tt_run, tmp_path_factory):
+    """`python retrieve.py --k 50` on tt_run, through its command line: (process, metrics.json, run folder)."""
+    out = tmp_path_factory.mktemp("retrieve")
+    r = run("retrieve.py", "--k", "50", "--run", str(tt_run[3]), "--out", str(out), "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    folder = out / "retrieve-resnet"
+    return r, json.load(open(folder / "metrics.json")), folder
+
+
+def retrieve_in_process(capsys, *argv):
+    """retrieve.main(argv) here; returns (stdout, stderr, exit code: 0 when it returned)."""
+    capsys.readouterr()
+    try:
+        retrieve.main([*argv, "--device", "cpu"])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return out, err, code
+
+
+def snapshot(*folders):
+    """{path: (size, modification time, inode)} of every file under `folders`: a failed command must leave
+    them as they were (a write, even of the same bytes, or a replacement changes the time or the inode)."""
+    found = {}
+    for folder in folders:
+        for root, _, files in os.walk(folder):
+            for name in files:
+                st = os.stat(os.path.join(root, name))
+                found[os.path.join(root, name)] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return found
+
+
+def check_one_line_error(err, code):
+    """The error contract (issue 9): exit code 2, one line on stderr, no traceback, no usage dump."""
+    assert code == 2, err
+    assert err.startswith("error: ") and err.endswith("\n") and err.count("\n") == 1, repr(err)
+    assert "Traceback" not in err and "usage:" not in err
+
+
+# ----------------------------------------------------------------------------------------------------------
+# retrieve.py through its command line
+# ----------------------------------------------------------------------------------------------------------
+
+def test_retrieve_prints_the_table_and_saves_metrics_figures_and_wavs(retrieved, tiny):
+    r, m, folder = retrieved
+    assert r.stderr == ""
+    out = r.stdout
+    assert "library all (240 sounds), the query's own video included" in out
+    assert "Figure 8 in numbers" in out and "the query's own video included" in out
+    table = out[out.index("Figure 8 in numbers"):].splitlines()
+    assert table[1].split() == ["K"] + TABLE_K
+    for row in ["one test image (", "mean over test images", "std over test images", "random retrieval"]:
+        line = next(l for l in table if l.startswith(row))
+        assert len(line.split()[-5:]) == 5 and all(0 <= float(v) <= 1 for v in line.split()[-5:])
+    assert "paper (one test image, ResNet)" in out and "top5/*.wav" in out
+
+    assert set(m) >= {"script", "backbone", "args", "source", "library", "library_size", "exclude_own_video", "k",
+                      "test_images", "query", "single", "mean", "std", "random", "table", "top5"}
+    assert m["script"] == "retrieve" and m["backbone"] == "resnet" and m["k"] == 50 and m["library"] == "all"
+    assert m["library_size"] == 240 and m["test_images"] == 6 and m["exclude_own_video"] is False
+    assert all(len(m[key]) == 50 for key in ["single", "mean", "std", "random"])
+    assert list(m["table"]) == TABLE_K and set(m["table"]["25"]) == {"single", "mean", "std", "random"}
+    assert m["table"]["10"]["mean"] == m["mean"][9] and m["table"]["50"]["single"] == m["single"][49]
+    assert set(m["query"]) >= {"video_id", "labels", "random"} and m["query"]["labels"]
+
+    for name in ["precision_at_k.png", "top5_sheet.png"]:
+        assert (folder / name).read_bytes()[:8] == PNG
+    d = torch.load(tiny, weights_only=True)
+    wavs = sorted(os.listdir(folder / "top5"))
+    assert wavs == sorted(f"{h['rank']}-{h['material']}.wav" for h in m["top5"]) and len(wavs) == 5
+    for hit in m["top5"]:
+        with wave.open(str(folder / "top5" / f"{hit['rank']}-{hit['material']}.wav")) as w:
+            assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, d["sample_rate"])
+            samples = w.readframes(w.getnframes())
+        clip = d["clips"][d["video_ids"].index(hit["video_id"]), hit["clip"]]
+        assert samples == clip.numpy().astype("<i2").tobytes(), "the WAV is the library clip itself"
+    assert not [f for f in os.listdir(folder) if f.startswith(".tmp-")], "no temporary file is left behind"
+
+
+def test_precision_at_k_and_random_baseline_match_an_independent_count(retrieved, tt_run, tiny):
+    """Recount Figure 8 from model.pt with a brute-force argsort: the mean, std and single-image curves, the
+    seeded query, the random baseline (the share of good sounds in the library) and the top-5 hits."""
+    _, m, _ = retrieved
+    model = tt_run[2]
+    ds = data.load(tiny, torch.device("cpu"))
+    towers = []
+    for channels, key in [(3, "image_tower"), (1, "sound_tower")]:
+        net = backbones.tower("resnet", channels, backbones.EMBEDDING_DIM)
+        net.load_state_dict(model[key])
+        towers.append(net.eval())
+    test = ds.videos("test")
+    with torch.no_grad():
+        image = F.normalize(towers[0](data.image_transform(ds.frames[test], ds.size, train=False)), dim=1)
+        sound = F.normalize(towers[1](ds.spectrograms.flatten(0, 1)), dim=1)  # (240, 128), video-major
+    material = ds.clip_materials.flatten().numpy()                             # (240,)
+    labels = ds.image_labels[test].numpy()                                     # (6, 17)
+    order = np.argsort(-(image @ sound.T).numpy(), axis=1, kind="stable")      # (6, 240), best first
+    good = np.take_along_axis(labels, material[order], axis=1)[:, :50]          # (6, 50)
+    precision = good.cumsum(1) / np.arange(1, 51)
+
+    query = int(torch.randint(len(test), (1,), generator=torch.Generator().manual_seed(0)))  # --seed 0
+    assert m["query"]["video_id"] == ds.video_ids[test[query]]
+    assert np.allclose(m["mean"], precision.mean(0), atol=1e-6)
+    assert np.allclose(m["std"], precision.std(0), atol=1e-6)
+    assert np.allclose(m["single"], precision[query], atol=1e-6)
+    for curve in ["single", "mean", "random"]:
+        assert all(0 <= v <= 1 for v in m[curve])
+    share = labels[:, material].mean(1)  # the share of good sounds in each test image's library
+    assert m["random"] == pytest.approx([share.mean()] * 50) and m["query"]["random"] == pytest.approx(share[query])
+
+    assert [h["rank"] for h in m["top5"]] == [1, 2, 3, 4, 5]
+    assert [h["good"] for h in m["top5"]] == good[query, :5].tolist()
+    assert all(h["good"] == (h["material"] in m["query"]["labels"]) for h in m["top5"])
+    assert [(h["video_id"], h["clip"]) for h in m["top5"]] == \
+        [(ds.video_ids[j // 10], j % 10) for j in order[query, :5].tolist()]
+    similarities = [h["similarity"] for h in m["top5"]]
+    assert similarities == sorted(similarities, reverse=True) and all(-1 <= s <= 1 for s in similarities)
+
+
+def test_rank_matches_a_brute_force_argsort():
+    g = torch.Generator().manual_seed(0)
+    image = F.normalize(torch.randn(7, 16, generator=g), dim=1)
+    sound = F.normalize(torch.randn(60, 16, generator=g), dim=1)
+    cosine = (image @ sound.T).numpy()
+    brute = np.argsort(-cosine, axis=1, kind="stable")
+    indices, values = retrieve.rank(image, sound, 60)
+    assert np.array_equal(indices.numpy(), brute)
+    assert np.allclose(values.numpy(), np.take_along_axis(cosine, brute, axis=1), atol=1e-6)
+    assert (values[:, :-1] >= values[:, 1:]).all(), "most similar first"
+
+    exclude = torch.rand(7, 60, generator=g) < 0.3
+    exclude[:, :20] = False  # every query keeps at least 20 sounds
+    k = 20
+    indices, values = retrieve.rank(image, sound, k, exclude)
+    masked = np.where(exclude.numpy(), -np.inf, cosine)
+    assert np.array_equal(indices.numpy(), np.argsort(-masked, axis=1, kind="stable")[:, :k])
+    assert not exclude.gather(1, indices).any(), "an excluded sound is never retrieved"
+    assert np.isfinite(values.numpy()).all()
+
+
+def test_leaving_out_the_query_videos_own_sounds_changes_the_table(retrieved, tt_run, tiny, tmp_path, capsys):
+    r, m, _ = retrieved
+    d = torch.load(tiny, weights_only=True)
+    test_ids = [v for v, s in zip(d["video_ids"], d["split"].tolist()) if s == data.SPLITS["test"]]
+    video = next(v for v in test_ids if v != m["query"]["video_id"])  # --query: another than the seeded one
+    out, err, code = retrieve_in_process(capsys, "--k", "50", "--run", str(tt_run[3]), "--out", str(tmp_path),
+                                         "--exclude-own-video", "--query", video)
+    assert code == 0, err
+    assert "library all (230 sounds), the query's own video left out" in out
+    assert "the query's own video left out)" in out and "the query's own video included)" in r.stdout
+    left_out = json.load(open(tmp_path / "retrieve-resnet" / "metrics.json"))
+    assert left_out["exclude_own_video"] is True and left_out["library_size"] == 230
+    assert left_out["query"]["video_id"] == video and left_out["args"]["query"] == video
+    assert all(h["video_id"] != video for h in left_out["top5"]), "none of the query video's own sounds"
+    # Without its own video, every test image's library loses ten sounds: the random baseline moves.
+    assert left_out["random"][0] != pytest.approx(m["random"][0])
+
+
+def test_make_library_holds_the_asked_sounds_and_leaves_out_only_the_querys_own(tiny):
+    ds = data.load(tiny, torch.device("cpu"))
+    test = ds.videos("test")
+    video, clip, exclude = retrieve.make_library(ds, "all", test, exclude_own_video=True)
+    assert len(video) == 240 and sorted(zip(video.tolist(), clip.tolist())) == [(v, c) for v in range(24)
+                                                                                 for c in range(10)]
+    assert exclude.shape == (6, 240) and (exclude.sum(1) == 10).all()
+    assert (video[None, :].expand(6, -1)[exclude].view(6, 10) == test[:, None]).all(), "the query's own ten"
+    assert not retrieve.make_library(ds, "all", test, exclude_own_video=False)[2].any()
+    video, clip, exclude = retrieve.make_library(ds, "train", test, exclude_own_video=False)
+    assert len(video) == 140 and set(video.tolist()) == set(ds.videos("train").tolist())
+    assert not exclude.any(), "the training library holds no test video"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# retrieve.py: every error is one line, exit code 2, nothing on disk touched
+# ----------------------------------------------------------------------------------------------------------
+
+def checkpoint_of(tt_run, **changes):
+    return {**tt_run[2], **changes}
+
+
+def vgg_towers_labelled_resnet(tt_run):
+    torch.manual_seed(0)
+    return checkpoint_of(tt_run, image_tower=backbones.tower("vgg", 3, 128).state_dict())
+
+
+ERRORS = {  # case: (run folder name, what its model.pt holds (None: no file), extra flags, expected message)
+    "no checkpoint yet": ("tt_agg-resnet", None, [],
+                          "no checkpoint at .*: train the two-tower model first with `python tt_agg.py --backbone "
+                          "resnet`"),
+    "no vgg checkpoint yet": ("tt_agg-vgg", None, [], "`python tt_agg.py --backbone vgg`"),
+    "a sound_only run": ("sound_only-resnet", lambda t: {"script": "sound_only", "backbone": "resnet",
+                                                         "args": {}, "sound_tower": {}},
+                         [], "is a checkpoint of sound_only.py, not of tt_agg.py: .*--run at a tt_agg run folder"),
+    "a bare state dict": ("tt_agg-resnet", lambda t: t[2]["image_tower"], [],
+                          r"not a checkpoint of this project \(it names no script\): retrieval needs"),
+    "vgg towers where resnet is expected": (
+        "tt_agg-resnet", vgg_towers_labelled_resnet, [],
+        r"its towers do not fit ResNet-18 towers, the backbone it names \('resnet'\)"),
+    "resnet towers labelled vgg": (
+        "tt_agg-resnet", lambda t: checkpoint_of(t, backbone="vgg", sound_tower={}), [],
+        r"its towers do not fit VGG-11-BN towers, the backbone it names \('vgg'\)"),
+    "a truncated checkpoint": ("tt_agg-resnet", "truncated", [], "is not a readable checkpoint .*train it again"),
+    "--k 0": ("tt_agg-resnet", "copy", ["--k", "0"], "--k must be at least 1, got 0"),
+    "--k above the library": ("tt_agg-resnet", "copy", ["--k", "241"],
+                              r"--k 241 is above the library size, 240 sounds \(--library all\)"),
+    "--k above the library less the query video": ("tt_agg-resnet", "copy", ["--k", "231", "--exclude-own-video"],
+                                                   "above the library size, 230 sounds"),
+    "--k above the train library": ("tt_agg-resnet", "copy", ["--k", "141", "--library", "train"],
+                                    "above the library size, 140 sounds"),
+    "an unknown --query": ("tt_agg-resnet", "copy", ["--query", "no-such-video"],
+                           "unknown --query no-such-video: no such video in .*; test videos are e.g. toy-1-"),
+    "a --query that is not a test image": ("tt_agg-resnet", "copy", ["--query", "TRAIN"],
+                                           "is a train video: the query must be a test image"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_retrieve_errors_are_one_line_with_exit_code_2_and_touch_nothing(case, tt_run, tmp_path, capsys):
+    name, content, flags, message = ERRORS[case]
+    folder = tmp_path / "runs" / name
+    folder.mkdir(parents=True)
+    run_flag = str(folder)
+    if content == "copy":
+        run_flag = str(tt_run[3] / "model.pt")  # the good checkpoint itself: --run also takes a model.pt
+    elif content == "truncated":  # an interrupted copy: the first megabyte of the good checkpoint
+        with open(tt_run[3] / "model.pt", "rb") as f:
+            (folder / "model.pt").write_bytes(f.read(2 ** 20))
+    elif content is not None:
+        torch.save(content(tt_run), folder / "model.pt")
+    if "TRAIN" in flags:
+        ds = data.load(tt_run[1]["args"]["data"], torch.device("cpu"))
+        flags = [ds.video_ids[ds.videos("train")[0]] if f == "TRAIN" else f for f in flags]
+    earlier = tmp_path / "out" / "retrieve-resnet"  # an earlier retrieval's results must survive a failed one
+    (earlier / "top5").mkdir(parents=True)
+    (earlier / "metrics.json").write_text('{"earlier": true}\n')
+    (earlier / "top5" / "1-wood.wav").write_bytes(b"RIFF earlier")
+    before = snapshot(tmp_path, tt_run[3])
+
+    out, err, code = retrieve_in_process(capsys, "--run", run_flag, "--out", str(tmp_path / "out"), *flags)
+    check_one_line_error(err, code)
+    assert re.search(message, err), err
+    assert out == "", "nothing printed before the error"
+    assert snapshot(tmp_path, tt_run[3]) == before, "no file written, changed or removed"
+
+
+class RunsCode:
+    """Pickled, this becomes a call of os.system: the kind of model.pt that weights_only loading must refuse."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("how", ["torch.save", "pickle.dump"])
+def test_a_checkpoint_that_would_run_code_is_refused(how, tmp_path, capsys):
+    marker = tmp_path / "MARKER"
+    folder = tmp_path / "tt_agg-resnet"
+    folder.mkdir()
+    evil = {"script": "tt_agg", "backbone": "resnet", "args": {}, "image_tower": RunsCode(marker)}
+    if how == "torch.save":
+        torch.save(evil, folder / "model.pt")
+        out, err, code = retrieve_in_process(capsys, "--run", str(folder), "--out", str(tmp_path / "out"))
+    else:  # a plain pickle: also makes torch warn on stderr, which must not reach the user
+        with open(folder / "model.pt", "wb") as f:
+            pickle.dump(evil, f)
+        r = run("retrieve.py", "--run", str(folder), "--out", str(tmp_path / "out"), "--device", "cpu")
+        out, err, code = r.stdout, r.stderr, r.returncode
+    check_one_line_error(err, code)
+    assert "model.pt" in err and "python tt_agg.py --backbone resnet" in err
+    if how == "torch.save":
+        assert "refused" in err and "could run code" in err
+    assert not marker.exists(), "the pickled call was not run"
+    assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The study summary: `python metrics.py RUNS`
+# ----------------------------------------------------------------------------------------------------------
+
+def fake_run(script, backbone, weighted, tiny, seed):
+    """A one-epoch run's metrics.json as the training scripts write it (the keys the summary reads), with
+    numbers counted by metrics.py's own functions on random predictions. Training the eight runs for real
+    would take minutes; tt_agg-resnet and retrieve-resnet in the study are real."""
+    key = (script, backbone, weighted)
+    names = metrics.TABLE_METRICS[metrics.PAPER[key]["table"]]
+    g = torch.Generator().manual_seed(seed)
+    scores, baseline, extra = {}, {}, {}
+    for part in ["val", "test"]:
+        if script in ("sound_only", "fc_agg"):
+            target = torch.randint(0, 17, (60,), generator=g)
+            pred = torch.randint(0, 17, (60,), generator=g)
+            scores[part] = {"accuracy": metrics.accuracy(pred, target)}
+            baseline[part] = metrics.majority_baseline(torch.randint(0, 17, (140,), generator=g), target)
+            extra["test_confusion"] = metrics.confusion_matrix(pred, target, 17).tolist()
+        else:
+            target = torch.rand(6, 17, generator=g) < 0.2
+            scores[part] = metrics.binary_scores(torch.rand(6, 17, generator=g) < 0.5, target)
+            baseline[part] = metrics.all_negative_baseline(target) if script == "visual_only" else \
+                metrics.chance_baseline(torch.tensor([1.0, 0.0]))
+    m = {"script": script, "backbone": backbone, "args": {"backbone": backbone, "epochs": 1, "data": tiny},
+         "data": "toy", "source": "toy", "val": scores["val"], "test": scores["test"],
+         "curves": [{"epoch": 1, "train_loss": 1.0, **{f"val_{n}": scores["val"][n] for n in names},
+                     "samples_per_s": 10.0, "elapsed_s": 1.0}],
+         "paper": metrics.PAPER[key], "baseline": baseline, **extra}
+    if script == "visual_only":
+        m["weighted"] = weighted
+    return m
+
+
+MISSING = ("fc_agg", "vgg", False)  # left out of the study: the summary must name it with its command
+
+
+@pytest.fixture(scope="module")
+def study(tt_run, retrieved, tiny, tmp_path_factory):
+    """A runs folder with every run of the study but MISSING, and one broken run; the summary of it (what
+    `python metrics.py FOLDER` prints) and the folder."""
+    folder = tmp_path_factory.mktemp("study")
+    for key in metrics.PAPER:
+        name = metrics.run_name(*key)
+        (folder / name).mkdir()
+        if key == ("tt_agg", "resnet", False):
+            shutil.copy(tt_run[3] / "metrics.json", folder / name)
+        elif key != MISSING:
+            metrics.write_json(fake_run(*key, tiny, seed=len(name)), str(folder / name / "metrics.json"))
+    shutil.copytree(retrieved[2], folder / "retrieve-resnet")
+    (folder / "broken").mkdir()
+    (folder / "broken" / "metrics.json").write_text('{"script": "sound_only", ')  # an interrupted write
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):  # metrics.main is what `python metrics.py FOLDER` runs
+        metrics.main([str(folder)])
+    return out.getvalue(), folder
+
+
+def tables(out):
+    """{number: the lines of Table number} from the summary's output."""
+    found, current = {}, None
+    for line in out.splitlines():
+        if line.startswith("Table "):
+            current = int(line.split()[1].rstrip(":"))
+            found[current] = []
+        elif not line.strip():
+            current = None
+        if current is not None:
+            found[current].append(line)
+    return found
+
+
+def test_summary_prints_every_table_with_the_papers_rows(study, tt_run, retrieved):
+    out, folder = study
+    assert "10 of 11 runs, toy data" in out
+    assert "note: skipped" in out and "broken" in out, "the broken run is named, not a crash"
+    found = tables(out)
+    assert sorted(found) == [2, 3, 4, 5]
+    for number, lines in found.items():
+        keys = [k for k, p in metrics.PAPER.items() if p["table"] == number]
+        assert f"Table {number}: {metrics.TABLE_CAPTIONS[number]}" in lines[0]
+        assert sum(l.startswith("this run ") for l in lines) == len(keys)
+        assert sum(l.startswith("paper ") for l in lines) == len(keys)
+        for key in keys:
+            title = metrics.row_title(key, None).split(":")[0]  # 'ResNet-18, weighted loss' etc.
+            assert any(l.startswith(title) for l in lines), (number, title)
+            paper_val = f"{metrics.PAPER[key]['val'][metrics.TABLE_METRICS[number][0]]:.4f}"
+            assert any(l.startswith("paper ") and paper_val in l for l in lines)
+        baseline = {2: "majority class", 3: "all negative", 4: "majority class", 5: "chance (coin flip)"}[number]
+        assert sum(l.startswith(f"baseline: {baseline}") for l in lines) == len([k for k in keys if k != MISSING])
+        assert len({len(l) for l in lines[1:] if "|" in l}) == 1, "the columns line up"
+    assert "VGG-11-BN (1 epoch; the paper trains 30)" in "\n".join(found[2])
+    assert "VGG-11-BN, weighted loss (1 epoch; the paper trains 30)" in "\n".join(found[3])
+    table5 = "\n".join(found[5])
+    assert "ResNet-18 (1 epoch; the paper trains 30)" in table5
+    assert f"{tt_run[1]['test']['f1']:.4f}" in table5
+    assert "VGG-11-BN: not run yet, make it with `python fc_agg.py --backbone vgg`" in "\n".join(found[4])
+    assert "Missing runs (1): make them with\n  python fc_agg.py --backbone vgg\n" in out
+    m = retrieved[1]
+    numbers = out[out.index("Figure 8 in numbers"):]
+    assert f"{m['mean'][49]:.3f}" in numbers.splitlines()[3] and "library all" in numbers.splitlines()[0]
+
+
+def test_summary_writes_every_figure(study):
+    out, folder = study
+    figures = folder / "figures"
+    assert sorted(os.listdir(figures)) == sorted(metrics.FIGURES.values()), "every figure, no temporary file"
+    for name in metrics.FIGURES.values():
+        png = (figures / name).read_bytes()
+        assert png[:8] == PNG and len(png) > 10_000, name
+        assert name in out
+
+
+def test_summary_names_missing_runs_with_their_commands(tt_run, tmp_path, capsys):
+    """Only the tt_agg run: every other row, the retrieval and its figure say how to make them; no crash."""
+    (tmp_path / "tt_agg-resnet").mkdir()
+    shutil.copy(tt_run[3] / "metrics.json", tmp_path / "tt_agg-resnet")
+    metrics.main([str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "1 of 11 runs" in out and "Missing runs (10)" in out
+    for key in [*metrics.PAPER, ("retrieve", "resnet", False)]:
+        if key != ("tt_agg", "resnet", False):
+            assert f"\n  {metrics.run_command(*key)}\n" in out, key
+    assert "  python retrieve.py --k 50\n" in out
+    assert "make it with `python visual_only.py --backbone resnet --weighted`" in out
+    for name in metrics.FIGURES.values():
+        assert (tmp_path / "figures" / name).read_bytes()[:8] == PNG
+

@@ -41,13 +41,16 @@ def parse_args():
                         help="a dataset file made by data.py (default: the toy dataset, built on first use)")
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
                         help="auto: CUDA when a GPU is visible, else CPU")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="on CUDA, trade speed for repeatable runs (no cudnn autotuning, deterministic "
+                             "kernels); CPU runs repeat to the last digit anyway")
     parser.add_argument("--out", default="runs", help="the run is saved in OUT/tt_agg-BACKBONE/")
     args = parser.parse_args()
     for flag, value in [("--epochs", args.epochs), ("--batch-size", args.batch_size)]:
         if value < 1:
-            parser.error(f"{flag} must be at least 1, got {value}")
+            parser.exit(2, f"error: {flag} must be at least 1, got {value}\n")
     if not args.lr > 0:
-        parser.error(f"--lr must be positive, got {args.lr}")
+        parser.exit(2, f"error: --lr must be positive, got {args.lr}\n")
     return parser, args
 
 
@@ -129,7 +132,7 @@ def evaluate(model, ds, pairs, batch_size):
 def main():
     parser, args = parse_args()
     try:
-        device = data.pick_device(args.device)
+        device = data.pick_device(args.device, args.deterministic)
         torch.manual_seed(args.seed)
         ds = data.load(args.data, device)
         val_pairs = make_pairs(ds, ds.videos("val"), torch.Generator(device).manual_seed(args.seed + 1))
@@ -137,8 +140,8 @@ def main():
         make_pairs(ds, ds.videos("train"), torch.Generator(device))  # fail now, not at epoch 1
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
-    print(f"{SCRIPT}: {ds.describe()}; device {device}; {backbones.BACKBONES[args.backbone]} towers; "
-          f"{args.epochs} epochs", flush=True)
+    print(f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}; "
+          f"{backbones.BACKBONES[args.backbone]} towers; {args.epochs} epochs", flush=True)
 
     model = TwoTower(args.backbone).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
@@ -169,7 +172,8 @@ def main():
     out = os.path.join(args.out, f"{SCRIPT}-{args.backbone}")
     metrics.write_json({"script": SCRIPT, "backbone": args.backbone, "args": vars(args), "data": ds.describe(),
                         "source": ds.source, "val": val, "test": test, "curves": curves, "paper": paper,
-                        "baseline": baseline}, os.path.join(out, "metrics.json"))
+                        "baseline": baseline, "peak_memory_mb": metrics.peak_memory_mb(device)},
+                       os.path.join(out, "metrics.json"))
     data.atomic_save({"script": SCRIPT, "backbone": args.backbone, "args": vars(args),
                       "image_tower": model.image_tower.state_dict(),
                       "sound_tower": model.sound_tower.state_dict()}, os.path.join(out, "model.pt"))

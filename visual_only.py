@@ -45,13 +45,16 @@ def parse_args():
                         help="a dataset file made by data.py (default: the toy dataset, built on first use)")
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
                         help="auto: CUDA when a GPU is visible, else CPU")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="on CUDA, trade speed for repeatable runs (no cudnn autotuning, deterministic "
+                             "kernels); CPU runs repeat to the last digit anyway")
     parser.add_argument("--out", default="runs", help="the run is saved in OUT/visual_only-BACKBONE[-weighted]/")
     args = parser.parse_args()
     for flag, value in [("--epochs", args.epochs), ("--batch-size", args.batch_size)]:
         if value < 1:
-            parser.error(f"{flag} must be at least 1, got {value}")
+            parser.exit(2, f"error: {flag} must be at least 1, got {value}\n")
     if not args.lr > 0:
-        parser.error(f"--lr must be positive, got {args.lr}")
+        parser.exit(2, f"error: --lr must be positive, got {args.lr}\n")
     return parser, args
 
 
@@ -103,14 +106,15 @@ def evaluate(model, ds, videos, batch_size):
 def main():
     parser, args = parse_args()
     try:
-        device = data.pick_device(args.device)
+        device = data.pick_device(args.device, args.deterministic)
         torch.manual_seed(args.seed)
         ds = data.load(args.data, device)
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
     name = f"{SCRIPT}-{args.backbone}" + ("-weighted" if args.weighted else "")
-    print(f"{SCRIPT}: {ds.describe()}; device {device}; {backbones.BACKBONES[args.backbone]}; "
-          f"{'weighted' if args.weighted else 'unweighted'} loss; {args.epochs} epochs", flush=True)
+    print(f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}; "
+          f"{backbones.BACKBONES[args.backbone]}; {'weighted' if args.weighted else 'unweighted'} loss; "
+          f"{args.epochs} epochs", flush=True)
 
     model = backbones.tower(args.backbone, 3, data.NUM_MATERIALS).to(device)  # frame -> 17 logits
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
@@ -146,6 +150,7 @@ def main():
     metrics.write_json({"script": SCRIPT, "backbone": args.backbone, "weighted": args.weighted,
                         "args": vars(args), "data": ds.describe(), "source": ds.source, "val": val, "test": test,
                         "curves": curves, "paper": paper, "baseline": baseline,
+                        "peak_memory_mb": metrics.peak_memory_mb(device),
                         "pos_weight": pos_weight.tolist() if args.weighted else None},
                        os.path.join(out, "metrics.json"))
     data.atomic_save({"script": SCRIPT, "backbone": args.backbone, "args": vars(args),
