@@ -1,4 +1,4 @@
-"""The test suite: `pytest test_all.py` (about N minutes on 2 CPU cores; no GPU needed).
+"""The test suite: `pytest test_all.py` (about 2 minutes on 2 CPU cores; no GPU needed).
 
 Two kinds of test, as in STYLE.md:
 - numeric code (the toy generator, spectrograms, the image transform, metrics) checked against an independent
@@ -501,6 +501,15 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path):
     check_refused(run_here("tt_agg.py", "--data", evil, "--out", tmp_path / "runs"), "data-not-dataset",
                   PATH=evil)
     assert not marker.exists() and not (tmp_path / "runs").exists()
+
+
+def test_every_torch_load_of_the_project_is_weights_only():
+    """A dataset or checkpoint from a stranger is data, never code: every load in the project says so."""
+    for name in ["data.py", "metrics.py", "retrieve.py", *SCRIPTS, "benchmarks/throughput.py"]:
+        source = open(os.path.join(HERE, name)).read()
+        for call in re.findall(r"torch\.load\([^)]*\)", source):
+            assert "weights_only=True" in call, (name, call)
+        assert "pickle.load" not in source, name
 
 
 def test_a_non_finite_loss_stops_the_run_naming_epoch_and_step(tiny, tmp_path):

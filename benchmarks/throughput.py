@@ -4,8 +4,9 @@
     python benchmarks/throughput.py --data data/toy-v977-s224-seed0.pt --device cuda   # paper scale, GPU
 
 For each experiment and backbone it measures two rates:
-- the script: the experiment run as a user runs it (`python tt_agg.py --epochs 2 ...`), samples per second of
-  its last training epoch as recorded in its metrics.json (the first epoch carries one-off warm-up costs);
+- the script: the experiment run as a user runs it (`python tt_agg.py --epochs 4 ...`), samples per second of
+  its training epochs as recorded in its metrics.json, the median over all but the first (which carries
+  one-off warm-up costs; visual_only's epoch is a single batch, so one epoch alone is a noisy clock);
 - the model-only step: forward, backward and optimizer step of the same towers, loss and batch size, on one
   batch that is already on the device, repeated -- the most the script could reach, whatever its data path.
 Their ratio says how much the data handling around the towers costs (1.0: nothing). Goal: >= 0.9.
@@ -83,7 +84,8 @@ def model_only_step(experiment, backbone, batch_size, size, device, steps):
 
 
 def script_rate(experiment, backbone, args, out):
-    """Run the experiment script for `args.epochs` epochs; samples/s of its last epoch, peak memory in MiB."""
+    """Run the experiment script for `args.epochs` epochs; the median samples/s of its epochs after the first,
+    peak memory in MiB."""
     command = [sys.executable, os.path.join(HERE, f"{experiment}.py"), "--backbone", backbone,
                "--epochs", str(args.epochs), "--device", args.device, "--out", out]
     if args.data:
@@ -95,7 +97,8 @@ def script_rate(experiment, backbone, args, out):
     rss_mb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024  # KiB -> MiB
     m = json.load(open(os.path.join(out, f"{experiment}-{backbone}", "metrics.json")))
     peak = m.get("peak_memory_mb") or rss_mb
-    return m["curves"][-1]["samples_per_s"], peak, m["args"]["batch_size"]
+    rates = sorted(c["samples_per_s"] for c in m["curves"][1:])
+    return rates[len(rates) // 2], peak, m["args"]["batch_size"]
 
 
 def main():
@@ -103,12 +106,15 @@ def main():
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data", default=None, help="dataset file (default: the toy dataset)")
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per script run (the last one is timed)")
+    parser.add_argument("--epochs", type=int, default=4,
+                        help="epochs per script run (all but the first are timed; at least 2)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps of the model-only loop")
     parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=EXPERIMENTS)
     parser.add_argument("--backbones", nargs="+", choices=sorted(backbones.BACKBONES),
                         default=sorted(backbones.BACKBONES))
     args = parser.parse_args()
+    if args.epochs < 2 or args.steps < 1:
+        parser.exit(2, "error: --epochs must be at least 2 (the first is not timed) and --steps at least 1\n")
     try:
         device = data.pick_device(args.device)
     except data.DataError as e:
