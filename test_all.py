@@ -985,15 +985,9 @@ def retrieved(tt_run, tmp_path_factory):
     return r, json.load(open(folder / "metrics.json")), folder
 
 
-def retrieve_in_process(capsys, *argv):
-    """retrieve.main(argv) here; returns (stdout, stderr, exit code: 0 when it returned)."""
-    capsys.readouterr()
-    try:
-        retrieve.main([*argv, "--device", "cpu"])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
+def retrieve_in_process(*argv):
+    """`python retrieve.py argv... --device cpu`, run in this process by run_here: (stdout, stderr, exit code)."""
+    code, out, err = run_here("retrieve.py", *argv, "--device", "cpu")
     return out, err, code
 
 
@@ -1117,12 +1111,12 @@ def test_rank_matches_a_brute_force_argsort():
     assert np.isfinite(values.numpy()).all()
 
 
-def test_leaving_out_the_query_videos_own_sounds_changes_the_table(retrieved, tt_run, tiny, tmp_path, capsys):
+def test_leaving_out_the_query_videos_own_sounds_changes_the_table(retrieved, tt_run, tiny, tmp_path):
     r, m, _ = retrieved
     d = torch.load(tiny, weights_only=True)
     test_ids = [v for v, s in zip(d["video_ids"], d["split"].tolist()) if s == data.SPLITS["test"]]
     video = next(v for v in test_ids if v != m["query"]["video_id"])  # --query: another than the seeded one
-    out, err, code = retrieve_in_process(capsys, "--k", "50", "--run", str(tt_run[3]), "--out", str(tmp_path),
+    out, err, code = retrieve_in_process("--k", "50", "--run", str(tt_run[3]), "--out", str(tmp_path),
                                          "--exclude-own-video", "--query", video)
     assert code == 0, err
     assert "library all (230 sounds), the query's own video left out" in out
@@ -1194,7 +1188,7 @@ ERRORS = {  # case: (run folder name, what its model.pt holds (None: no file), e
 
 
 @pytest.mark.parametrize("case", list(ERRORS))
-def test_retrieve_errors_are_one_line_with_exit_code_2_and_touch_nothing(case, tt_run, tmp_path, capsys):
+def test_retrieve_errors_are_one_line_with_exit_code_2_and_touch_nothing(case, tt_run, tmp_path):
     name, content, flags, message = ERRORS[case]
     folder = tmp_path / "runs" / name
     folder.mkdir(parents=True)
@@ -1215,7 +1209,7 @@ def test_retrieve_errors_are_one_line_with_exit_code_2_and_touch_nothing(case, t
     (earlier / "top5" / "1-wood.wav").write_bytes(b"RIFF earlier")
     before = snapshot(tmp_path, tt_run[3])
 
-    out, err, code = retrieve_in_process(capsys, "--run", run_flag, "--out", str(tmp_path / "out"), *flags)
+    out, err, code = retrieve_in_process("--run", run_flag, "--out", str(tmp_path / "out"), *flags)
     check_one_line_error(err, code)
     assert re.search(message, err), err
     assert out == "", "nothing printed before the error"
@@ -1233,14 +1227,14 @@ class RunsCode:
 
 
 @pytest.mark.parametrize("how", ["torch.save", "pickle.dump"])
-def test_a_checkpoint_that_would_run_code_is_refused(how, tmp_path, capsys):
+def test_a_checkpoint_that_would_run_code_is_refused(how, tmp_path):
     marker = tmp_path / "MARKER"
     folder = tmp_path / "tt_agg-resnet"
     folder.mkdir()
     evil = {"script": "tt_agg", "backbone": "resnet", "args": {}, "image_tower": RunsCode(marker)}
     if how == "torch.save":
         torch.save(evil, folder / "model.pt")
-        out, err, code = retrieve_in_process(capsys, "--run", str(folder), "--out", str(tmp_path / "out"))
+        out, err, code = retrieve_in_process("--run", str(folder), "--out", str(tmp_path / "out"))
     else:  # a plain pickle: also makes torch warn on stderr, which must not reach the user
         with open(folder / "model.pt", "wb") as f:
             pickle.dump(evil, f)
