@@ -9,6 +9,7 @@ Compare with sound_only.py (the same task from the sound alone, Table 2) and wit
 twin: `diff fc_agg.py tt_agg.py` is the difference between sections 3.4.1 and 3.4.2.
 """
 import argparse
+import math
 import os
 import time
 
@@ -45,11 +46,13 @@ def parse_args():
                              "kernels); CPU runs repeat to the last digit anyway")
     parser.add_argument("--out", default="runs", help="the run is saved in OUT/fc_agg-BACKBONE/")
     args = parser.parse_args()
-    for flag, value in [("--epochs", args.epochs), ("--batch-size", args.batch_size)]:
-        if value < 1:
-            parser.exit(2, f"error: {flag} must be at least 1, got {value}\n")
-    if not args.lr > 0:
-        parser.exit(2, f"error: --lr must be positive, got {args.lr}\n")
+    for flag, value, ok, allowed in [("--epochs", args.epochs, args.epochs >= 1, "1 or more"),
+                                     ("--batch-size", args.batch_size, args.batch_size >= 1, "1 or more"),
+                                     ("--lr", args.lr, 0 < args.lr < math.inf, "a positive number"),
+                                     ("--momentum", args.momentum, 0 <= args.momentum <= 1, "from 0 to 1"),
+                                     ("--seed", args.seed, 0 <= args.seed < 2 ** 63, "from 0 to 2**63 - 1")]:
+        if not ok:
+            parser.exit(2, f"error: {flag} must be {allowed}, got {value}\n")
     return parser, args
 
 
@@ -68,7 +71,7 @@ class FCAgg(nn.Module):
         return self.classifier(torch.cat([image_embedding, sound_embedding], 1))  # (B, 17)
 
 
-def make_pairs(ds, videos):
+def make_examples(ds, videos):
     """Every clip of `videos` with its own frame; the label is the clip's material.
 
     Returns (frame_video, sound_video, sound_clip, label), each (len(videos) * 10,), on the device.
@@ -80,21 +83,21 @@ def make_pairs(ds, videos):
     return clip_video, clip_video, clip_index, clip_material
 
 
-def batch(ds, pairs, idx, train):
-    """The tensors of the pairs at positions `idx`: index slices of what is already on the device."""
-    frame_video, sound_video, sound_clip, label = pairs
+def batch(ds, examples, idx, train):
+    """The tensors of the examples at positions `idx`: index slices of what is already on the device."""
+    frame_video, sound_video, sound_clip, label = examples
     image = data.image_transform(ds.frames[frame_video[idx]], ds.size, train)  # (B, 3, S, S)
     sound = ds.spectrograms[sound_video[idx], sound_clip[idx]]                # (B, 1, S, S)
     return image, sound, label[idx]
 
 
-def train_epoch(model, optimizer, ds, pairs, batch_size, epoch):
+def train_epoch(model, optimizer, ds, examples, batch_size, epoch):
     model.train()
-    n = len(pairs[-1])
-    order = torch.randperm(n, device=pairs[-1].device)
+    n = len(examples[-1])
+    order = torch.randperm(n, device=examples[-1].device)
     losses = []
     for start in range(0, n, batch_size):
-        image, sound, label = batch(ds, pairs, order[start:start + batch_size], train=True)
+        image, sound, label = batch(ds, examples, order[start:start + batch_size], train=True)
         logits = model(image, sound)
         loss = F.cross_entropy(logits, label)
         optimizer.zero_grad(set_to_none=True)
@@ -110,13 +113,13 @@ def train_epoch(model, optimizer, ds, pairs, batch_size, epoch):
 
 
 @torch.no_grad()
-def evaluate(model, ds, pairs, batch_size):
-    """Accuracy of `model` on fixed pairs, and the predicted material of each."""
+def evaluate(model, ds, examples, batch_size):
+    """Accuracy of `model` on fixed examples, and the predicted material of each."""
     model.eval()
-    positions = torch.arange(len(pairs[-1]), device=pairs[-1].device).split(batch_size)
-    logits = torch.cat([model(*batch(ds, pairs, idx, train=False)[:2]) for idx in positions])
+    positions = torch.arange(len(examples[-1]), device=examples[-1].device).split(batch_size)
+    logits = torch.cat([model(*batch(ds, examples, idx, train=False)[:2]) for idx in positions])
     prediction = logits.argmax(1)
-    return {"accuracy": metrics.accuracy(prediction, pairs[-1])}, prediction
+    return {"accuracy": metrics.accuracy(prediction, examples[-1])}, prediction
 
 
 def main():
@@ -132,28 +135,28 @@ def main():
 
     model = FCAgg(args.backbone).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
-    train_pairs, val_pairs, test_pairs = (make_pairs(ds, ds.videos(s)) for s in ["train", "val", "test"])
+    train_examples, val_examples, test_examples = (make_examples(ds, ds.videos(s)) for s in ["train", "val", "test"])
     curves, start = [], time.time()
     for epoch in range(1, args.epochs + 1):
         tick = time.time()
         try:
-            train_loss = train_epoch(model, optimizer, ds, train_pairs, args.batch_size, epoch)
+            train_loss = train_epoch(model, optimizer, ds, train_examples, args.batch_size, epoch)
         except FloatingPointError as e:
             parser.exit(2, f"error: {e}\n")
-        samples_per_s = len(train_pairs[-1]) / (time.time() - tick)
-        val, _ = evaluate(model, ds, val_pairs, args.batch_size)
+        samples_per_s = len(train_examples[-1]) / (time.time() - tick)
+        val, _ = evaluate(model, ds, val_examples, args.batch_size)
         curves.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
                        "samples_per_s": samples_per_s, "elapsed_s": time.time() - start})
         print(f"epoch {epoch:2d}/{args.epochs} | train loss {train_loss:.4f} | val " +
               " ".join(f"{k} {v:.4f}" for k, v in val.items()) +
               f" | {samples_per_s:.0f} clips/s | {time.time() - start:.0f} s", flush=True)
 
-    val, _ = evaluate(model, ds, val_pairs, args.batch_size)
-    test, test_prediction = evaluate(model, ds, test_pairs, args.batch_size)
-    baseline = {s: metrics.majority_baseline(train_pairs[-1], pairs[-1])
-                for s, pairs in [("val", val_pairs), ("test", test_pairs)]}
+    val, _ = evaluate(model, ds, val_examples, args.batch_size)
+    test, test_prediction = evaluate(model, ds, test_examples, args.batch_size)
+    baseline = {s: metrics.majority_baseline(train_examples[-1], examples[-1])
+                for s, examples in [("val", val_examples), ("test", test_examples)]}
     paper = metrics.PAPER[(SCRIPT, args.backbone, False)]
-    confusion = metrics.confusion_matrix(test_prediction, test_pairs[-1], data.NUM_MATERIALS)
+    confusion = metrics.confusion_matrix(test_prediction, test_examples[-1], data.NUM_MATERIALS)
     print("test confusion matrix (rows true material, columns predicted; IDs as in Table 1):")
     print("\n".join(metrics.format_confusion(confusion)))
     metrics.print_row(f"Table 4 (FC_AGG), {backbones.BACKBONES[args.backbone]}, {ds.source} data",

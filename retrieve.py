@@ -16,7 +16,6 @@ is the share of good sounds among the top K.
 """
 import argparse
 import os
-import tempfile
 import warnings
 import wave
 
@@ -57,56 +56,37 @@ def parse_args(argv=None):
                         help="auto: CUDA when a GPU is visible, else CPU")
     parser.add_argument("--out", default="runs", help="the results are saved in OUT/retrieve-BACKBONE/")
     args = parser.parse_args(argv)
-    if args.k < 1:
-        parser.exit(2, f"error: --k must be at least 1, got {args.k}\n")
+    for flag, value, ok, allowed in [("--k", args.k, args.k >= 1, "1 or more"),
+                                     ("--seed", args.seed, 0 <= args.seed < 2 ** 63, "from 0 to 2**63 - 1")]:
+        if not ok:
+            parser.exit(2, f"error: {flag} must be {allowed}, got {value}\n")
     return parser, args
 
 
 def load_towers(run, device):
-    """The trained towers in RUN/model.pt (or RUN itself, a .pt file), in eval mode, on `device`.
-
-    Returns (image_tower, sound_tower, checkpoint); DataError saying what to do when there is no checkpoint,
-    it cannot be read, or it is not TT_AGG's.
-    """
+    """TT_AGG's trained towers from RUN/model.pt (or RUN itself, a .pt file), in eval mode, and the checkpoint;
+    a DataError naming the file and the command that makes a good one when it is missing or not usable."""
     path = run if os.path.isfile(run) else os.path.join(run, "model.pt")
-    name = os.path.basename(os.path.normpath(run if os.path.isdir(run) else os.path.dirname(path)))
-    suffix = name.split("-", 1)[-1]  # runs/tt_agg-vgg -> vgg: the backbone the missing run would have had
-    make = f"`python tt_agg.py --backbone {suffix if suffix in backbones.BACKBONES else 'resnet'}`"
+    guess = os.path.basename(os.path.dirname(os.path.abspath(path))).split("-")[-1]  # runs/tt_agg-vgg -> vgg
+    make = f"`python tt_agg.py --backbone {guess if guess in backbones.BACKBONES else 'resnet'}`"
     if not os.path.exists(path):
         raise data.DataError(f"no checkpoint at {path}: train the two-tower model first with {make}")
     try:
         with warnings.catch_warnings():  # torch warns on stderr about some pickles: the one error line is enough
             warnings.simplefilter("ignore")
-            checkpoint = torch.load(path, weights_only=True, map_location=device)
-    except Exception as e:  # truncated, not a torch file, or a pickle that weights_only refuses to run
-        if "GLOBAL" in str(e):  # a pickled function or class: running it is what weights_only refuses
-            raise data.DataError(f"{path} holds Python objects, not only tensors, and was refused: loading it "
-                                 f"could run code. Use a checkpoint made by {make}") from None
-        raise data.DataError(f"{path} is not a readable checkpoint ({type(e).__name__}; an interrupted copy?): "
-                             f"train it again with {make}") from None
-    script = checkpoint.get("script") if isinstance(checkpoint, dict) else None
-    if script != "tt_agg":
-        what = f"a checkpoint of {script}.py, not of tt_agg.py" if isinstance(script, str) else \
-            "not a checkpoint of this project (it names no script)"
-        raise data.DataError(f"{path} is {what}: retrieval needs TT_AGG's two towers; point --run at a tt_agg "
-                             f"run folder, made by {make}")
-    missing = [k for k in ["backbone", "args", "image_tower", "sound_tower"] if k not in checkpoint]
-    if missing or not isinstance(checkpoint["args"], dict):
-        raise data.DataError(f"{path} lacks {', '.join(missing) or 'its training args'}: train it again with "
-                             f"{make}")
-    backbone = checkpoint["backbone"]
-    if backbone not in backbones.BACKBONES:
-        raise data.DataError(f"{path} has an unknown backbone {backbone!r}: train it again with {make}")
-    image_tower = backbones.tower(backbone, 3, backbones.EMBEDDING_DIM).to(device)
-    sound_tower = backbones.tower(backbone, 1, backbones.EMBEDDING_DIM).to(device)
-    try:
+            checkpoint = torch.load(path, weights_only=True, map_location=device)  # tensors only, never code
+        if checkpoint.get("script") != "tt_agg" or not isinstance(checkpoint.get("args"), dict):
+            raise ValueError(f"a checkpoint of {checkpoint.get('script') or 'no script'}, not of tt_agg.py")
+        image_tower, sound_tower = (backbones.tower(checkpoint["backbone"], channels, backbones.EMBEDDING_DIM)
+                                    for channels in (3, 1))
         image_tower.load_state_dict(checkpoint["image_tower"])
         sound_tower.load_state_dict(checkpoint["sound_tower"])
-    except (RuntimeError, TypeError, AttributeError):  # torch's message lists every weight: far from one line
-        raise data.DataError(f"{path}: its towers do not fit {backbones.BACKBONES[backbone]} towers, the backbone "
-                             f"it names ({backbone!r}): a damaged or edited checkpoint? train it again with "
-                             f"{make}") from None
-    return image_tower.eval(), sound_tower.eval(), checkpoint  # eval: batch norm uses its running statistics
+    except Exception as e:  # unreadable, refused (a pickle that would run code), another script's, or damaged
+        why = "refused: it holds Python objects, and loading them could run code" if "GLOBAL" in str(e) else \
+            f"{type(e).__name__}: {e}".splitlines()[0][:100]  # torch's own messages run to many lines
+        raise data.DataError(f"{path} is not a usable TT_AGG checkpoint ({why}): point --run at a run folder "
+                             f"made by {make}") from None
+    return image_tower.to(device).eval(), sound_tower.to(device).eval(), checkpoint  # eval: BN's running stats
 
 
 def pick_query(ds, test, video_id, seed):
@@ -147,20 +127,14 @@ def rank(image_embedding, sound_embedding, k, exclude=None):
 
 
 def write_wav(clip, sample_rate, path):
-    """(N,) int16 clip -> mono 16-bit PCM WAV, through a temporary file and a rename (never half-written)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".wav")
-    try:
-        with os.fdopen(fd, "wb") as f, wave.open(f, "wb") as w:
+    """(N,) int16 clip -> mono 16-bit PCM WAV, through data.atomic_write (never half-written)."""
+    def write(f):
+        with wave.open(f, "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
             w.setframerate(sample_rate)
             w.writeframes(clip.cpu().numpy().astype("<i2").tobytes())  # WAV samples are little-endian
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    data.atomic_write(path, write)
 
 
 def plot_curves(m, source, path):

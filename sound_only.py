@@ -7,6 +7,7 @@ from the sound alone. Each clip's square log-mel spectrogram (data.spectrogram) 
 with 17 outputs, trained with cross-entropy.
 """
 import argparse
+import math
 import os
 import time
 
@@ -42,37 +43,44 @@ def parse_args():
                              "kernels); CPU runs repeat to the last digit anyway")
     parser.add_argument("--out", default="runs", help="the run is saved in OUT/sound_only-BACKBONE/")
     args = parser.parse_args()
-    for flag, value in [("--epochs", args.epochs), ("--batch-size", args.batch_size)]:
-        if value < 1:
-            parser.exit(2, f"error: {flag} must be at least 1, got {value}\n")
-    if not args.lr > 0:
-        parser.exit(2, f"error: --lr must be positive, got {args.lr}\n")
+    for flag, value, ok, allowed in [("--epochs", args.epochs, args.epochs >= 1, "1 or more"),
+                                     ("--batch-size", args.batch_size, args.batch_size >= 1, "1 or more"),
+                                     ("--lr", args.lr, 0 < args.lr < math.inf, "a positive number"),
+                                     ("--momentum", args.momentum, 0 <= args.momentum <= 1, "from 0 to 1"),
+                                     ("--seed", args.seed, 0 <= args.seed < 2 ** 63, "from 0 to 2**63 - 1")]:
+        if not ok:
+            parser.exit(2, f"error: {flag} must be {allowed}, got {value}\n")
     return parser, args
 
 
-def make_clips(ds, videos):
-    """Every clip of `videos`: (video, clip, material), each (len(videos) * 10,), on the device."""
+def make_examples(ds, videos):
+    """Every clip of `videos`; the label is the clip's material.
+
+    Returns (sound_video, sound_clip, label), each (len(videos) * 10,), on the device.
+    """
     n = data.CLIPS_PER_VIDEO
-    clip_video = videos.repeat_interleave(n)                        # (M,)
+    clip_video = videos.repeat_interleave(n)                        # (M,) every clip of these videos
     clip_index = torch.arange(n, device=videos.device).repeat(len(videos))
-    return clip_video, clip_index, ds.clip_materials[clip_video, clip_index]
+    clip_material = ds.clip_materials[clip_video, clip_index]      # (M,)
+    return clip_video, clip_index, clip_material
 
 
-def batch(ds, clips, idx):
-    """Spectrograms and materials of the clips at positions `idx`: index slices of device tensors."""
-    clip_video, clip_index, material = clips
-    return ds.spectrograms[clip_video[idx], clip_index[idx]], material[idx]  # (B, 1, S, S), (B,)
+def batch(ds, examples, idx):
+    """The tensors of the examples at positions `idx`: index slices of what is already on the device."""
+    sound_video, sound_clip, label = examples
+    sound = ds.spectrograms[sound_video[idx], sound_clip[idx]]                # (B, 1, S, S)
+    return sound, label[idx]
 
 
-def train_epoch(model, optimizer, ds, clips, batch_size, epoch):
+def train_epoch(model, optimizer, ds, examples, batch_size, epoch):
     model.train()
-    n = len(clips[-1])
-    order = torch.randperm(n, device=clips[-1].device)
+    n = len(examples[-1])
+    order = torch.randperm(n, device=examples[-1].device)
     losses = []
     for start in range(0, n, batch_size):
-        sound, material = batch(ds, clips, order[start:start + batch_size])
+        sound, label = batch(ds, examples, order[start:start + batch_size])
         logits = model(sound)  # (B, 17)
-        loss = F.cross_entropy(logits, material)
+        loss = F.cross_entropy(logits, label)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -86,13 +94,13 @@ def train_epoch(model, optimizer, ds, clips, batch_size, epoch):
 
 
 @torch.no_grad()
-def evaluate(model, ds, clips, batch_size):
-    """Accuracy of `model` on the clips, and the predicted material of each."""
+def evaluate(model, ds, examples, batch_size):
+    """Accuracy of `model` on fixed examples, and the predicted material of each."""
     model.eval()
-    positions = torch.arange(len(clips[-1]), device=clips[-1].device).split(batch_size)
-    logits = torch.cat([model(batch(ds, clips, idx)[0]) for idx in positions])
+    positions = torch.arange(len(examples[-1]), device=examples[-1].device).split(batch_size)
+    logits = torch.cat([model(batch(ds, examples, idx)[0]) for idx in positions])
     prediction = logits.argmax(1)
-    return {"accuracy": metrics.accuracy(prediction, clips[-1])}, prediction
+    return {"accuracy": metrics.accuracy(prediction, examples[-1])}, prediction
 
 
 def main():
@@ -108,28 +116,28 @@ def main():
 
     model = backbones.tower(args.backbone, 1, data.NUM_MATERIALS).to(device)  # spectrogram -> 17 logits
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
-    train_clips, val_clips, test_clips = (make_clips(ds, ds.videos(s)) for s in ["train", "val", "test"])
+    train_examples, val_examples, test_examples = (make_examples(ds, ds.videos(s)) for s in ["train", "val", "test"])
     curves, start = [], time.time()
     for epoch in range(1, args.epochs + 1):
         tick = time.time()
         try:
-            train_loss = train_epoch(model, optimizer, ds, train_clips, args.batch_size, epoch)
+            train_loss = train_epoch(model, optimizer, ds, train_examples, args.batch_size, epoch)
         except FloatingPointError as e:
             parser.exit(2, f"error: {e}\n")
-        samples_per_s = len(train_clips[-1]) / (time.time() - tick)
-        val, _ = evaluate(model, ds, val_clips, args.batch_size)
+        samples_per_s = len(train_examples[-1]) / (time.time() - tick)
+        val, _ = evaluate(model, ds, val_examples, args.batch_size)
         curves.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
                        "samples_per_s": samples_per_s, "elapsed_s": time.time() - start})
         print(f"epoch {epoch:2d}/{args.epochs} | train loss {train_loss:.4f} | val " +
               " ".join(f"{k} {v:.4f}" for k, v in val.items()) +
               f" | {samples_per_s:.0f} clips/s | {time.time() - start:.0f} s", flush=True)
 
-    val, _ = evaluate(model, ds, val_clips, args.batch_size)
-    test, test_prediction = evaluate(model, ds, test_clips, args.batch_size)
-    baseline = {s: metrics.majority_baseline(train_clips[-1], clips[-1])
-                for s, clips in [("val", val_clips), ("test", test_clips)]}
+    val, _ = evaluate(model, ds, val_examples, args.batch_size)
+    test, test_prediction = evaluate(model, ds, test_examples, args.batch_size)
+    baseline = {s: metrics.majority_baseline(train_examples[-1], examples[-1])
+                for s, examples in [("val", val_examples), ("test", test_examples)]}
     paper = metrics.PAPER[(SCRIPT, args.backbone, False)]
-    confusion = metrics.confusion_matrix(test_prediction, test_clips[-1], data.NUM_MATERIALS)
+    confusion = metrics.confusion_matrix(test_prediction, test_examples[-1], data.NUM_MATERIALS)
     print("test confusion matrix (rows true material, columns predicted; IDs as in Table 1):")
     print("\n".join(metrics.format_confusion(confusion)))
     metrics.print_row(f"Table 2 (sound network), {backbones.BACKBONES[args.backbone]}, {ds.source} data",

@@ -10,6 +10,7 @@ material is not in the frame), so the two classes are balanced and the loss need
 The trained towers are what retrieve.py uses to recommend sounds for an image (paper 3.5).
 """
 import argparse
+import math
 import os
 import time
 
@@ -46,11 +47,13 @@ def parse_args():
                              "kernels); CPU runs repeat to the last digit anyway")
     parser.add_argument("--out", default="runs", help="the run is saved in OUT/tt_agg-BACKBONE/")
     args = parser.parse_args()
-    for flag, value in [("--epochs", args.epochs), ("--batch-size", args.batch_size)]:
-        if value < 1:
-            parser.exit(2, f"error: {flag} must be at least 1, got {value}\n")
-    if not args.lr > 0:
-        parser.exit(2, f"error: --lr must be positive, got {args.lr}\n")
+    for flag, value, ok, allowed in [("--epochs", args.epochs, args.epochs >= 1, "1 or more"),
+                                     ("--batch-size", args.batch_size, args.batch_size >= 1, "1 or more"),
+                                     ("--lr", args.lr, 0 < args.lr < math.inf, "a positive number"),
+                                     ("--momentum", args.momentum, 0 <= args.momentum <= 1, "from 0 to 1"),
+                                     ("--seed", args.seed, 0 <= args.seed < 2 ** 63, "from 0 to 2**63 - 1")]:
+        if not ok:
+            parser.exit(2, f"error: {flag} must be {allowed}, got {value}\n")
     return parser, args
 
 
@@ -69,7 +72,7 @@ class TwoTower(nn.Module):
         return (cosine + 1) / 2                                        # (B,) in [0, 1]
 
 
-def make_pairs(ds, videos, generator):
+def make_examples(ds, videos, generator):
     """Every clip of `videos` with its own frame (label 1), and for each one negative (label 0): the same
     frame with a clip of the same split whose material is absent from the frame, drawn with `generator`.
 
@@ -91,21 +94,21 @@ def make_pairs(ds, videos, generator):
     return frame_video, sound_video, sound_clip, label
 
 
-def batch(ds, pairs, idx, train):
-    """The tensors of the pairs at positions `idx`: index slices of what is already on the device."""
-    frame_video, sound_video, sound_clip, label = pairs
+def batch(ds, examples, idx, train):
+    """The tensors of the examples at positions `idx`: index slices of what is already on the device."""
+    frame_video, sound_video, sound_clip, label = examples
     image = data.image_transform(ds.frames[frame_video[idx]], ds.size, train)  # (B, 3, S, S)
     sound = ds.spectrograms[sound_video[idx], sound_clip[idx]]                # (B, 1, S, S)
     return image, sound, label[idx]
 
 
-def train_epoch(model, optimizer, ds, pairs, batch_size, epoch):
+def train_epoch(model, optimizer, ds, examples, batch_size, epoch):
     model.train()
-    n = len(pairs[-1])
-    order = torch.randperm(n, device=pairs[-1].device)
+    n = len(examples[-1])
+    order = torch.randperm(n, device=examples[-1].device)
     losses = []
     for start in range(0, n, batch_size):
-        image, sound, label = batch(ds, pairs, order[start:start + batch_size], train=True)
+        image, sound, label = batch(ds, examples, order[start:start + batch_size], train=True)
         probability = model(image, sound)
         loss = F.binary_cross_entropy(probability, label)
         optimizer.zero_grad(set_to_none=True)
@@ -121,12 +124,12 @@ def train_epoch(model, optimizer, ds, pairs, batch_size, epoch):
 
 
 @torch.no_grad()
-def evaluate(model, ds, pairs, batch_size):
-    """Scores of `model` on fixed pairs: a pair is predicted positive when its probability exceeds 0.5."""
+def evaluate(model, ds, examples, batch_size):
+    """Scores of `model` on fixed examples: a pair is predicted positive when its probability exceeds 0.5."""
     model.eval()
-    positions = torch.arange(len(pairs[-1]), device=pairs[-1].device).split(batch_size)
-    probability = torch.cat([model(*batch(ds, pairs, idx, train=False)[:2]) for idx in positions])
-    return metrics.binary_scores(probability > 0.5, pairs[-1].bool())
+    positions = torch.arange(len(examples[-1]), device=examples[-1].device).split(batch_size)
+    probability = torch.cat([model(*batch(ds, examples, idx, train=False)[:2]) for idx in positions])
+    return metrics.binary_scores(probability > 0.5, examples[-1].bool())
 
 
 def main():
@@ -135,9 +138,9 @@ def main():
         device = data.pick_device(args.device, args.deterministic)
         torch.manual_seed(args.seed)
         ds = data.load(args.data, device)
-        val_pairs = make_pairs(ds, ds.videos("val"), torch.Generator(device).manual_seed(args.seed + 1))
-        test_pairs = make_pairs(ds, ds.videos("test"), torch.Generator(device).manual_seed(args.seed + 2))
-        make_pairs(ds, ds.videos("train"), torch.Generator(device))  # fail now, not at epoch 1
+        val_examples = make_examples(ds, ds.videos("val"), torch.Generator(device).manual_seed(args.seed + 1))
+        test_examples = make_examples(ds, ds.videos("test"), torch.Generator(device).manual_seed(args.seed + 2))
+        make_examples(ds, ds.videos("train"), torch.Generator(device))  # fail now, not at epoch 1
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
     print(f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}; "
@@ -149,22 +152,22 @@ def main():
     curves, start = [], time.time()
     for epoch in range(1, args.epochs + 1):
         tick = time.time()
-        train_pairs = make_pairs(ds, ds.videos("train"), generator)
+        train_examples = make_examples(ds, ds.videos("train"), generator)
         try:
-            train_loss = train_epoch(model, optimizer, ds, train_pairs, args.batch_size, epoch)
+            train_loss = train_epoch(model, optimizer, ds, train_examples, args.batch_size, epoch)
         except FloatingPointError as e:
             parser.exit(2, f"error: {e}\n")
-        samples_per_s = len(train_pairs[-1]) / (time.time() - tick)
-        val = evaluate(model, ds, val_pairs, args.batch_size)
+        samples_per_s = len(train_examples[-1]) / (time.time() - tick)
+        val = evaluate(model, ds, val_examples, args.batch_size)
         curves.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
                        "samples_per_s": samples_per_s, "elapsed_s": time.time() - start})
         print(f"epoch {epoch:2d}/{args.epochs} | train loss {train_loss:.4f} | val " +
               " ".join(f"{k} {v:.4f}" for k, v in val.items()) +
               f" | {samples_per_s:.0f} pairs/s | {time.time() - start:.0f} s", flush=True)
 
-    val = evaluate(model, ds, val_pairs, args.batch_size)
-    test = evaluate(model, ds, test_pairs, args.batch_size)
-    baseline = {"val": metrics.chance_baseline(val_pairs[-1]), "test": metrics.chance_baseline(test_pairs[-1])}
+    val = evaluate(model, ds, val_examples, args.batch_size)
+    test = evaluate(model, ds, test_examples, args.batch_size)
+    baseline = {"val": metrics.chance_baseline(val_examples[-1]), "test": metrics.chance_baseline(test_examples[-1])}
     paper = metrics.PAPER[(SCRIPT, args.backbone, False)]
     metrics.print_row(f"Table 5 (TT_AGG), {backbones.BACKBONES[args.backbone]}, {ds.source} data",
                       val, test, paper, baseline, METRICS)

@@ -10,6 +10,7 @@ trains a second run whose loss weighs the positives up (`--weighted`, BCEWithLog
 The baseline for the two-tower model (tt_agg.py).
 """
 import argparse
+import math
 import os
 import time
 
@@ -50,11 +51,13 @@ def parse_args():
                              "kernels); CPU runs repeat to the last digit anyway")
     parser.add_argument("--out", default="runs", help="the run is saved in OUT/visual_only-BACKBONE[-weighted]/")
     args = parser.parse_args()
-    for flag, value in [("--epochs", args.epochs), ("--batch-size", args.batch_size)]:
-        if value < 1:
-            parser.exit(2, f"error: {flag} must be at least 1, got {value}\n")
-    if not args.lr > 0:
-        parser.exit(2, f"error: --lr must be positive, got {args.lr}\n")
+    for flag, value, ok, allowed in [("--epochs", args.epochs, args.epochs >= 1, "1 or more"),
+                                     ("--batch-size", args.batch_size, args.batch_size >= 1, "1 or more"),
+                                     ("--lr", args.lr, 0 < args.lr < math.inf, "a positive number"),
+                                     ("--momentum", args.momentum, 0 <= args.momentum <= 1, "from 0 to 1"),
+                                     ("--seed", args.seed, 0 <= args.seed < 2 ** 63, "from 0 to 2**63 - 1")]:
+        if not ok:
+            parser.exit(2, f"error: {flag} must be {allowed}, got {value}\n")
     return parser, args
 
 
@@ -67,20 +70,30 @@ def positive_weights(labels):
     return torch.where(positives > 0, negatives / positives.clamp(min=1), torch.ones_like(positives))
 
 
-def batch(ds, videos, idx, train):
-    """Frames and labels of the videos at positions `idx`: index slices of device tensors."""
-    video = videos[idx]
-    return data.image_transform(ds.frames[video], ds.size, train), ds.image_labels[video].float()
+def make_examples(ds, videos):
+    """The frame of each of `videos`; the label is every material the frame shows.
+
+    Returns (frame_video, label): (len(videos),) and (len(videos), 17) bool, on the device.
+    """
+    return videos, ds.image_labels[videos]
 
 
-def train_epoch(model, optimizer, ds, videos, batch_size, pos_weight, epoch):
+def batch(ds, examples, idx, train):
+    """The tensors of the examples at positions `idx`: index slices of what is already on the device."""
+    frame_video, label = examples
+    image = data.image_transform(ds.frames[frame_video[idx]], ds.size, train)  # (B, 3, S, S)
+    return image, label[idx].float()                                           # (B, 17)
+
+
+def train_epoch(model, optimizer, ds, examples, batch_size, pos_weight, epoch):
     model.train()
-    order = torch.randperm(len(videos), device=videos.device)
+    n = len(examples[-1])
+    order = torch.randperm(n, device=examples[-1].device)
     losses = []
-    for start in range(0, len(videos), batch_size):
-        image, labels = batch(ds, videos, order[start:start + batch_size], train=True)  # (B,3,S,S), (B,17)
+    for start in range(0, n, batch_size):
+        image, label = batch(ds, examples, order[start:start + batch_size], train=True)
         logits = model(image)  # (B, 17)
-        loss = F.binary_cross_entropy_with_logits(logits, labels, pos_weight=pos_weight)
+        loss = F.binary_cross_entropy_with_logits(logits, label, pos_weight=pos_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -94,13 +107,13 @@ def train_epoch(model, optimizer, ds, videos, batch_size, pos_weight, epoch):
 
 
 @torch.no_grad()
-def evaluate(model, ds, videos, batch_size):
+def evaluate(model, ds, examples, batch_size):
     """Scores over every (frame, material) entry: a material is predicted present when its probability
     exceeds 0.5 (logit > 0)."""
     model.eval()
-    positions = torch.arange(len(videos), device=videos.device).split(batch_size)
-    logits = torch.cat([model(batch(ds, videos, idx, train=False)[0]) for idx in positions])  # (V, 17)
-    return metrics.binary_scores(logits > 0, ds.image_labels[videos])
+    positions = torch.arange(len(examples[-1]), device=examples[-1].device).split(batch_size)
+    logits = torch.cat([model(batch(ds, examples, idx, train=False)[0]) for idx in positions])  # (V, 17)
+    return metrics.binary_scores(logits > 0, examples[-1])
 
 
 def main():
@@ -118,29 +131,29 @@ def main():
 
     model = backbones.tower(args.backbone, 3, data.NUM_MATERIALS).to(device)  # frame -> 17 logits
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
-    train, val_videos, test_videos = ds.videos("train"), ds.videos("val"), ds.videos("test")
-    pos_weight = positive_weights(ds.image_labels[train]) if args.weighted else None
+    train_examples, val_examples, test_examples = (make_examples(ds, ds.videos(s)) for s in ["train", "val", "test"])
+    pos_weight = positive_weights(train_examples[-1]) if args.weighted else None
     if args.weighted:
         print("pos_weight per material: " + " ".join(f"{w:.1f}" for w in pos_weight.tolist()))
     curves, start = [], time.time()
     for epoch in range(1, args.epochs + 1):
         tick = time.time()
         try:
-            train_loss = train_epoch(model, optimizer, ds, train, args.batch_size, pos_weight, epoch)
+            train_loss = train_epoch(model, optimizer, ds, train_examples, args.batch_size, pos_weight, epoch)
         except FloatingPointError as e:
             parser.exit(2, f"error: {e}\n")
-        samples_per_s = len(train) / (time.time() - tick)
-        val = evaluate(model, ds, val_videos, args.batch_size)
+        samples_per_s = len(train_examples[-1]) / (time.time() - tick)
+        val = evaluate(model, ds, val_examples, args.batch_size)
         curves.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
                        "samples_per_s": samples_per_s, "elapsed_s": time.time() - start})
         print(f"epoch {epoch:2d}/{args.epochs} | train loss {train_loss:.4f} | val " +
               " ".join(f"{k} {v:.4f}" for k, v in val.items()) +
               f" | {samples_per_s:.0f} frames/s | {time.time() - start:.0f} s", flush=True)
 
-    val = evaluate(model, ds, val_videos, args.batch_size)
-    test = evaluate(model, ds, test_videos, args.batch_size)
-    baseline = {"val": metrics.all_negative_baseline(ds.image_labels[val_videos]),
-                "test": metrics.all_negative_baseline(ds.image_labels[test_videos])}
+    val = evaluate(model, ds, val_examples, args.batch_size)
+    test = evaluate(model, ds, test_examples, args.batch_size)
+    baseline = {"val": metrics.all_negative_baseline(val_examples[-1]),
+                "test": metrics.all_negative_baseline(test_examples[-1])}
     paper = metrics.PAPER[(SCRIPT, args.backbone, args.weighted)]
     metrics.print_row(f"Table 3 (visual network), {backbones.BACKBONES[args.backbone]}, "
                       f"{'weighted' if args.weighted else 'unweighted'}, {ds.source} data",

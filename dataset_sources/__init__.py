@@ -1,0 +1,30 @@
+"""Where dataset files come from: the programs behind `python data.py toy` and `python data.py prepare ROOT`.
+
+- toy.py: the toy Greatest Hits, synthesised from the materials' physics, deterministic from a seed;
+- greatest_hits.py: the real Greatest Hits archive turned into the same kind of file (the only code of the
+  project that decodes video, with PyAV).
+
+Both write the dataset file described in data.py, and nothing on the training path imports them (data.load
+calls the toy generator once, to build the default toy on first use). The folder is not named `datasets`:
+that is the name of a widely installed package, which a folder of that name would shadow or be shadowed by.
+"""
+import torch
+
+from data import MATERIALS, NUM_MATERIALS, SPLITS
+
+
+def summary(d):
+    """Lines describing a dataset dict: videos per split, materials per frame, hits per material."""
+    split = d["split"]
+    lines = ["videos: " + ", ".join(f"{s} {int((split == i).sum())}" for s, i in SPLITS.items())
+             + f" ({len(d['video_ids'])} in all)",
+             f"frames: {tuple(d['frames'].shape[1:])} uint8; clips: {tuple(d['clips'].shape[1:])} int16 at "
+             f"{d['sample_rate']} Hz; {d['image_labels'].sum(1).float().mean():.2f} materials per frame"]
+    if "outdoor" in d:
+        lines.append(f"scenes: {d['outdoor'].float().mean():.0%} outdoor")
+    counts = torch.bincount(d["clip_materials"].flatten(), minlength=NUM_MATERIALS)
+    total = counts.sum().item()
+    lines.append("hits per material (share of all hits):")
+    lines += [f"  {i:2d} {name:<12} {c:6d}  {c / total:6.1%}" for i, (name, c) in enumerate(zip(MATERIALS,
+                                                                                               counts.tolist()))]
+    return lines

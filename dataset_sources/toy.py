@@ -1,0 +1,357 @@
+"""The toy Greatest Hits: `python data.py toy` synthesises a dataset file of the real one's shape.
+
+The real Greatest Hits (about 20 GB) cannot be downloaded everywhere, so this makes a stand-in of the same
+shape, deterministic from its seed:
+- scenes: 64% outdoor, 36% indoor (paper 3.1); 1-3 materials per frame (about 1.7 on average), drawn from
+  the scene's pool with co-appearance affinities (grass with leaf and dirt, tile with ceramic, ...);
+- frames: each material a procedural texture family (palette, grain or pattern, noise) filling a region
+  of the frame, plus per-video lighting, tint, sensor noise and a drumstick;
+- sounds: each hit a modal impact (damped sinusoids) or noise burst shaped by the material's physics
+  (metal and glass ring long and high; wood and plastic short and mid; dirt, leaf, grass, cloth, carpet
+  damped and noisy; gravel and plastic bag crunchy trains of grains; water a splash with rising bubble
+  chirps), with per-object modes, per-hit variation, per-video gain, background noise and sometimes a
+  neighbouring hit inside the same second;
+- class frequencies imbalanced like the paper's Figure 2: wood and metal the most common, dirt rare.
+
+Learnable but not trivially separable. These pairs are made confusable on purpose, in sound and in look:
+dirt/leaf (soft organic thuds, brown palettes), tile/ceramic (short bright rings, the same glazes),
+cloth/carpet (muffled noisy thuds, soft fibrous textures), and less so wood/plastic, metal/glass,
+gravel/plastic-bag. The parameters below were written from the physics described above and were not tuned
+to make any result of the paper come out.
+
+Run `python data.py toy --help` for the sizes. The default (data.TOY_DEFAULTS: 60 videos, 36 train / 9 val /
+15 test, 32-pixel frames, 22,050 Hz) is what every script uses when given no --data; it is small enough for
+`python tt_agg.py` to train its 30 epochs on a laptop CPU (the README gives the time), and so gives the image
+tower few frames to learn 17 textures from. `python data.py toy --videos 160` makes a larger toy (pass it
+with --data) and `python data.py toy --videos 977 --size 224` the paper's shape (586/147/244 videos).
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+
+from data import (CLIPS_PER_VIDEO, FORMAT_VERSION, MATERIAL_ID, MATERIALS, NUM_MATERIALS, SAMPLE_RATE,
+                  TOY_DEFAULTS, DataError, atomic_save, toy_path)
+from dataset_sources import summary
+
+
+def split_sizes(videos):
+    """(train, val, test) as in the paper: test a quarter (244 of 977), validation 20% of the rest."""
+    test = round(videos * 244 / 977)
+    val = round((videos - test) * 0.2)
+    return videos - val - test, val, test
+
+
+# Scenes (paper 3.1: 64% outdoor). Weight = how often a material is picked for a frame of that scene.
+SHARED = {"wood": 3.0, "metal": 3.0, "plastic": 1.2, "paper": 0.8, "cloth": 0.7, "plastic-bag": 0.5}
+SCENES = {
+    "outdoor": {**SHARED, "grass": 2.2, "leaf": 2.4, "dirt": 0.35, "rock": 1.8, "gravel": 1.4, "water": 1.2},
+    "indoor": {**SHARED, "plastic": 2.0, "paper": 1.4, "cloth": 1.2, "tile": 0.8, "ceramic": 1.2,
+               "carpet": 1.4, "drywall": 1.8, "glass": 1.3},
+}
+# Materials that are found together more often than their weights say (multiplies the weight by 3).
+AFFINITY = [("grass", "leaf"), ("leaf", "dirt"), ("grass", "dirt"), ("rock", "gravel"), ("rock", "water"),
+            ("tile", "ceramic"), ("carpet", "cloth"), ("drywall", "wood"), ("glass", "metal"),
+            ("paper", "plastic-bag")]
+MATERIALS_PER_FRAME = [0.45, 0.40, 0.15]  # P(1), P(2), P(3): 1.7 on average
+
+# Sound of each material: ("modal", (f_lo, f_hi) Hz, modes, (decay_lo, decay_hi) s, noise share, noise
+# cutoff Hz), ("noisy", (f_lo, f_hi), modes, decays, noise share, cutoff range), ("crunch", grains range,
+# burst length range s, cutoff range) or ("splash", ...). Ranges are drawn per object (video), then jittered
+# per hit.
+SOUNDS = {
+    "plastic": ("modal", (400, 2000), 4, (0.02, 0.06), 0.30, (3000, 5000)),
+    "drywall": ("modal", (150, 900), 4, (0.02, 0.05), 0.40, (1800, 3000)),
+    "rock": ("modal", (800, 3500), 5, (0.008, 0.03), 0.45, (4000, 7000)),
+    "metal": ("modal", (1500, 7000), 8, (0.25, 0.8), 0.05, (6000, 9000)),
+    "leaf": ("noisy", (150, 600), 3, (0.03, 0.08), 0.85, (1500, 3000)),
+    "grass": ("noisy", (100, 400), 3, (0.02, 0.06), 0.90, (2500, 4500)),
+    "paper": ("noisy", (300, 1500), 3, (0.01, 0.04), 0.70, (3000, 6000)),
+    "water": ("splash", (500, 1500), (2, 5), (0.05, 0.15), 0.0, (2000, 5000)),
+    "gravel": ("crunch", (15, 40), (0.08, 0.2), (0.003, 0.006), 1.0, (3000, 7000)),
+    "glass": ("modal", (2500, 8000), 4, (0.2, 0.6), 0.05, (6000, 9000)),
+    "tile": ("modal", (1200, 4500), 5, (0.04, 0.12), 0.20, (5000, 7000)),
+    "ceramic": ("modal", (1000, 4000), 5, (0.05, 0.15), 0.20, (5000, 7000)),
+    "plastic-bag": ("crunch", (20, 60), (0.15, 0.35), (0.002, 0.004), 1.0, (5000, 9000)),
+    "dirt": ("noisy", (80, 400), 3, (0.03, 0.08), 0.85, (1200, 2500)),
+    "cloth": ("noisy", (80, 300), 3, (0.02, 0.05), 0.80, (600, 1500)),
+    "wood": ("modal", (200, 1200), 5, (0.03, 0.10), 0.25, (2500, 4000)),
+    "carpet": ("noisy", (80, 300), 3, (0.02, 0.06), 0.80, (500, 1400)),
+}
+
+# Look of each material: palette (RGB 0-1 base colours, one drawn per object) and pattern family.
+LOOKS = {
+    "plastic": ([(0.85, 0.15, 0.15), (0.15, 0.35, 0.85), (0.95, 0.85, 0.2), (0.2, 0.7, 0.3), (0.9, 0.9, 0.9)],
+                "flat"),
+    "drywall": ([(0.88, 0.87, 0.82), (0.82, 0.82, 0.8), (0.9, 0.86, 0.78)], "speckle"),
+    "rock": ([(0.5, 0.48, 0.45), (0.45, 0.4, 0.35), (0.6, 0.58, 0.55)], "blotch"),
+    "metal": ([(0.62, 0.64, 0.68), (0.55, 0.56, 0.58), (0.72, 0.7, 0.66)], "brushed"),
+    "leaf": ([(0.35, 0.5, 0.15), (0.55, 0.4, 0.15), (0.7, 0.55, 0.2), (0.45, 0.3, 0.15)], "scatter"),
+    "grass": ([(0.25, 0.55, 0.15), (0.35, 0.6, 0.2), (0.45, 0.55, 0.2)], "blades"),
+    "paper": ([(0.95, 0.94, 0.9), (0.92, 0.9, 0.82)], "smooth"),
+    "water": ([(0.25, 0.4, 0.5), (0.3, 0.45, 0.4), (0.35, 0.42, 0.55)], "ripples"),
+    "gravel": ([(0.55, 0.52, 0.48), (0.62, 0.58, 0.5), (0.45, 0.45, 0.45)], "pebbles"),
+    "glass": ([(0.7, 0.82, 0.85), (0.75, 0.78, 0.8)], "reflect"),
+    "tile": ([(0.9, 0.9, 0.88), (0.85, 0.78, 0.65), (0.7, 0.4, 0.3), (0.4, 0.55, 0.7)], "grid"),
+    "ceramic": ([(0.9, 0.9, 0.88), (0.85, 0.78, 0.65), (0.7, 0.4, 0.3), (0.4, 0.55, 0.7)], "glossy"),
+    "plastic-bag": ([(0.9, 0.9, 0.92), (0.2, 0.2, 0.22), (0.8, 0.3, 0.3)], "crinkle"),
+    "dirt": ([(0.45, 0.33, 0.2), (0.5, 0.38, 0.25), (0.4, 0.3, 0.2)], "blotch"),
+    "cloth": ([(0.6, 0.2, 0.25), (0.25, 0.3, 0.55), (0.5, 0.5, 0.45), (0.3, 0.45, 0.35)], "weave"),
+    "wood": ([(0.6, 0.4, 0.2), (0.7, 0.5, 0.3), (0.5, 0.32, 0.18)], "grain"),
+    "carpet": ([(0.6, 0.2, 0.25), (0.25, 0.3, 0.55), (0.5, 0.5, 0.45), (0.45, 0.35, 0.3)], "fibres"),
+}
+
+
+def smooth_noise(rng, size, cells):
+    """(size, size) values in about [0, 1]: uniform noise on a (cells+1)^2 grid, bilinearly interpolated."""
+    g = rng.random((cells + 1, cells + 1))
+    t = np.linspace(0, cells, size, endpoint=False)
+    i = t.astype(int)
+    f = t - i
+    rows = g[i] * (1 - f)[:, None] + g[i + 1] * f[:, None]  # (size, cells+1)
+    return rows[:, i] * (1 - f)[None, :] + rows[:, i + 1] * f[None, :]
+
+
+def texture(name, size, rng):
+    """(3, size, size) float image of one object of material `name` (values about 0-1)."""
+    palette, family = LOOKS[name]
+    base = np.array(palette[rng.integers(len(palette))]) * rng.uniform(0.85, 1.15, 3)
+    y, x = np.mgrid[0:size, 0:size] / size  # (S, S) each, in [0, 1)
+    angle = rng.uniform(0, np.pi)
+    u = x * np.cos(angle) + y * np.sin(angle)  # a rotated coordinate for oriented patterns
+    v = -x * np.sin(angle) + y * np.cos(angle)
+    fine = rng.random((size, size))
+    if family == "flat":
+        shade = 0.9 + 0.2 * smooth_noise(rng, size, 2) + 0.3 * np.exp(-((x - rng.random()) ** 2 + (
+            y - rng.random()) ** 2) / 0.02)
+    elif family == "speckle":
+        shade = 0.95 + 0.05 * smooth_noise(rng, size, 3) + 0.08 * (fine - 0.5)
+    elif family == "blotch":
+        shade = 0.6 + 0.5 * smooth_noise(rng, size, 4) + 0.3 * smooth_noise(rng, size, 9) - 0.15
+    elif family == "brushed":
+        streaks = smooth_noise(rng, size, max(size // 2, 4))[0][None, :].repeat(size, 0)  # along one axis
+        streaks = streaks if rng.random() < 0.5 else streaks.T
+        shade = 0.8 + 0.25 * streaks + 0.35 * np.exp(-((u - rng.random()) ** 2) / 0.01)
+    elif family == "scatter":  # leaves: coloured blobs over a darker ground
+        shade = 0.55 + 0.1 * smooth_noise(rng, size, 4)
+        img = base[:, None, None] * shade
+        for _ in range(rng.integers(8, 16)):
+            cx, cy, r = rng.random(), rng.random(), rng.uniform(0.06, 0.14)
+            c = np.array(palette[rng.integers(len(palette))]) * rng.uniform(0.8, 1.2)
+            blob = ((x - cx) / r) ** 2 + ((y - cy) / (0.6 * r)) ** 2 < 1
+            img = np.where(blob[None], c[:, None, None], img)
+        return img
+    elif family == "blades":
+        shade = 0.6 + 0.6 * smooth_noise(rng, size, max(size // 3, 6))[0][None, :] * \
+            (0.7 + 0.3 * smooth_noise(rng, size, 3)) + 0.1 * (fine - 0.5)
+    elif family == "smooth":
+        shade = 0.97 + 0.05 * smooth_noise(rng, size, 2)
+        if rng.random() < 0.5:  # ruled paper
+            shade = shade - 0.25 * (np.sin(2 * np.pi * v * rng.uniform(5, 8)) > 0.92)
+    elif family == "ripples":
+        phase = 2 * np.pi * (u * rng.uniform(4, 7) + 0.8 * smooth_noise(rng, size, 3))
+        shade = 0.8 + 0.2 * np.sin(phase) + 0.5 * (np.sin(phase) > 0.95) * (fine > 0.5)
+    elif family == "pebbles":  # nearest-neighbour upsampled random cells: little stones
+        cells = max(size // 3, 6)
+        stones = rng.uniform(0.5, 1.3, (cells, cells))
+        idx = (np.arange(size) * cells // size)
+        shade = stones[idx][:, idx] + 0.1 * (fine - 0.5)
+    elif family == "reflect":
+        shade = 0.85 + 0.2 * x + 0.4 * (np.abs(np.sin(2 * np.pi * (u * rng.uniform(1, 2)))) > 0.93)
+    elif family == "grid":
+        period = rng.uniform(3, 5)
+        gu, gv = (x * period) % 1, (y * period) % 1
+        grout = (gu < 0.1) | (gv < 0.1)
+        shade = 0.95 + 0.1 * smooth_noise(rng, size, 3) - 0.45 * grout
+    elif family == "glossy":
+        cx, cy = rng.random(), rng.random()
+        shade = 0.85 + 0.1 * smooth_noise(rng, size, 3) + 0.4 * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / 0.03)
+    elif family == "crinkle":
+        ridges = np.abs(smooth_noise(rng, size, 6) - 0.5) + np.abs(smooth_noise(rng, size, 11) - 0.5)
+        shade = 0.6 + 1.0 * ridges
+    elif family == "weave":
+        f = rng.uniform(6, 10)
+        shade = 0.85 + 0.15 * np.sign(np.sin(2 * np.pi * u * f) * np.sin(2 * np.pi * v * f)) + 0.1 * (fine - .5)
+    elif family == "fibres":
+        shade = 0.8 + 0.35 * (fine - 0.5) + 0.15 * smooth_noise(rng, size, 4)
+    elif family == "grain":
+        warp = 0.6 * smooth_noise(rng, size, 3)
+        shade = 0.8 + 0.2 * np.sin(2 * np.pi * (u * rng.uniform(6, 12) + warp)) + 0.05 * (fine - 0.5)
+    else:
+        raise ValueError(family)
+    return base[:, None, None] * shade[None]
+
+
+def make_frame(materials, size, rng):
+    """(3, size, size) uint8: one region per material (a weighted Voronoi cell), lighting, noise, a stick."""
+    y, x = np.mgrid[0:size, 0:size] / size
+    centres = rng.random((len(materials), 2))
+    weights = np.array([1.6] + [1.0] * (len(materials) - 1))  # the first material fills the most
+    dist = np.stack([np.hypot(x - cx, y - cy) / w for (cx, cy), w in zip(centres, weights)])
+    region = dist.argmin(0)  # (S, S) which material each pixel shows
+    img = np.zeros((3, size, size))
+    for i, name in enumerate(materials):
+        img = np.where(region[None] == i, texture(name, size, rng), img)
+    # Per-video lighting: brightness, colour tint, a soft gradient across the frame.
+    light = rng.uniform(0.6, 1.3) * (1 + rng.normal(0, 0.06, 3))[:, None, None]
+    gx, gy = rng.normal(0, 0.25, 2)
+    img = img * light * (1 + gx * (x - 0.5) + gy * (y - 0.5))[None]
+    # The drumstick: a dark wooden bar entering from the frame's edge (paper: static scene but for it).
+    a, ox = rng.uniform(-0.6, 0.6), rng.uniform(0.2, 0.8)
+    stick = (np.abs((x - ox) * np.cos(a) + (y - 1) * np.sin(a)) < 0.035) & (y > rng.uniform(0.3, 0.7))
+    img = np.where(stick[None], np.array([0.35, 0.22, 0.12])[:, None, None], img)
+    img = img + rng.normal(0, 0.03, img.shape)  # sensor noise
+    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+
+def lowpass_noise(rng, n, cutoff, sample_rate):
+    """n samples of white noise through a 2nd-order-like low-pass response (FFT domain), unit RMS."""
+    spec = np.fft.rfft(rng.normal(size=n))
+    f = np.fft.rfftfreq(n, 1 / sample_rate)
+    out = np.fft.irfft(spec / np.sqrt(1 + (f / cutoff) ** 4), n)
+    return out / (out.std() + 1e-12)
+
+
+def make_object(name, rng):
+    """Per-video parameters of one object's sound: its modes and noise colour (kept across its hits)."""
+    kind, a, b, c, noise, cutoff = SOUNDS[name]
+    obj = {"kind": kind, "noise": noise, "cutoff": rng.uniform(*cutoff)}
+    if kind in ("modal", "noisy"):
+        obj["freqs"] = np.sort(np.exp(rng.uniform(np.log(a[0]), np.log(a[1]), b)))
+        obj["decays"] = rng.uniform(*c, b)
+        obj["amps"] = rng.uniform(0.3, 1.0, b)
+    elif kind == "crunch":
+        obj["grains"], obj["length"], obj["grain_decay"] = rng.integers(*a), rng.uniform(*b), rng.uniform(*c)
+    else:  # splash
+        obj["bubble_freq"], obj["bubbles"], obj["decay"] = a, b, rng.uniform(*c)
+    return obj
+
+
+def hit_sound(obj, n, sample_rate, rng):
+    """One impact of `obj`, starting at sample 0, n samples long, peak about 1."""
+    t = np.arange(n) / sample_rate
+    if obj["kind"] in ("modal", "noisy"):
+        freqs = obj["freqs"] * (1 + rng.normal(0, 0.02, len(obj["freqs"])))  # per-hit variation
+        amps = obj["amps"] * rng.uniform(0.6, 1.0, len(freqs))
+        modes = (amps[:, None] * np.exp(-t / obj["decays"][:, None])
+                 * np.sin(2 * np.pi * freqs[:, None] * t + rng.uniform(0, 2 * np.pi, (len(freqs), 1)))).sum(0)
+        modes /= np.abs(modes).max() + 1e-12
+        burst = lowpass_noise(rng, n, obj["cutoff"], sample_rate) * np.exp(-t / (obj["decays"].mean() * 0.7))
+        burst /= np.abs(burst).max() + 1e-12
+        sound = (1 - obj["noise"]) * modes + obj["noise"] * burst
+    elif obj["kind"] == "crunch":  # a train of short grains: gravel, plastic bag
+        train = np.zeros(n)
+        times = (rng.random(obj["grains"]) ** 1.5 * obj["length"] * sample_rate).astype(int)
+        amps = rng.uniform(0.2, 1.0, obj["grains"]) * rng.choice([-1, 1], obj["grains"])
+        np.add.at(train, times[times < n], amps[times < n])  # grains past the clip's end are cut off
+        k = int(obj["grain_decay"] * 6 * sample_rate)
+        kernel = rng.normal(size=k) * np.exp(-np.arange(k) / (obj["grain_decay"] * sample_rate))
+        sound = np.convolve(train, kernel)[:n]
+        spec = np.fft.rfft(sound)
+        f = np.fft.rfftfreq(n, 1 / sample_rate)
+        sound = np.fft.irfft(spec / np.sqrt(1 + (f / obj["cutoff"]) ** 4), n)
+    else:  # water: a splash of noise plus bubbles whose pitch rises as they shrink
+        sound = lowpass_noise(rng, n, obj["cutoff"], sample_rate) * np.exp(-t / obj["decay"])
+        sound /= np.abs(sound).max() + 1e-12
+        for _ in range(rng.integers(*obj["bubbles"])):
+            start = rng.uniform(0, 0.15)
+            tb = np.clip(t - start, 0, None)
+            f0 = rng.uniform(*obj["bubble_freq"])
+            phase = 2 * np.pi * f0 * (tb + 2.0 * tb ** 2)  # f(t) = f0 (1 + 4 t)
+            sound += rng.uniform(0.3, 0.8) * (t >= start) * np.exp(-tb / rng.uniform(0.02, 0.06)) * np.sin(phase)
+    return sound / (np.abs(sound).max() + 1e-12)
+
+
+def make_clip(obj, others, n, sample_rate, rng, gain, noise_level):
+    """One second, the hit at its centre; sometimes a quieter neighbouring hit of the same video."""
+    clip = np.zeros(n)
+    centre = n // 2
+    clip[centre:] = hit_sound(obj, n - centre, sample_rate, rng) * rng.uniform(0.6, 1.0)
+    if rng.random() < 0.3:  # the drumstick often hits again within half a second
+        other = others[rng.integers(len(others))]
+        start = centre + int(rng.choice([-1, 1]) * rng.uniform(0.25, 0.45) * sample_rate)
+        clip[start:] += hit_sound(other, n - start, sample_rate, rng) * rng.uniform(0.2, 0.5)
+    background = lowpass_noise(rng, n, rng.uniform(300, 3000), sample_rate) * noise_level
+    return gain * clip + background
+
+
+def make_toy(videos=TOY_DEFAULTS["videos"], size=TOY_DEFAULTS["size"], seed=TOY_DEFAULTS["seed"],
+             sample_rate=SAMPLE_RATE):
+    """The toy Greatest Hits as a dataset dict (see the module docstring). Deterministic from `seed`."""
+    if videos < 10:
+        raise DataError(f"--videos {videos}: the toy dataset needs at least 10 videos (3 splits)")
+    if size < 32:
+        raise DataError(f"--size {size}: frames need at least 32 pixels (VGG halves them five times)")
+    n = sample_rate  # one second
+    frames = np.zeros((videos, 3, size, size), np.uint8)
+    labels = np.zeros((videos, NUM_MATERIALS), bool)
+    clips = np.zeros((videos, CLIPS_PER_VIDEO, n), np.int16)
+    clip_materials = np.zeros((videos, CLIPS_PER_VIDEO), np.int64)
+    outdoor = np.zeros(videos, bool)
+    for v in range(videos):
+        rng = np.random.default_rng([seed, v])  # each video from its own stream: video v is the same for any V
+        outdoor[v] = rng.random() < 0.64
+        pool = SCENES["outdoor" if outdoor[v] else "indoor"]
+        names, weights = list(pool), np.array(list(pool.values()))
+        chosen = []
+        for _ in range(rng.choice(3, p=MATERIALS_PER_FRAME) + 1):
+            w = weights * np.array([0 if m in chosen else 3 ** sum((m, c) in AFFINITY or (c, m) in AFFINITY
+                                                                   for c in chosen) for m in names])
+            chosen.append(names[rng.choice(len(names), p=w / w.sum())])
+        frames[v] = make_frame(chosen, size, rng)
+        labels[v, [MATERIAL_ID[m] for m in chosen]] = True
+        # Ten hits: each material in view at least once, the rest mostly on the main (largest) material.
+        hit_weights = np.array([2.0] + [1.0] * (len(chosen) - 1))
+        hits = chosen + [chosen[i] for i in rng.choice(len(chosen), CLIPS_PER_VIDEO - len(chosen),
+                                                       p=hit_weights / hit_weights.sum())]
+        hits = [hits[i] for i in rng.permutation(CLIPS_PER_VIDEO)]
+        objects = {m: make_object(m, rng) for m in chosen}
+        gain, noise_level = rng.uniform(0.2, 0.9), rng.uniform(0.003, 0.03)
+        for c, m in enumerate(hits):
+            clip = make_clip(objects[m], list(objects.values()), n, sample_rate, rng, gain, noise_level)
+            clips[v, c] = np.clip(clip * 32767, -32768, 32767).round().astype(np.int16)
+            clip_materials[v, c] = MATERIAL_ID[m]
+    train, val, test = split_sizes(videos)
+    split = np.zeros(videos, np.int8)
+    order = np.random.default_rng([seed, 977]).permutation(videos)
+    split[order[train:train + val]], split[order[train + val:]] = 1, 2
+    return {"frames": torch.from_numpy(frames), "image_labels": torch.from_numpy(labels),
+            "clips": torch.from_numpy(clips), "clip_materials": torch.from_numpy(clip_materials),
+            "split": torch.from_numpy(split), "video_ids": [f"toy-{seed}-{v:04d}" for v in range(videos)],
+            "sample_rate": sample_rate, "materials": list(MATERIALS), "source": "toy",
+            "format_version": FORMAT_VERSION, "seed": seed, "size": size, "outdoor": torch.from_numpy(outdoor)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="data.py toy",
+                                     description="Synthesise the toy Greatest Hits: frames, ten hit sounds per "
+                                                 "video, labels and splits, deterministic from --seed.")
+    parser.add_argument("--videos", type=int, default=TOY_DEFAULTS["videos"],
+                        help="number of videos, at least 10 (default %(default)s; 977 for the paper's 586/147/244 "
+                             "split)")
+    parser.add_argument("--size", type=int, default=TOY_DEFAULTS["size"],
+                        help="frame and spectrogram side in pixels, at least 32 (default %(default)s; the paper "
+                             "uses 224)")
+    parser.add_argument("--seed", type=int, default=TOY_DEFAULTS["seed"],
+                        help="generator seed, 0 or more (default %(default)s)")
+    parser.add_argument("--out", default=None,
+                        help="output file (default data/toy-v<videos>-s<size>-seed<seed>.pt, which the scripts "
+                             "use when given no --data and the default sizes)")
+    args = parser.parse_args(argv)
+    out = args.out or toy_path(args.videos, args.size, args.seed)
+    start = time.time()
+    try:
+        if args.seed < 0:  # numpy's generators take only non-negative seeds
+            raise DataError(f"--seed {args.seed}: give a seed of 0 or more")
+        d = make_toy(args.videos, args.size, args.seed)
+    except DataError as e:
+        parser.exit(2, f"error: {e}\n")
+    except MemoryError:
+        gib = args.videos * (3 * args.size ** 2 + CLIPS_PER_VIDEO * 2 * SAMPLE_RATE) / 2 ** 30
+        parser.exit(2, f"error: --videos {args.videos} --size {args.size} does not fit in memory (about {gib:.0f} "
+                       f"GiB): choose fewer videos or smaller frames\n")
+    atomic_save(d, out)
+    print(f"wrote {out} ({os.path.getsize(out) / 2**20:.1f} MiB) in {time.time() - start:.1f} s")
+    print("\n".join(summary(d)))

@@ -1,0 +1,151 @@
+"""The run folders of a study, read back: what the scripts saved, checked before anything is drawn from it.
+
+A run is a folder <script>-<backbone>[-weighted]/ holding the metrics.json its script wrote (retrieve.py's:
+retrieve-<backbone>/). The run folder is the contract between training and everything after it: the summary
+reads nothing else, but for Figures 2 and 6, which count examples rather than results, the dataset file the
+runs were trained on.
+"""
+import glob
+import json
+import os
+
+import torch
+
+import backbones
+import data
+from metrics import PAPER, source_name
+
+PAPER_EPOCHS = 30  # paper 3.3: every model trained for 30 epochs
+TABLE_METRICS = {2: ["accuracy"], 3: ["accuracy", "precision", "recall", "f1"], 4: ["accuracy"],
+                 5: ["accuracy", "precision", "recall", "f1"]}
+RETRIEVE_COMMAND = "python retrieve.py --k 50"  # retrieve.py's run folder is runs/retrieve-<backbone>/
+
+
+def run_name(script, backbone, weighted=False):
+    """The run folder's name, as the scripts write it: <script>-<backbone>[-weighted]."""
+    return f"{script}-{backbone}" + ("-weighted" if weighted else "")
+
+
+def run_command(script, backbone, weighted=False):
+    """The command that makes a run of the study, with the paper's defaults."""
+    if script == "retrieve":
+        return RETRIEVE_COMMAND + ("" if backbone == "resnet" else f" --run runs/tt_agg-{backbone}")
+    return f"python {script}.py --backbone {backbone}" + (" --weighted" if weighted else "")
+
+
+def backbone_name(backbone):
+    """'resnet' -> 'ResNet-18', as the scripts print it."""
+    return backbones.BACKBONES.get(backbone, backbone)
+
+
+def study_backbones():
+    """The backbones of the study, in the paper's order: ResNet, then VGG."""
+    return list(backbones.BACKBONES)
+
+
+def run_key(m):
+    """(script, backbone, weighted): the key of a run in PAPER and in the summary's dict of runs."""
+    return m["script"], m["backbone"], bool(m.get("weighted", False))
+
+
+def is_numbers(x):
+    """Whether `x` is a non-empty JSON list of numbers."""
+    return isinstance(x, list) and len(x) > 0 and all(isinstance(v, (int, float)) for v in x)
+
+
+def check_run(m):
+    """None when `m` (a parsed metrics.json) holds what the summary reads, else a short reason why not.
+    Checked up front so that the tables and figures can read a run without guarding every key."""
+    if not isinstance(m, dict) or not isinstance(m.get("script"), str) or not isinstance(m.get("backbone"), str):
+        return "not a run's metrics (no script and backbone)"
+    if m["script"] == "retrieve":
+        return None if is_numbers(m.get("single")) and is_numbers(m.get("mean")) else \
+            "lacks the precision@K lists 'single' and 'mean'"
+    if run_key(m) not in PAPER:
+        return f"{run_name(*run_key(m))} is not one of the paper's runs (Tables 2-5)"
+    names = TABLE_METRICS[PAPER[run_key(m)]["table"]]
+    baseline = m.get("baseline") if isinstance(m.get("baseline"), dict) else {}
+    for where, d in [("val", m.get("val")), ("test", m.get("test")), ("baseline val", baseline.get("val")),
+                     ("baseline test", baseline.get("test"))]:
+        if not isinstance(d, dict) or not all(isinstance(d.get(n), (int, float)) for n in names):
+            return f"'{where}' lacks {', '.join(names)}"
+    if not isinstance(baseline["test"].get("name"), str):
+        return "the baseline has no name"
+    curves = m.get("curves")
+    if not isinstance(curves, list) or not all(isinstance(c, dict) and "epoch" in c and
+                                               all(f"val_{n}" in c for n in names) for c in curves):
+        return f"'curves' lack epoch and val_{', val_'.join(names)}"
+    if m["script"] in ("sound_only", "fc_agg"):
+        rows = m.get("test_confusion")
+        if not (isinstance(rows, list) and rows and all(is_numbers(r) and len(r) == len(rows) for r in rows)):
+            return "'test_confusion' is not a square matrix"
+    return None
+
+
+def read_runs(folder):
+    """Every readable run in `folder`: ({(script, backbone, weighted): metrics}, [lines on what was skipped]).
+
+    A run is a subfolder with a metrics.json. One that cannot be read, or lacks what the summary needs, is
+    named and left out: one broken run should not hide the others. When two folders hold the same run (a
+    copy, a renamed folder), the one with the scripts' folder name is used and the other named.
+    """
+    runs, notes = {}, []
+    for path in sorted(glob.glob(os.path.join(folder, "*", "metrics.json"))):
+        try:
+            with open(path) as f:
+                m = json.load(f)
+        except (OSError, ValueError) as e:
+            notes.append(f"skipped {path}: not readable JSON ({e})")
+            continue
+        problem = check_run(m)
+        if problem:
+            notes.append(f"skipped {path}: {problem}")
+            continue
+        m["folder"] = os.path.dirname(path)
+        key = run_key(m)
+        if key in runs:
+            keep, drop = sorted([runs[key], m], key=lambda r: os.path.basename(r["folder"]) != run_name(*key))
+            notes.append(f"{drop['folder']} holds the same run as {keep['folder']}: using {keep['folder']}")
+            m = keep
+        runs[key] = m
+    return runs, notes
+
+
+def study_source(runs):
+    """The runs' data as titles say it ('toy data', 'Greatest Hits data'), and a note when they mix sources."""
+    sources = sorted({m.get("source", "unknown") for m in runs.values()})
+    if len(sources) == 1:
+        return source_name(sources[0]), []
+    return "mixed data", [f"the runs were trained on different sources ({', '.join(sources)}): the tables "
+                          f"and figures mix them"]
+
+
+def find_dataset(runs, runs_folder):
+    """The dataset dict the runs were trained on, for Figures 2 and 6: (dataset or None, notes).
+
+    Taken from the runs' args["data"] (None: the default toy dataset, built as the scripts would if it is
+    gone). A relative path is tried from here, then from the folder above the runs (where the scripts ran).
+    When the runs disagree, the dataset most runs used is shown and the disagreement said.
+    """
+    used = {}
+    for key, m in sorted((k, m) for k, m in runs.items() if k in PAPER):  # the training runs
+        args = m.get("args") if isinstance(m.get("args"), dict) else {}
+        used.setdefault(args.get("data"), []).append(os.path.basename(m["folder"]))
+    if not used:
+        return None, ["Figures 2 and 6 need the dataset, named by a training run: there is none yet"]
+    path = max(used, key=lambda p: len(used[p]))
+    notes = []
+    if len(used) > 1:
+        notes.append("the runs used different datasets: " + "; ".join(
+            f"{p or 'the default toy dataset'} ({', '.join(names)})" for p, names in used.items())
+            + f". Figures 2 and 6 show {path or 'the default toy dataset'}")
+    candidates = [path] if path is not None else [data.toy_path(**data.TOY_DEFAULTS)]
+    if not os.path.isabs(candidates[0]):
+        candidates.append(os.path.join(os.path.dirname(os.path.abspath(runs_folder)), candidates[0]))
+    found = next((p for p in candidates if os.path.exists(p)), candidates[0])
+    try:
+        if path is None and not os.path.exists(found):
+            data.load(None, torch.device("cpu"))  # builds the default toy dataset (deterministic: the same one)
+        return data.read_dataset(found), notes
+    except data.DataError as e:
+        return None, notes + [f"Figures 2 and 6 need the dataset: {e}"]
