@@ -247,13 +247,13 @@ def pick_device(name, deterministic=False):
 
 def main(argv=None):
     """`python data.py toy ...` and `python data.py prepare ROOT ...`, the two ways to make a dataset file,
-    handed over to the programs in dataset_sources/ (imported here only: training needs neither)."""
+    handed over to the programs that do it, in dataset_sources/."""
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="data.py", usage="%(prog)s [-h] {toy,prepare} ...",
                                      description="Make the dataset file every script reads.")
     parser.add_argument("command", choices=["toy", "prepare"],
                         help="toy: synthesise the toy Greatest Hits; prepare: turn the unpacked real Greatest Hits "
-                             "into a dataset file (`python data.py toy --help` lists the flags of each)")
+                             "into a dataset file (`python data.py toy --help`, `... prepare --help`: their flags)")
     if parser.parse_args(argv[:1]).command == "toy":
         from dataset_sources import toy
         toy.main(argv[1:])

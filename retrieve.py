@@ -76,14 +76,15 @@ def load_towers(run, device):
             warnings.simplefilter("ignore")
             checkpoint = torch.load(path, weights_only=True, map_location=device)  # tensors only, never code
         if checkpoint.get("script") != "tt_agg" or not isinstance(checkpoint.get("args"), dict):
-            raise ValueError(f"a checkpoint of {checkpoint.get('script') or 'no script'}, not of tt_agg.py")
+            raise ValueError(f"made by {checkpoint['script']}.py" if checkpoint.get("script") else "it names no script")
         image_tower, sound_tower = (backbones.tower(checkpoint["backbone"], channels, backbones.EMBEDDING_DIM)
                                     for channels in (3, 1))
         image_tower.load_state_dict(checkpoint["image_tower"])
         sound_tower.load_state_dict(checkpoint["sound_tower"])
     except Exception as e:  # unreadable, refused (a pickle that would run code), another script's, or damaged
-        why = "refused: it holds Python objects, and loading them could run code" if "GLOBAL" in str(e) else \
-            f"{type(e).__name__}: {e}".splitlines()[0][:100]  # torch's own messages run to many lines
+        why = ("refused: it holds Python objects, and loading them could run code" if "GLOBAL" in str(e) else
+               str(e) if isinstance(e, ValueError) else  # torch's own messages run to many lines: the first
+               f"{type(e).__name__}: {e}".splitlines()[0].split(". ")[0][:100])
         raise data.DataError(f"{path} is not a usable TT_AGG checkpoint ({why}): point --run at a run folder "
                              f"made by {make}") from None
     return image_tower.to(device).eval(), sound_tower.to(device).eval(), checkpoint  # eval: BN's running stats
