@@ -36,7 +36,7 @@ CLIPS_PER_VIDEO = 10
 SPLITS = {"train": 0, "val": 1, "test": 2}
 FORMAT_VERSION = 1
 SAMPLE_RATE = 22050  # both sources: the toy is made at this rate, the real 96 kHz recordings resampled to it
-TOY_DEFAULTS = dict(videos=60, size=32, seed=0)  # the default toy, small enough for a laptop CPU (README)
+TOY_DEFAULTS = dict(videos=70, size=32, seed=0)  # the default toy, small enough for a laptop CPU (README)
 
 
 class DataError(Exception):

@@ -693,16 +693,17 @@ def test_toy_follows_the_contract_with_the_papers_splits_and_every_material_hear
         assert heard == shown, "every clip's material is in the frame, and every material in view is hit"
 
 
-def test_toy_is_deterministic_and_each_video_independent_of_the_count(tiny):
-    a, c = toy.make_toy(videos=10, size=32, seed=1), torch.load(tiny, weights_only=True)
-    for key in ["frames", "image_labels", "clips", "clip_materials"]:  # video v comes from its own stream
-        assert torch.equal(a[key], c[key][:10]), key
+def test_toy_is_deterministic_from_its_seed():
+    a, b = toy.make_toy(videos=10, size=32, seed=1), toy.make_toy(videos=10, size=32, seed=1)
+    for key in ["frames", "image_labels", "clips", "clip_materials", "split"]:
+        assert torch.equal(a[key], b[key]), key
     other = toy.make_toy(videos=10, size=32, seed=4)
     assert not torch.equal(a["clips"], other["clips"])
 
 
-def test_toy_scenes_and_class_frequencies_look_like_the_papers():
-    """Paper 3.1 and Figure 2: 64% outdoor, about 1.7 materials per frame, wood and metal common, dirt rare."""
+def test_toy_scenes_class_frequencies_and_stratified_splits_look_like_the_papers():
+    """Paper 3.1 and Figure 2: 64% outdoor, about 1.7 materials per frame, wood and metal common, dirt rare,
+    and every material in every split (splits of 17 videos or more)."""
     d = toy.make_toy(videos=120, size=32, seed=0)
     assert 0.5 < d["outdoor"].float().mean() < 0.78
     assert 1.5 < d["image_labels"].sum(1).float().mean() < 1.95
@@ -710,6 +711,10 @@ def test_toy_scenes_and_class_frequencies_look_like_the_papers():
     top = share.argsort(descending=True)[:4].tolist()
     assert data.MATERIAL_ID["wood"] in top and data.MATERIAL_ID["metal"] in top
     assert share[data.MATERIAL_ID["dirt"]] < 0.03
+    assert min(toy.split_sizes(120)) >= 17 and toy.split_sizes(70) == (36, 17, 17)
+    for s in range(3):
+        assert d["image_labels"][d["split"] == s].any(0).all(), f"split {s} lacks a material"
+        assert torch.bincount(d["clip_materials"][d["split"] == s].flatten(), minlength=17).min() >= 1
 
 
 def test_toy_clips_are_centred_on_their_hits(tiny):
@@ -725,7 +730,8 @@ def test_data_py_toy_builds_a_file_prints_what_it_built_and_refuses_sizes_out_of
     out = tmp_path / "toy.pt"
     r = run("data.py", "toy", "--videos", "12", "--size", "33", "--seed", "5", "--out", out)
     assert r.returncode == 0, r.stderr
-    assert "train 7, val 2, test 3" in r.stdout and "hits per material" in r.stdout and "wood" in r.stdout
+    assert "train 6, val 3, test 3" in r.stdout and "hits per material" in r.stdout and "wood" in r.stdout
+    assert "not every material in every split" in r.stdout  # 12 videos cannot show 17 materials thrice
     d = data.read_dataset(str(out))
     assert len(d["video_ids"]) == 12 and d["seed"] == 5 and d["frames"].shape[-1] == 33
     for flags, fact in [(["--size", "16"], "--size 16"), (["--videos", "9"], "--videos 9"),

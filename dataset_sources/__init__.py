@@ -22,9 +22,15 @@ def summary(d):
              f"{d['sample_rate']} Hz; {d['image_labels'].sum(1).float().mean():.2f} materials per frame"]
     if "outdoor" in d:
         lines.append(f"scenes: {d['outdoor'].float().mean():.0%} outdoor")
-    counts = torch.bincount(d["clip_materials"].flatten(), minlength=NUM_MATERIALS)
+    lines.append("hits per material:           train    val   test   (share of all hits)")
+    counts = torch.stack([torch.bincount(d["clip_materials"][split == i].flatten(), minlength=NUM_MATERIALS)
+                          for i in SPLITS.values()])  # (3, 17)
     total = counts.sum().item()
-    lines.append("hits per material (share of all hits):")
-    lines += [f"  {i:2d} {name:<12} {c:6d}  {c / total:6.1%}" for i, (name, c) in enumerate(zip(MATERIALS,
-                                                                                               counts.tolist()))]
+    lines += [f"  {i:2d} {name:<12} {c[0]:>13d} {c[1]:>6d} {c[2]:>6d}   {sum(c) / total:6.1%}"
+              for i, (name, c) in enumerate(zip(MATERIALS, counts.T.tolist()))]
+    heard = counts.sum(0) > 0
+    missing = [f"{s} lacks {', '.join(MATERIALS[m] for m in torch.nonzero(heard & (counts[i] == 0)).flatten())}"
+               for i, s in enumerate(SPLITS) if (heard & (counts[i] == 0)).any()]
+    lines.append("every material of the dataset is heard in every split" if not missing else
+                 "not every material in every split: " + "; ".join(missing))
     return lines

@@ -11,7 +11,15 @@ shape, deterministic from its seed:
   damped and noisy; gravel and plastic bag crunchy trains of grains; water a splash with rising bubble
   chirps), with per-object modes, per-hit variation, per-video gain, background noise and sometimes a
   neighbouring hit inside the same second;
-- class frequencies imbalanced like the paper's Figure 2: wood and metal the most common, dirt rare.
+- class frequencies imbalanced like the paper's Figure 2: wood and metal the most common, dirt rare;
+- stratified splits: the split of each video is drawn first, and in each split the first 17 videos (in a
+  seeded order) are each given one of the 17 materials as a secondary material (`anchors`), so that every
+  split of 17 videos or more holds every material, and the rest draw from their scene alone. As in the
+  paper's Figure 2, the three splits then have about the same class distribution.
+
+The frames are meant to be hard only where the real ones are: every material in a frame fills at least 15%
+of it (none is hidden behind another), and the lighting varies by +-20% and tints by about 3%, enough to
+vary the look of a material without swamping its colour and pattern at 32 pixels.
 
 Learnable but not trivially separable. These pairs are made confusable on purpose, in sound and in look:
 dirt/leaf (soft organic thuds, brown palettes), tile/ceramic (short bright rings, the same glazes),
@@ -19,8 +27,8 @@ cloth/carpet (muffled noisy thuds, soft fibrous textures), and less so wood/plas
 gravel/plastic-bag. The parameters below were written from the physics described above and were not tuned
 to make any result of the paper come out.
 
-Run `python data.py toy --help` for the sizes. The default (data.TOY_DEFAULTS: 60 videos, 36 train / 9 val /
-15 test, 32-pixel frames, 22,050 Hz) is what every script uses when given no --data; it is small enough for
+Run `python data.py toy --help` for the sizes. The default (data.TOY_DEFAULTS: 70 videos, 36 train / 17 val /
+17 test, 32-pixel frames, 22,050 Hz) is what every script uses when given no --data; it is small enough for
 `python tt_agg.py` to train its 30 epochs on a laptop CPU (the README gives the time), and so gives the image
 tower few frames to learn 17 textures from. `python data.py toy --videos 160` makes a larger toy (pass it
 with --data) and `python data.py toy --videos 977 --size 224` the paper's shape (586/147/244 videos).
@@ -38,9 +46,12 @@ from dataset_sources import summary
 
 
 def split_sizes(videos):
-    """(train, val, test) as in the paper: test a quarter (244 of 977), validation 20% of the rest."""
-    test = round(videos * 244 / 977)
-    val = round((videos - test) * 0.2)
+    """(train, val, test): the paper's shares (test a quarter, 244 of 977; validation 20% of the rest), but
+    validation and test each at least min(17, videos // 4) videos, so that in a toy of 68 videos or more
+    each of them can show every one of the 17 materials (see `anchors`)."""
+    floor = min(NUM_MATERIALS, videos // 4)
+    test = max(round(videos * 244 / 977), floor)
+    val = max(round((videos - test) * 0.2), floor)
     return videos - val - test, val, test
 
 
@@ -117,7 +128,7 @@ def smooth_noise(rng, size, cells):
 def texture(name, size, rng):
     """(3, size, size) float image of one object of material `name` (values about 0-1)."""
     palette, family = LOOKS[name]
-    base = np.array(palette[rng.integers(len(palette))]) * rng.uniform(0.85, 1.15, 3)
+    base = np.array(palette[rng.integers(len(palette))]) * rng.uniform(0.92, 1.08, 3)
     y, x = np.mgrid[0:size, 0:size] / size  # (S, S) each, in [0, 1)
     angle = rng.uniform(0, np.pi)
     u = x * np.cos(angle) + y * np.sin(angle)  # a rotated coordinate for oriented patterns
@@ -187,16 +198,19 @@ def texture(name, size, rng):
 def make_frame(materials, size, rng):
     """(3, size, size) uint8: one region per material (a weighted Voronoi cell), lighting, noise, a stick."""
     y, x = np.mgrid[0:size, 0:size] / size
-    centres = rng.random((len(materials), 2))
-    weights = np.array([1.6] + [1.0] * (len(materials) - 1))  # the first material fills the most
-    dist = np.stack([np.hypot(x - cx, y - cy) / w for (cx, cy), w in zip(centres, weights)])
-    region = dist.argmin(0)  # (S, S) which material each pixel shows
+    weights = np.array([1.3] + [1.0] * (len(materials) - 1))  # the first material fills the most
+    for _ in range(100):  # every material visible: at least 15% of the frame (redrawn until so)
+        centres = rng.random((len(materials), 2))
+        dist = np.stack([np.hypot(x - cx, y - cy) / w for (cx, cy), w in zip(centres, weights)])
+        region = dist.argmin(0)  # (S, S) which material each pixel shows
+        if np.bincount(region.flatten(), minlength=len(materials)).min() >= 0.15 * size * size:
+            break
     img = np.zeros((3, size, size))
     for i, name in enumerate(materials):
         img = np.where(region[None] == i, texture(name, size, rng), img)
     # Per-video lighting: brightness, colour tint, a soft gradient across the frame.
-    light = rng.uniform(0.6, 1.3) * (1 + rng.normal(0, 0.06, 3))[:, None, None]
-    gx, gy = rng.normal(0, 0.25, 2)
+    light = rng.uniform(0.8, 1.2) * (1 + rng.normal(0, 0.03, 3))[:, None, None]
+    gx, gy = rng.normal(0, 0.15, 2)
     img = img * light * (1 + gx * (x - 0.5) + gy * (y - 0.5))[None]
     # The drumstick: a dark wooden bar entering from the frame's edge (paper: static scene but for it).
     a, ox = rng.uniform(-0.6, 0.6), rng.uniform(0.2, 0.8)
@@ -277,6 +291,18 @@ def make_clip(obj, others, n, sample_rate, rng, gain, noise_level):
     return gain * clip + background
 
 
+def anchors(split, seed):
+    """[material name or None] per video: in each split, the first 17 videos (a seeded order) are each given
+    one of the 17 materials, so that a split of 17 videos or more shows every material at least once
+    (stratified, as the paper's Figure 2 shows for Greatest Hits). The rest draw from their scene alone."""
+    anchor = [None] * len(split)
+    for s in range(3):
+        videos = np.random.default_rng([seed, 17, s]).permutation(np.flatnonzero(split == s))
+        for v, m in zip(videos, np.random.default_rng([seed, 18, s]).permutation(NUM_MATERIALS)):
+            anchor[v] = MATERIALS[m]
+    return anchor
+
+
 def make_toy(videos=TOY_DEFAULTS["videos"], size=TOY_DEFAULTS["size"], seed=TOY_DEFAULTS["seed"],
              sample_rate=SAMPLE_RATE):
     """The toy Greatest Hits as a dataset dict (see the module docstring). Deterministic from `seed`."""
@@ -290,16 +316,24 @@ def make_toy(videos=TOY_DEFAULTS["videos"], size=TOY_DEFAULTS["size"], seed=TOY_
     clips = np.zeros((videos, CLIPS_PER_VIDEO, n), np.int16)
     clip_materials = np.zeros((videos, CLIPS_PER_VIDEO), np.int64)
     outdoor = np.zeros(videos, bool)
+    train, val, test = split_sizes(videos)
+    split = np.zeros(videos, np.int8)
+    order = np.random.default_rng([seed, 977]).permutation(videos)
+    split[order[train:train + val]], split[order[train + val:]] = 1, 2
+    anchor = anchors(split, seed)
     for v in range(videos):
-        rng = np.random.default_rng([seed, v])  # each video from its own stream: video v is the same for any V
-        outdoor[v] = rng.random() < 0.64
+        rng = np.random.default_rng([seed, v])  # each video from its own stream
+        a = anchor[v]
+        outdoor[v] = rng.random() < 0.64 if a is None or (a in SCENES["outdoor"]) == (a in SCENES["indoor"]) \
+            else a in SCENES["outdoor"]
         pool = SCENES["outdoor" if outdoor[v] else "indoor"]
         names, weights = list(pool), np.array(list(pool.values()))
-        chosen = []
-        for _ in range(rng.choice(3, p=MATERIALS_PER_FRAME) + 1):
+        chosen = [] if a is None else [a]
+        for _ in range(rng.choice(3, p=MATERIALS_PER_FRAME) + 1 - len(chosen)):
             w = weights * np.array([0 if m in chosen else 3 ** sum((m, c) in AFFINITY or (c, m) in AFFINITY
                                                                    for c in chosen) for m in names])
             chosen.append(names[rng.choice(len(names), p=w / w.sum())])
+        chosen = chosen[1:] + chosen[:1] if a is not None else chosen  # the anchor is never the main material
         frames[v] = make_frame(chosen, size, rng)
         labels[v, [MATERIAL_ID[m] for m in chosen]] = True
         # Ten hits: each material in view at least once, the rest mostly on the main (largest) material.
@@ -313,10 +347,6 @@ def make_toy(videos=TOY_DEFAULTS["videos"], size=TOY_DEFAULTS["size"], seed=TOY_
             clip = make_clip(objects[m], list(objects.values()), n, sample_rate, rng, gain, noise_level)
             clips[v, c] = np.clip(clip * 32767, -32768, 32767).round().astype(np.int16)
             clip_materials[v, c] = MATERIAL_ID[m]
-    train, val, test = split_sizes(videos)
-    split = np.zeros(videos, np.int8)
-    order = np.random.default_rng([seed, 977]).permutation(videos)
-    split[order[train:train + val]], split[order[train + val:]] = 1, 2
     return {"frames": torch.from_numpy(frames), "image_labels": torch.from_numpy(labels),
             "clips": torch.from_numpy(clips), "clip_materials": torch.from_numpy(clip_materials),
             "split": torch.from_numpy(split), "video_ids": [f"toy-{seed}-{v:04d}" for v in range(videos)],
