@@ -11,7 +11,7 @@ is the share of good sounds among the top K.
 - Beyond the paper: the same curve averaged over every test image, with its spread, and random retrieval
   (the share of good sounds in the query's library). With `--library all`, the query's own ten sounds are in
   the library; `--exclude-own-video` leaves them out.
-- Writes runs/retrieve-<backbone>/: metrics.json, precision_at_k.png, top5_sheet.png and top5/*.wav (the
+- Writes runs/retrieve-<backbone>-seed<k>/ (k: the seed the towers were trained with): metrics.json, precision_at_k.png, top5_sheet.png and top5/*.wav (the
   five best sounds for the chosen image, the "generated" sound made tangible).
 """
 import argparse
@@ -36,7 +36,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--k", type=int, default=50, help="retrieve the top K sounds, K = 1..k (paper: 50)")
-    parser.add_argument("--run", default="runs/tt_agg-resnet",
+    parser.add_argument("--run", default="runs/tt_agg-resnet-seed0",
                         help="the tt_agg run folder whose model.pt holds the trained towers, or that model.pt "
                              "itself (the paper uses ResNet, 4.4.1)")
     parser.add_argument("--query", default=None,
@@ -54,7 +54,7 @@ def parse_args(argv=None):
                         help="a dataset file made by data.py; none: the one the run was trained on")
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
                         help="auto: CUDA when a GPU is visible, else CPU")
-    parser.add_argument("--out", default="runs", help="the results are saved in OUT/retrieve-BACKBONE/")
+    parser.add_argument("--out", default="runs", help="the results are saved in OUT/retrieve-BACKBONE-seedK/, K the seed the towers were trained with")
     args = parser.parse_args(argv)
     for flag, value, ok, allowed in [("--k", args.k, args.k >= 1, "1 or more"),
                                      ("--seed", args.seed, 0 <= args.seed < 2 ** 63, "from 0 to 2**63 - 1")]:
@@ -67,7 +67,7 @@ def load_towers(run, device):
     """TT_AGG's trained towers from RUN/model.pt (or RUN itself, a .pt file), in eval mode, and the checkpoint;
     a DataError naming the file and the command that makes a good one when it is missing or not usable."""
     path = run if os.path.isfile(run) else os.path.join(run, "model.pt")
-    guess = os.path.basename(os.path.dirname(os.path.abspath(path))).split("-")[-1]  # runs/tt_agg-vgg -> vgg
+    guess = (os.path.basename(os.path.dirname(os.path.abspath(path))) + "-").split("-")[1]  # tt_agg-vgg-seed0 -> vgg
     make = f"`python tt_agg.py --backbone {guess if guess in backbones.BACKBONES else 'resnet'}`"
     if not os.path.exists(path):
         raise data.DataError(f"no checkpoint at {path}: train the two-tower model first with {make}")
@@ -296,7 +296,7 @@ def main(argv=None):
         parser.exit(2, f"error: could not read the clips of {ds.path} again ({type(e).__name__}): was it "
                        f"replaced while this ran?\n")
     chosen = [clips[v, c] for v, c, _ in chosen]  # TOP x (N,) int16
-    out = os.path.join(args.out, f"{SCRIPT}-{backbone}")
+    out = os.path.join(args.out, f"{SCRIPT}-{backbone}-seed{checkpoint['args'].get('seed', 0)}")
     wavs = os.path.join(out, "top5")
     for old in os.listdir(wavs) if os.path.isdir(wavs) else []:
         if old.endswith(".wav"):  # an earlier query's files would be mistaken for this one's

@@ -291,7 +291,9 @@ def train(script, tiny, out, *flags, block=()):
     """Run an experiment script as a user would; returns (stdout, metrics.json, model.pt, run folder)."""
     r = run(script, "--data", tiny, "--out", out, "--device", "cpu", *flags, block=block)
     assert r.returncode == 0, r.stderr
-    name = script[:-3] + "-" + flags[flags.index("--backbone") + 1] + ("-weighted" if "--weighted" in flags else "")
+    seed = flags[flags.index("--seed") + 1] if "--seed" in flags else 0
+    name = script[:-3] + "-" + flags[flags.index("--backbone") + 1] + ("-weighted" if "--weighted" in flags else "") \
+        + f"-seed{seed}"
     folder = out / name
     return r.stdout, json.load(open(folder / "metrics.json")), torch.load(folder / "model.pt", weights_only=True), \
         folder
@@ -341,7 +343,7 @@ def test_visual_only_weighted_with_vgg(tiny, tmp_path):
     assert "pos_weight per material" in out and "Table 3 (visual network), VGG-11-BN, weighted" in out
     assert "baseline: all negative" in out and "0.7661" in out
     check_metrics(m, "visual_only", "vgg", ["accuracy", "precision", "recall", "f1"], 1)
-    assert m["weighted"] and len(m["pos_weight"]) == 17 and folder.name == "visual_only-vgg-weighted"
+    assert m["weighted"] and len(m["pos_weight"]) == 17 and folder.name == "visual_only-vgg-weighted-seed0"
     check_moved(model["image_tower"], "vgg", 3, data.NUM_MATERIALS)
 
 
@@ -394,7 +396,7 @@ def test_flags_at_the_edges_of_their_range_work(tiny, tmp_path):
     r = run_here("tt_agg.py", "--data", tiny, "--out", tmp_path, "--device", "cpu", "--epochs", "1",
                  "--seed", 2 ** 63 - 1, "--batch-size", 10 ** 9, "--momentum", 0, "--lr", 1e-9)
     assert r.returncode == 0 and r.stderr == "", r.stderr
-    assert json.load(open(tmp_path / "tt_agg-resnet" / "metrics.json"))["args"]["seed"] == 2 ** 63 - 1
+    assert json.load(open(tmp_path / f"tt_agg-resnet-seed{2 ** 63 - 1}" / "metrics.json"))["args"]["seed"] == 2 ** 63 - 1
 
 
 class Evil:
@@ -467,7 +469,7 @@ def retrieved(tt_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("retrieve")
     r = run("retrieve.py", "--k", "50", "--run", tt_run[3], "--out", out, "--device", "cpu")
     assert r.returncode == 0, r.stderr
-    folder = out / "retrieve-resnet"
+    folder = out / "retrieve-resnet-seed0"
     return r, json.load(open(folder / "metrics.json")), folder
 
 
@@ -564,7 +566,7 @@ def test_leaving_out_the_query_videos_own_sounds_changes_the_table(retrieved, tt
                  "--query", video, "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert "library all (230 sounds), the query's own video left out" in r.stdout
-    left_out = json.load(open(tmp_path / "retrieve-resnet" / "metrics.json"))
+    left_out = json.load(open(tmp_path / "retrieve-resnet-seed0" / "metrics.json"))
     assert left_out["exclude_own_video"] is True and left_out["library_size"] == 230
     assert left_out["query"]["video_id"] == video
     assert all(h["video_id"] != video for h in left_out["top5"]), "none of the query video's own sounds"
@@ -649,7 +651,7 @@ def test_retrieve_refuses_in_one_line_and_touches_nothing(case, tt_run, tmp_path
         torch.save({"script": "tt_agg", "image_tower": RunsCode(tmp_path / "MARKER")}, folder / "model.pt")
     elif content is not None:
         torch.save(content(tt_run), folder / "model.pt")
-    earlier = tmp_path / "out" / "retrieve-resnet"  # an earlier retrieval's results must survive a failed one
+    earlier = tmp_path / "out" / "retrieve-resnet-seed0"  # an earlier retrieval's results must survive a failed one
     (earlier / "top5").mkdir(parents=True)
     (earlier / "metrics.json").write_text('{"earlier": true}\n')
     (earlier / "top5" / "1-wood.wav").write_bytes(b"RIFF earlier")

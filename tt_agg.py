@@ -45,7 +45,7 @@ def parse_args():
     parser.add_argument("--deterministic", action="store_true",
                         help="on CUDA, trade speed for repeatable runs (no cudnn autotuning, deterministic "
                              "kernels); CPU runs repeat to the last digit anyway")
-    parser.add_argument("--out", default="runs", help="the run is saved in OUT/tt_agg-BACKBONE/")
+    parser.add_argument("--out", default="runs", help="the run is saved in OUT/tt_agg-BACKBONE-seedSEED/")
     args = parser.parse_args()
     for flag, value, ok, allowed in [("--epochs", args.epochs, args.epochs >= 1, "1 or more"),
                                      ("--batch-size", args.batch_size, args.batch_size >= 1, "1 or more"),
@@ -172,7 +172,7 @@ def main():
     metrics.print_row(f"Table 5 (TT_AGG), {backbones.BACKBONES[args.backbone]}, {ds.source} data",
                       val, test, paper, baseline, METRICS)
 
-    out = os.path.join(args.out, f"{SCRIPT}-{args.backbone}")
+    out = os.path.join(args.out, f"{SCRIPT}-{args.backbone}-seed{args.seed}")
     metrics.write_json({"script": SCRIPT, "backbone": args.backbone, "args": vars(args), "data": ds.describe(),
                         "source": ds.source, "val": val, "test": test, "curves": curves, "paper": paper,
                         "baseline": baseline, "peak_memory_mb": metrics.peak_memory_mb(device)},

@@ -49,7 +49,7 @@ def parse_args():
     parser.add_argument("--deterministic", action="store_true",
                         help="on CUDA, trade speed for repeatable runs (no cudnn autotuning, deterministic "
                              "kernels); CPU runs repeat to the last digit anyway")
-    parser.add_argument("--out", default="runs", help="the run is saved in OUT/visual_only-BACKBONE[-weighted]/")
+    parser.add_argument("--out", default="runs", help="the run is saved in OUT/visual_only-BACKBONE[-weighted]-seedSEED/")
     args = parser.parse_args()
     for flag, value, ok, allowed in [("--epochs", args.epochs, args.epochs >= 1, "1 or more"),
                                      ("--batch-size", args.batch_size, args.batch_size >= 1, "1 or more"),
@@ -124,7 +124,7 @@ def main():
         ds = data.load(args.data, device)
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
-    name = f"{SCRIPT}-{args.backbone}" + ("-weighted" if args.weighted else "")
+    name = f"{SCRIPT}-{args.backbone}" + ("-weighted" if args.weighted else "") + f"-seed{args.seed}"
     print(f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}; "
           f"{backbones.BACKBONES[args.backbone]}; {'weighted' if args.weighted else 'unweighted'} loss; "
           f"{args.epochs} epochs", flush=True)
