@@ -36,7 +36,7 @@ import data
 import metrics
 import retrieve
 from dataset_sources import greatest_hits, toy
-from study import figures, runs, summary
+from study import claims, figures, runs, summary
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = ["sound_only.py", "visual_only.py", "fc_agg.py", "tt_agg.py"]
@@ -1067,7 +1067,7 @@ def fake_run(script, backbone, weighted, tiny, seed):
             baseline[part] = metrics.all_negative_baseline(target) if script == "visual_only" else \
                 metrics.chance_baseline(torch.tensor([1.0, 0.0]))
     return {"script": script, "backbone": backbone, "weighted": weighted,
-            "args": {"backbone": backbone, "epochs": 1, "data": tiny}, "data": "toy", "source": "toy",
+            "args": {"backbone": backbone, "epochs": 1, "data": tiny, "seed": seed}, "data": "toy", "source": "toy",
             "val": scores["val"], "test": scores["test"], "paper": metrics.PAPER[key], "baseline": baseline,
             "curves": [{"epoch": 1, "train_loss": 1.0, **{f"val_{n}": scores["val"][n] for n in names},
                         "samples_per_s": 10.0, "elapsed_s": 1.0}], **extra}
@@ -1078,17 +1078,19 @@ MISSING = ("fc_agg", "vgg", False)  # left out of the study: the summary must na
 
 @pytest.fixture(scope="module")
 def study(tt_run, retrieved, tiny, tmp_path_factory):
-    """A runs folder with every run of the study but MISSING, and one broken run; the summary of it (what
-    `python metrics.py FOLDER` prints) and the folder."""
+    """A runs folder with two seeds of the study, every run but MISSING (seed 0's tt_agg-resnet and retrieval
+    real, the rest made by fake_run), and one broken run; the summary of it (what `python metrics.py FOLDER`
+    prints) and the folder."""
     folder = tmp_path_factory.mktemp("study")
-    for key in metrics.PAPER:
-        name = runs.run_name(*key)
-        (folder / name).mkdir()
-        if key == ("tt_agg", "resnet", False):
-            shutil.copy(tt_run[3] / "metrics.json", folder / name)
-        elif key != MISSING:
-            metrics.write_json(fake_run(*key, tiny, seed=len(name)), str(folder / name / "metrics.json"))
-    shutil.copytree(retrieved[2], folder / "retrieve-resnet")
+    for seed in [0, 1]:
+        for key in metrics.PAPER:
+            name = runs.run_name(*key, seed)
+            if key == ("tt_agg", "resnet", False) and seed == 0:
+                shutil.copytree(tt_run[3], folder / name)
+            elif key != MISSING:
+                metrics.write_json(fake_run(*key, tiny, seed=seed), str(folder / name / "metrics.json"))
+        m = {**retrieved[1], "trained_seed": seed, "mean": [min(1.0, p + 0.02 * seed) for p in retrieved[1]["mean"]]}
+        metrics.write_json(m, str(folder / f"retrieve-resnet-seed{seed}" / "metrics.json"))
     (folder / "broken").mkdir()
     (folder / "broken" / "metrics.json").write_text('{"script": "sound_only", ')  # an interrupted write
     r = run_here("metrics.py", folder)
@@ -1110,32 +1112,60 @@ def tables(out):
     return found
 
 
-def test_summary_prints_every_table_with_the_papers_rows(study, tt_run, retrieved):
+def test_summary_prints_every_table_as_mean_and_std_over_seeds_with_the_papers_rows(study, tt_run, retrieved):
     out, folder = study
-    assert "10 of 11 runs, toy data" in out
+    assert "20 runs, seeds 0, 1, toy data" in out
     assert "note: skipped" in out and "broken" in out, "the broken run is named, not a crash"
     found = tables(out)
     assert sorted(found) == [2, 3, 4, 5]
     for number, lines in found.items():
         keys = [k for k, p in metrics.PAPER.items() if p["table"] == number]
         assert f"Table {number}: {summary.TABLE_CAPTIONS[number]}" in lines[0]
-        assert sum(l.startswith("this run ") for l in lines) == len(keys)
+        assert sum(l.startswith("ours ") for l in lines) == len([k for k in keys if k != MISSING])
         assert sum(l.startswith("paper ") for l in lines) == len(keys)
         for key in keys:
-            title = summary.row_title(key, None).split(":")[0]  # 'ResNet-18, weighted loss' etc.
+            title = summary.row_title(key, {}).split(":")[0]  # 'ResNet-18, weighted loss' etc.
             assert any(l.startswith(title) for l in lines), (number, title)
             paper_val = f"{metrics.PAPER[key]['val'][runs.TABLE_METRICS[number][0]]:.4f}"
             assert any(l.startswith("paper ") and paper_val in l for l in lines)
         baseline = {2: "majority class", 3: "all negative", 4: "majority class", 5: "chance (coin flip)"}[number]
         assert sum(l.startswith(f"baseline: {baseline}") for l in lines) == len([k for k in keys if k != MISSING])
         assert len({len(l) for l in lines[1:] if "|" in l}) == 1, "the columns line up"
-    assert "VGG-11-BN, weighted loss (1 epoch; the paper trains 30)" in "\n".join(found[3])
-    table5 = "\n".join(found[5])
-    assert "ResNet-18 (1 epoch; the paper trains 30)" in table5 and f"{tt_run[1]['test']['f1']:.4f}" in table5
+    assert "VGG-11-BN, weighted loss, mean ± std over 2 seeds (0, 1) (trained 1 epoch; the paper trains 30)" \
+        in "\n".join(found[3])
+    ours = next(l for l in found[5] if l.startswith("ours "))  # ResNet: one real seed, one fake: a spread
+    f1 = [tt_run[1]["test"]["f1"], fake_run("tt_agg", "resnet", False, "", 1)["test"]["f1"]]
+    assert f"{sum(f1) / 2:.3f} ± {abs(f1[0] - f1[1]) / math.sqrt(2):.3f}" in ours
     assert "VGG-11-BN: not run yet, make it with `python fc_agg.py --backbone vgg`" in "\n".join(found[4])
-    assert "Missing runs (1): make them with\n  python fc_agg.py --backbone vgg\n" in out
+    assert "Missing runs (2): make them with\n  python fc_agg.py --backbone vgg\n" \
+           "  python fc_agg.py --backbone vgg --seed 1\n" in out
     numbers = out[out.index("Figure 8 in numbers"):]
     assert f"{retrieved[1]['mean'][49]:.3f}" in numbers.splitlines()[3] and "library all" in numbers.splitlines()[0]
+
+
+def test_summary_checks_the_papers_claims_as_paired_differences_over_seeds(study):
+    out, folder = study
+    lines = out[out.index("The paper's conclusions"):].split("\n\n")[0].splitlines()[2:]
+    assert len(lines) == len(claims.claims(["resnet", "vgg"]))
+    for line in lines:
+        assert line.endswith(("holds", "does not hold", "within noise", "  -")), line
+    assert any("FC_AGG converges faster" in l and "too short" in l for l in lines)  # 1 epoch, not 5
+    assert any(l.startswith("vgg: FC_AGG ends level") and "runs missing" in l for l in lines)  # MISSING
+    retrieval = next(l for l in lines if l.startswith("Retrieval keeps"))
+    assert "(2)" in retrieval and "[" in retrieval
+
+
+def test_claim_verdicts_by_hand():
+    assert claims.verdict([0.10, 0.12, 0.11], "above") == "holds"
+    assert claims.verdict([-0.10, -0.12, -0.11], "above") == "does not hold"
+    assert claims.verdict([-0.10, -0.12, -0.11], "below") == "holds"
+    assert claims.verdict([0.10, -0.10, 0.02], "above") == "within noise"
+    assert claims.verdict([0.01, -0.01, 0.0], "level") == "holds"
+    assert claims.verdict([0.20, 0.21, 0.22], "level") == "does not hold"
+    assert claims.verdict([0.1, -0.1, 0.0], "level") == "within noise"
+    assert claims.verdict([0.3], "above").startswith("one seed")
+    mean, half, n = claims.interval([1.0, 2.0, 3.0])  # sd 1, t(2) = 4.303: half = 4.303 / sqrt(3)
+    assert (mean, n) == (2.0, 3) and abs(half - 4.303 / math.sqrt(3)) < 1e-9
 
 
 def test_summary_writes_every_figure(study):
@@ -1148,10 +1178,10 @@ def test_summary_writes_every_figure(study):
 
 def test_summary_names_missing_runs_with_their_commands(tt_run, tmp_path):
     """Only the tt_agg run: every other row, the retrieval and its figure say how to make them; no crash."""
-    (tmp_path / "tt_agg-resnet").mkdir()
+    (tmp_path / "tt_agg-resnet").mkdir()  # a folder of the old naming: the seed is read from metrics.json
     shutil.copy(tt_run[3] / "metrics.json", tmp_path / "tt_agg-resnet")
     out = run_here("metrics.py", tmp_path).stdout
-    assert "1 of 11 runs" in out and "Missing runs (10)" in out
+    assert "1 run, seed 0" in out and "Missing runs (10)" in out
     for key in [*metrics.PAPER, ("retrieve", "resnet", False)]:
         if key != ("tt_agg", "resnet", False):
             assert f"\n  {runs.run_command(*key)}\n" in out, key

@@ -55,13 +55,16 @@ def figure_confusion(runs, source, path):
     im = None
     for r, (script, label) in enumerate(rows):
         for c, backbone in enumerate(columns):
-            m, ax = runs.get((script, backbone, False)), axes[r][c]
-            if m is None:
+            ms, ax = list(runs.get((script, backbone, False), {}).values()), axes[r][c]
+            if not ms:
                 say_missing(ax, f"{label}, {backbone_name(backbone)}: not run yet\n\n"
                                 f"{run_command(script, backbone)}")
                 continue
-            im = draw_confusion(ax, m["test_confusion"], data.MATERIALS,
-                                f"{label}, {backbone_name(backbone)}: test accuracy {m['test']['accuracy']:.3f}",
+            matrix = torch.tensor([m["test_confusion"] for m in ms]).sum(0).tolist()  # summed over the seeds
+            accuracy = torch.tensor([m["test"]["accuracy"] for m in ms])
+            im = draw_confusion(ax, matrix, data.MATERIALS,
+                                f"{label}, {backbone_name(backbone)}: test accuracy {accuracy.mean():.3f}" +
+                                (f" ± {accuracy.std():.3f} ({len(ms)} seeds, summed)" if len(ms) > 1 else ""),
                                 name_rows=c == 0, name_columns=r == 1)
     if im is not None:
         fig.colorbar(im, ax=axes, shrink=0.5, label="share of the true class's test clips")
@@ -99,23 +102,29 @@ def figure_coappearance(d, path):
 
 
 def plot_curves(axes_by_metric, runs, backbone, series, missing):
-    """Draw each series' validation curve per metric on its axes, and the paper's final value as a star at
-    epoch 30 (also for a run not made yet: the target stays visible); list the missing runs in `missing`."""
+    """Draw each series' validation curve per metric on its axes -- the mean over the seeds, with a band from
+    the lowest to the highest seed -- and the paper's final value as a star at epoch 30 (also for a run not
+    made yet: the target stays visible); list the missing runs in `missing`."""
     for script, weighted, label, color in series:
-        m = runs.get((script, backbone, weighted))
-        if m is None:
+        ms = list(runs.get((script, backbone, weighted), {}).values())
+        if not ms:
             missing.append(f"{label}: not run yet, {run_command(script, backbone, weighted)}")
         for metric, ax in axes_by_metric.items():
             ax.plot([PAPER_EPOCHS], [PAPER[(script, backbone, weighted)]["val"][metric]], color=color,
                     marker="*", markersize=12, linestyle="none")
-            if m is not None:
-                ax.plot([c["epoch"] for c in m["curves"]], [c[f"val_{metric}"] for c in m["curves"]], color=color,
-                        marker=".")
+            if ms:
+                epochs = min(len(m["curves"]) for m in ms)  # seeds trained for as long
+                values = torch.tensor([[c[f"val_{metric}"] for c in m["curves"][:epochs]] for m in ms])  # (seeds, E)
+                x = [c["epoch"] for c in ms[0]["curves"][:epochs]]
+                ax.plot(x, values.mean(0), color=color, marker=".")
+                if len(ms) > 1:
+                    ax.fill_between(x, values.min(0).values, values.max(0).values, color=color, alpha=0.2)
 
 
 def curve_legend(fig, series, extra=()):
     """One legend for all panels, below them (never over a curve); colours are the same in every panel."""
-    handles = [Line2D([], [], color=color, marker=".", label=label) for _, _, label, color in series]
+    handles = [Line2D([], [], color=color, marker=".", label=label + " (mean over seeds; band: lowest to highest)")
+               for _, _, label, color in series]
     handles.append(Line2D([], [], color="0.3", marker="*", markersize=12, linestyle="none",
                           label=f"the paper's final value (epoch {PAPER_EPOCHS}, Greatest Hits)"))
     fig.legend(handles=handles + list(extra), loc="outside lower center", ncol=min(len(handles) + len(extra), 4),
@@ -135,7 +144,8 @@ def figure_curves(runs, source, path, number, series, names, title, baseline=Non
     for c, backbone in enumerate(columns):
         missing = []
         plot_curves({metric: axes[r][c] for r, metric in enumerate(names)}, runs, backbone, series, missing)
-        first = next((runs[(s, backbone, w)] for s, w, _, _ in series if (s, backbone, w) in runs), None)
+        first = next((next(iter(runs[(s, backbone, w)].values())) for s, w, _, _ in series
+                      if runs.get((s, backbone, w))), None)
         for r, metric in enumerate(names):
             ax = axes[r][c]
             if baseline and first:
@@ -160,33 +170,39 @@ def figure_retrieval(runs, source, path):
     """Figure 8: share of good sounds among the top K retrieved, K = 1..k: one test image (the paper's view),
     the mean +- std over every test image, and random retrieval. One panel per retrieve run."""
     plt = pyplot()
-    found = [runs[k] for k in sorted(runs) if k[0] == "retrieve"]
+    found = [[seeds[s] for s in sorted(seeds)] for k, seeds in sorted(runs.items()) if k[0] == "retrieve"]
     fig, axes = plt.subplots(1, max(len(found), 1), figsize=(7 * max(len(found), 1), 6), layout="constrained",
                              squeeze=False)
     if not found:
         say_missing(axes[0][0], f"no retrieval run yet: {RETRIEVE_COMMAND}\n(after python tt_agg.py --backbone "
                                 f"resnet)")
-    for ax, m in zip(axes[0], found):
-        plot_retrieval(ax, m)
+    for ax, ms in zip(axes[0], found):
+        plot_retrieval(ax, ms)
     fig.suptitle(f"Figure 8: percentage of good sounds in the top K predictions, {source}\n"
                  f"a sound is good when its material is in the query frame's labels (paper 4.4.1)")
     save_png(fig, path)
 
 
-def plot_retrieval(ax, m):
-    """The curves of one retrieve run on `ax`; optional keys of its metrics.json are used when present."""
+def plot_retrieval(ax, ms):
+    """The curves of one backbone's retrieve runs (one per seed) on `ax`: the mean over the test images, averaged
+    over the seeds, with a band of ± one std (over the seeds when there are several, else over the test
+    images); the first seed's single query (the paper's view). Optional keys of metrics.json used if present."""
+    m = ms[0]
     query = m.get("query") if isinstance(m.get("query"), dict) else {}
     labels = query.get("labels")
     about = f"{query.get('video_id', '?')}" + (f": {', '.join(map(str, labels))}" if isinstance(labels, list) else "")
-    mean = torch.tensor(m["mean"], dtype=torch.float)
-    k = torch.arange(1, len(mean) + 1)
-    if is_numbers(m.get("std")) and len(m["std"]) == len(mean):
-        std = torch.tensor(m["std"], dtype=torch.float)
+    length = min(len(r["mean"]) for r in ms)
+    means = torch.tensor([r["mean"][:length] for r in ms], dtype=torch.float)  # (seeds, K)
+    mean, k = means.mean(0), torch.arange(1, length + 1)
+    std, over = (means.std(0), f"{len(ms)} seeds") if len(ms) > 1 else (
+        (torch.tensor(m["std"][:length], dtype=torch.float), "test images")
+        if is_numbers(m.get("std")) and len(m["std"]) >= length else (None, ""))
+    if std is not None:
         ax.fill_between(k, (mean - std).clamp(0, 1), (mean + std).clamp(0, 1), color="tab:blue", alpha=0.2,
-                        label="mean ± std over test images")
-    ax.plot(k, mean, color="tab:blue", label="mean over test images")
+                        label=f"± std over {over}")
+    ax.plot(k, mean, color="tab:blue", label="mean over test images" + (f", {len(ms)} seeds" if len(ms) > 1 else ""))
     ax.plot(range(1, len(m["single"]) + 1), m["single"], color="tab:orange", marker=".",
-            label=f"one test image ({about})")
+            label=f"one test image ({about}" + (f", seed {m.get('trained_seed', 0)})" if len(ms) > 1 else ")"))
     random = m.get("random")
     if isinstance(random, (int, float)):
         ax.axhline(random, color="0.5", linestyle="--", label="random retrieval, mean over test images")

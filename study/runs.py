@@ -1,7 +1,8 @@
 """The run folders of a study, read back: what the scripts saved, checked before anything is drawn from it.
 
-A run is a folder <script>-<backbone>[-weighted]/ holding the metrics.json its script wrote (retrieve.py's:
-retrieve-<backbone>/). The run folder is the contract between training and everything after it: the summary
+A run is a folder <script>-<backbone>[-weighted]-seed<k>/ holding the metrics.json its script wrote
+(retrieve.py's: retrieve-<backbone>-seed<k>/, k the seed its towers were trained with). Runs of several seeds
+sit side by side; the summary shows each number as mean ± std over the seeds it finds. The run folder is the contract between training and everything after it: the summary
 reads nothing else, but for Figures 2 and 6, which count examples rather than results, the dataset file the
 runs were trained on.
 """
@@ -18,19 +19,22 @@ from metrics import PAPER, source_name
 PAPER_EPOCHS = 30  # paper 3.3: every model trained for 30 epochs
 TABLE_METRICS = {2: ["accuracy"], 3: ["accuracy", "precision", "recall", "f1"], 4: ["accuracy"],
                  5: ["accuracy", "precision", "recall", "f1"]}
-RETRIEVE_COMMAND = "python retrieve.py --k 50"  # retrieve.py's run folder is runs/retrieve-<backbone>/
+RETRIEVE_COMMAND = "python retrieve.py --k 50"  # retrieve.py's run folder is runs/retrieve-<backbone>-seed<k>/
+STUDY_COMMAND = "python study/run.py --seeds 0 1 2"  # the whole study, every seed
 
 
-def run_name(script, backbone, weighted=False):
-    """The run folder's name, as the scripts write it: <script>-<backbone>[-weighted]."""
-    return f"{script}-{backbone}" + ("-weighted" if weighted else "")
+def run_name(script, backbone, weighted=False, seed=0):
+    """The run folder's name, as the scripts write it: <script>-<backbone>[-weighted]-seed<k>."""
+    return f"{script}-{backbone}" + ("-weighted" if weighted else "") + f"-seed{seed}"
 
 
-def run_command(script, backbone, weighted=False):
+def run_command(script, backbone, weighted=False, seed=0):
     """The command that makes a run of the study, with the paper's defaults."""
     if script == "retrieve":
-        return RETRIEVE_COMMAND + ("" if backbone == "resnet" else f" --run runs/tt_agg-{backbone}")
-    return f"python {script}.py --backbone {backbone}" + (" --weighted" if weighted else "")
+        return RETRIEVE_COMMAND + ("" if (backbone, seed) == ("resnet", 0) else
+                                   f" --run runs/tt_agg-{backbone}-seed{seed} --seed {seed}")
+    return f"python {script}.py --backbone {backbone}" + (" --weighted" if weighted else "") + \
+        (f" --seed {seed}" if seed else "")
 
 
 def backbone_name(backbone):
@@ -82,12 +86,19 @@ def check_run(m):
     return None
 
 
+def run_seed(m):
+    """The seed of a run: the training seed, or for retrieve.py the seed its towers were trained with."""
+    seed = m.get("trained_seed") if m["script"] == "retrieve" else (m.get("args") or {}).get("seed")
+    return seed if isinstance(seed, int) else 0
+
+
 def read_runs(folder):
-    """Every readable run in `folder`: ({(script, backbone, weighted): metrics}, [lines on what was skipped]).
+    """Every readable run in `folder`: ({(script, backbone, weighted): {seed: metrics}}, [notes on what was
+    skipped]).
 
     A run is a subfolder with a metrics.json. One that cannot be read, or lacks what the summary needs, is
-    named and left out: one broken run should not hide the others. When two folders hold the same run (a
-    copy, a renamed folder), the one with the scripts' folder name is used and the other named.
+    named and left out: one broken run should not hide the others. When two folders hold the same run and
+    seed (a copy, a renamed folder), the one with the scripts' folder name is used and the other named.
     """
     runs, notes = {}, []
     for path in sorted(glob.glob(os.path.join(folder, "*", "metrics.json"))):
@@ -102,18 +113,25 @@ def read_runs(folder):
             notes.append(f"skipped {path}: {problem}")
             continue
         m["folder"] = os.path.dirname(path)
-        key = run_key(m)
-        if key in runs:
-            keep, drop = sorted([runs[key], m], key=lambda r: os.path.basename(r["folder"]) != run_name(*key))
+        key, seed = run_key(m), run_seed(m)
+        seeds = runs.setdefault(key, {})
+        if seed in seeds:
+            keep, drop = sorted([seeds[seed], m],
+                                key=lambda r: os.path.basename(r["folder"]) != run_name(*key, seed))
             notes.append(f"{drop['folder']} holds the same run as {keep['folder']}: using {keep['folder']}")
             m = keep
-        runs[key] = m
+        seeds[seed] = m
     return runs, notes
+
+
+def all_runs(runs):
+    """Every run's metrics, whatever its key and seed."""
+    return [m for seeds in runs.values() for m in seeds.values()]
 
 
 def study_source(runs):
     """The runs' data as titles say it ('toy data', 'Greatest Hits data'), and a note when they mix sources."""
-    sources = sorted({m.get("source", "unknown") for m in runs.values()})
+    sources = sorted({m.get("source", "unknown") for m in all_runs(runs)})
     if len(sources) == 1:
         return source_name(sources[0]), []
     return "mixed data", [f"the runs were trained on different sources ({', '.join(sources)}): the tables "
@@ -128,7 +146,7 @@ def find_dataset(runs, runs_folder):
     When the runs disagree, the dataset most runs used is shown and the disagreement said.
     """
     used = {}
-    for key, m in sorted((k, m) for k, m in runs.items() if k in PAPER):  # the training runs
+    for m in (m for key, seeds in sorted(runs.items()) if key in PAPER for m in seeds.values()):  # training runs
         args = m.get("args") if isinstance(m.get("args"), dict) else {}
         used.setdefault(args.get("data"), []).append(os.path.basename(m["folder"]))
     if not used:

@@ -1,0 +1,85 @@
+"""The paper's conclusions, checked on the study's runs: each as a paired difference over seeds, with a verdict.
+
+A claim compares two runs trained with the same seed (the same data, the same initial draw of everything the
+seed decides), so a difference per seed, then the mean and a 95% interval of the mean over the seeds
+(Student's t with n - 1 degrees of freedom: wide with 3 seeds, as it should be). The verdict:
+- "A above B": holds when the whole interval is above 0, does not hold when it is below 0, else within noise;
+- "A level with B": does not hold when the interval excludes 0, holds when it lies within +-LEVEL, else
+  within noise (the seeds cannot tell);
+- "at least x": as "above", for the value minus x.
+One seed gives no interval: the verdict then says that more seeds are needed.
+"""
+import math
+
+LEVEL = 0.05  # "level": a difference of less than 5 points of accuracy
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def interval(values):
+    """(mean, half-width of the 95% interval of the mean, n); half-width None below two values."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, None, n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, T95.get(n - 1, 1.96) * sd / math.sqrt(n), n
+
+
+def verdict(values, kind):
+    """'holds', 'does not hold' or 'within noise' for differences `values` (one per seed) and kind
+    'above', 'below' or 'level'."""
+    mean, half, n = interval(values)
+    if half is None:
+        return "one seed: run more"
+    lo, hi = mean - half, mean + half
+    if kind == "below":
+        lo, hi = -hi, -lo
+    if kind == "level":
+        return "does not hold" if lo > 0 or hi < 0 else "holds" if -LEVEL <= lo and hi <= LEVEL else "within noise"
+    return "holds" if lo > 0 else "does not hold" if hi < 0 else "within noise"
+
+
+def at_epoch(epoch, name):
+    """The validation `name` after `epoch` epochs (the curve's entry; None for a shorter run)."""
+    return lambda m: next((c[f"val_{name}"] for c in m["curves"] if c["epoch"] == epoch), None)
+
+
+def worst_precision_up_to(k):
+    """The lowest mean precision@K over the test images for K = 1..k (retrieve.py's metrics.json)."""
+    return lambda m: min(m["mean"][:k])
+
+
+def paired(runs, a, b, value):
+    """[value(run a) - value(run b)] over the seeds both runs have (b None: value(run a) alone); a seed whose
+    runs lack the value (too few epochs) is left out."""
+    seeds = sorted(set(runs.get(a, {})) & (set(runs.get(b, {})) if b else set(runs.get(a, {}))))
+    pairs = [(value(runs[a][s]), value(runs[b][s]) if b else 0.0) for s in seeds]
+    return [x - y for x, y in pairs if x is not None and y is not None]
+
+
+def claims(backbones):
+    """[(claim, paper, kind, run a, run b, value function, what is compared)], in the paper's order."""
+    out = []
+    for bb in backbones:
+        sound, fc = ("sound_only", bb, False), ("fc_agg", bb, False)
+        vis, visw, tt = ("visual_only", bb, False), ("visual_only", bb, True), ("tt_agg", bb, False)
+        test = lambda name: (lambda m: m["test"][name])
+        out += [
+            (f"{bb}: FC_AGG converges faster than sound only", "Figure 7", "above", fc, sound,
+             at_epoch(5, "accuracy"), "val accuracy at epoch 5, FC_AGG - sound only"),
+            (f"{bb}: FC_AGG ends level with sound only", "Tables 2, 4", "level", fc, sound,
+             test("accuracy"), "test accuracy, FC_AGG - sound only"),
+            (f"{bb}: the weighted loss raises recall", "Table 3", "above", visw, vis, test("recall"),
+             "test recall, weighted - unweighted"),
+            (f"{bb}: the weighted loss lowers precision", "Table 3", "below", visw, vis, test("precision"),
+             "test precision, weighted - unweighted"),
+            (f"{bb}: TT_AGG's F1 is above the visual network's", "Tables 3, 5", "above", tt, vis, test("f1"),
+             "test F1, TT_AGG - visual (unweighted)"),
+            (f"{bb}: TT_AGG's F1 is above the weighted visual network's", "Tables 3, 5", "above", tt, visw,
+             test("f1"), "test F1, TT_AGG - visual (weighted)"),
+        ]
+    out.append(("ResNet TT_AGG beats VGG TT_AGG", "Table 5", "above", ("tt_agg", "resnet", False),
+                ("tt_agg", "vgg", False), lambda m: m["test"]["accuracy"], "test accuracy, ResNet - VGG"))
+    out.append(("Retrieval keeps >= 75% good sounds up to K = 50", "Figure 8", "above", ("retrieve", "resnet", False),
+                None, lambda m: min(m["mean"][:50]) - 0.75, "lowest mean precision@K (K <= 50) - 0.75"))
+    return out
