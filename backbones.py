@@ -19,6 +19,7 @@ Choices where the paper is silent or loose:
   makes it a VGG -- are unchanged.
 - No pretrained weights: nothing can be downloaded, and the paper does not mention pretraining.
 """
+import torch
 import torch.nn as nn
 import torchvision
 
@@ -46,3 +47,21 @@ def tower(backbone, in_channels, out_features):
 
 def count_parameters(net):
     return sum(p.numel() for p in net.parameters())
+
+
+def precision(choice, device):
+    """The arithmetic the towers run in: 'auto' -> 'bf16' on CUDA (bf16 autocast and channels-last memory
+    format: tensor cores, about half the memory traffic), 'fp32' elsewhere (a CPU gains little from either)."""
+    return ("bf16" if device.type == "cuda" else "fp32") if choice == "auto" else choice
+
+
+def autocast(device, precision):
+    """The context the towers' forward pass runs in: bf16 autocast for 'bf16', plain fp32 otherwise. Losses
+    and metrics are computed outside it, on outputs cast back to fp32 (`.float()`): autocast refuses
+    F.binary_cross_entropy inside its region, and sums over many examples keep their precision."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def memory_format(precision):
+    """channels-last (NHWC) with bf16, where the convolution kernels prefer it; the default (NCHW) with fp32."""
+    return torch.channels_last if precision == "bf16" else torch.contiguous_format

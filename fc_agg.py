@@ -44,6 +44,8 @@ def parse_args():
     parser.add_argument("--deterministic", action="store_true",
                         help="on CUDA, trade speed for repeatable runs (no cudnn autotuning, deterministic "
                              "kernels); CPU runs repeat to the last digit anyway")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                        help="auto: bf16 autocast and channels-last on CUDA, fp32 on the CPU; fp32 turns both off")
     parser.add_argument("--out", default="runs", help="the run is saved in OUT/fc_agg-BACKBONE-seedSEED/")
     args = parser.parse_args()
     for flag, value, ok, allowed in [("--epochs", args.epochs, args.epochs >= 1, "1 or more"),
@@ -91,15 +93,16 @@ def batch(ds, examples, idx, train):
     return image, sound, label[idx]
 
 
-def train_epoch(model, optimizer, ds, examples, batch_size, epoch):
+def train_epoch(model, optimizer, ds, examples, batch_size, epoch, precision):
     model.train()
     n = len(examples[-1])
     order = torch.randperm(n, device=examples[-1].device)
     losses = []
     for start in range(0, n, batch_size):
         image, sound, label = batch(ds, examples, order[start:start + batch_size], train=True)
-        logits = model(image, sound)
-        loss = F.cross_entropy(logits, label)
+        with backbones.autocast(image.device, precision):  # bf16 on CUDA: the towers' arithmetic only
+            logits = model(image, sound)  # (B, 17)
+        loss = F.cross_entropy(logits.float(), label)  # the loss in fp32
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -113,11 +116,12 @@ def train_epoch(model, optimizer, ds, examples, batch_size, epoch):
 
 
 @torch.no_grad()
-def evaluate(model, ds, examples, batch_size):
+def evaluate(model, ds, examples, batch_size, precision):
     """Accuracy of `model` on fixed examples, and the predicted material of each."""
     model.eval()
     positions = torch.arange(len(examples[-1]), device=examples[-1].device).split(batch_size)
-    logits = torch.cat([model(*batch(ds, examples, idx, train=False)[:2]) for idx in positions])
+    with backbones.autocast(ds.frames.device, precision):
+        logits = torch.cat([model(*batch(ds, examples, idx, train=False)[:2]) for idx in positions]).float()
     prediction = logits.argmax(1)
     return {"accuracy": metrics.accuracy(prediction, examples[-1])}, prediction
 
@@ -126,33 +130,34 @@ def main():
     parser, args = parse_args()
     try:
         device = data.pick_device(args.device, args.deterministic)
+        args.precision = backbones.precision(args.precision, device)  # recorded with the run
         torch.manual_seed(args.seed)
         ds = data.load(args.data, device)
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
-    print(f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}; "
+    print(f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}, {args.precision}; "
           f"{backbones.BACKBONES[args.backbone]} towers; {args.epochs} epochs", flush=True)
 
-    model = FCAgg(args.backbone).to(device)
+    model = FCAgg(args.backbone).to(device, memory_format=backbones.memory_format(args.precision))
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
     train_examples, val_examples, test_examples = (make_examples(ds, ds.videos(s)) for s in ["train", "val", "test"])
     curves, start = [], time.time()
     for epoch in range(1, args.epochs + 1):
         tick = time.time()
         try:
-            train_loss = train_epoch(model, optimizer, ds, train_examples, args.batch_size, epoch)
+            train_loss = train_epoch(model, optimizer, ds, train_examples, args.batch_size, epoch, args.precision)
         except FloatingPointError as e:
             parser.exit(2, f"error: {e}\n")
         samples_per_s = len(train_examples[-1]) / (time.time() - tick)
-        val, _ = evaluate(model, ds, val_examples, args.batch_size)
+        val, _ = evaluate(model, ds, val_examples, args.batch_size, args.precision)
         curves.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
                        "samples_per_s": samples_per_s, "elapsed_s": time.time() - start})
         print(f"epoch {epoch:2d}/{args.epochs} | train loss {train_loss:.4f} | val " +
               " ".join(f"{k} {v:.4f}" for k, v in val.items()) +
               f" | {samples_per_s:.0f} clips/s | {time.time() - start:.0f} s", flush=True)
 
-    val, _ = evaluate(model, ds, val_examples, args.batch_size)
-    test, test_prediction = evaluate(model, ds, test_examples, args.batch_size)
+    val, _ = evaluate(model, ds, val_examples, args.batch_size, args.precision)
+    test, test_prediction = evaluate(model, ds, test_examples, args.batch_size, args.precision)
     baseline = {s: metrics.majority_baseline(train_examples[-1], examples[-1])
                 for s, examples in [("val", val_examples), ("test", test_examples)]}
     paper = metrics.PAPER[(SCRIPT, args.backbone, False)]

@@ -228,6 +228,19 @@ def test_towers_are_fresh_random_networks():
     assert 11e6 < backbones.count_parameters(a) < 12e6  # ResNet-18's 11.2M (with a 128-d head)
 
 
+def test_precision_bf16_autocasts_the_towers_and_uses_channels_last():
+    cpu = torch.device("cpu")
+    assert backbones.precision("auto", cpu) == "fp32" and backbones.precision("auto", torch.device("cuda")) == "bf16"
+    assert backbones.precision("bf16", cpu) == "bf16" and backbones.precision("fp32", torch.device("cuda")) == "fp32"
+    net = backbones.tower("resnet", 3, 17).to(memory_format=backbones.memory_format("bf16"))
+    assert net.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 32, 32)
+    with backbones.autocast(cpu, "bf16"):
+        assert net(x).dtype == torch.bfloat16
+    with backbones.autocast(cpu, "fp32"):
+        assert net(x).dtype == torch.float32
+
+
 # ----------------------------------------------------------------------------------------------------------
 # metrics.py, against scikit-learn or hand-computed cases
 # ----------------------------------------------------------------------------------------------------------
@@ -363,6 +376,17 @@ def test_tt_agg_with_resnet_trains_without_pyav(tt_run):
     check_metrics(m, "tt_agg", "resnet", ["accuracy", "precision", "recall", "f1"], 1)
     assert set(model) >= {"image_tower", "sound_tower", "args"}
     check_moved(model["image_tower"], "resnet", 3, backbones.EMBEDDING_DIM)
+
+
+def test_the_cuda_default_bf16_path_trains_tt_agg_and_visual_only_on_the_cpu(tiny, tmp_path):
+    """bf16 autocast and channels-last, the default on CUDA, taken on the CPU for one epoch each, so that a
+    mistake in that path cannot hide until the first GPU run; losses and scores stay fp32 and finite."""
+    for script in ["tt_agg.py", "visual_only.py"]:
+        out, m, model, folder = train(script, tiny, tmp_path, "--backbone", "resnet", "--epochs", "1",
+                                      "--precision", "bf16")
+        assert f"device cpu, bf16;" in out and m["args"]["precision"] == "bf16"
+        assert math.isfinite(m["curves"][0]["train_loss"]) and 0 <= m["test"]["accuracy"] <= 1
+        assert all(t.dtype == torch.float32 for t in (model.get("image_tower") or {}).values() if t.is_floating_point())
 
 
 def test_tt_agg_pairs_are_balanced_and_negatives_absent_from_the_frame(tiny):

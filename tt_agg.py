@@ -45,6 +45,8 @@ def parse_args():
     parser.add_argument("--deterministic", action="store_true",
                         help="on CUDA, trade speed for repeatable runs (no cudnn autotuning, deterministic "
                              "kernels); CPU runs repeat to the last digit anyway")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                        help="auto: bf16 autocast and channels-last on CUDA, fp32 on the CPU; fp32 turns both off")
     parser.add_argument("--out", default="runs", help="the run is saved in OUT/tt_agg-BACKBONE-seedSEED/")
     args = parser.parse_args()
     for flag, value, ok, allowed in [("--epochs", args.epochs, args.epochs >= 1, "1 or more"),
@@ -102,15 +104,16 @@ def batch(ds, examples, idx, train):
     return image, sound, label[idx]
 
 
-def train_epoch(model, optimizer, ds, examples, batch_size, epoch):
+def train_epoch(model, optimizer, ds, examples, batch_size, epoch, precision):
     model.train()
     n = len(examples[-1])
     order = torch.randperm(n, device=examples[-1].device)
     losses = []
     for start in range(0, n, batch_size):
         image, sound, label = batch(ds, examples, order[start:start + batch_size], train=True)
-        probability = model(image, sound)
-        loss = F.binary_cross_entropy(probability, label)
+        with backbones.autocast(image.device, precision):  # bf16 on CUDA: the towers' arithmetic only
+            probability = model(image, sound)  # (B,)
+        loss = F.binary_cross_entropy(probability.float(), label)  # in fp32, outside autocast (which refuses it)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -124,11 +127,12 @@ def train_epoch(model, optimizer, ds, examples, batch_size, epoch):
 
 
 @torch.no_grad()
-def evaluate(model, ds, examples, batch_size):
+def evaluate(model, ds, examples, batch_size, precision):
     """Scores of `model` on fixed examples: a pair is predicted positive when its probability exceeds 0.5."""
     model.eval()
     positions = torch.arange(len(examples[-1]), device=examples[-1].device).split(batch_size)
-    probability = torch.cat([model(*batch(ds, examples, idx, train=False)[:2]) for idx in positions])
+    with backbones.autocast(ds.frames.device, precision):
+        probability = torch.cat([model(*batch(ds, examples, idx, train=False)[:2]) for idx in positions]).float()
     return metrics.binary_scores(probability > 0.5, examples[-1].bool())
 
 
@@ -136,6 +140,7 @@ def main():
     parser, args = parse_args()
     try:
         device = data.pick_device(args.device, args.deterministic)
+        args.precision = backbones.precision(args.precision, device)  # recorded with the run
         torch.manual_seed(args.seed)
         ds = data.load(args.data, device)
         val_examples = make_examples(ds, ds.videos("val"), torch.Generator(device).manual_seed(args.seed + 1))
@@ -143,10 +148,10 @@ def main():
         make_examples(ds, ds.videos("train"), torch.Generator(device))  # fail now, not at epoch 1
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
-    print(f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}; "
+    print(f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}, {args.precision}; "
           f"{backbones.BACKBONES[args.backbone]} towers; {args.epochs} epochs", flush=True)
 
-    model = TwoTower(args.backbone).to(device)
+    model = TwoTower(args.backbone).to(device, memory_format=backbones.memory_format(args.precision))
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
     generator = torch.Generator(device).manual_seed(args.seed)  # the training negatives, new every epoch
     curves, start = [], time.time()
@@ -154,19 +159,19 @@ def main():
         tick = time.time()
         train_examples = make_examples(ds, ds.videos("train"), generator)
         try:
-            train_loss = train_epoch(model, optimizer, ds, train_examples, args.batch_size, epoch)
+            train_loss = train_epoch(model, optimizer, ds, train_examples, args.batch_size, epoch, args.precision)
         except FloatingPointError as e:
             parser.exit(2, f"error: {e}\n")
         samples_per_s = len(train_examples[-1]) / (time.time() - tick)
-        val = evaluate(model, ds, val_examples, args.batch_size)
+        val = evaluate(model, ds, val_examples, args.batch_size, args.precision)
         curves.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
                        "samples_per_s": samples_per_s, "elapsed_s": time.time() - start})
         print(f"epoch {epoch:2d}/{args.epochs} | train loss {train_loss:.4f} | val " +
               " ".join(f"{k} {v:.4f}" for k, v in val.items()) +
               f" | {samples_per_s:.0f} pairs/s | {time.time() - start:.0f} s", flush=True)
 
-    val = evaluate(model, ds, val_examples, args.batch_size)
-    test = evaluate(model, ds, test_examples, args.batch_size)
+    val = evaluate(model, ds, val_examples, args.batch_size, args.precision)
+    test = evaluate(model, ds, test_examples, args.batch_size, args.precision)
     baseline = {"val": metrics.chance_baseline(val_examples[-1]), "test": metrics.chance_baseline(test_examples[-1])}
     paper = metrics.PAPER[(SCRIPT, args.backbone, False)]
     metrics.print_row(f"Table 5 (TT_AGG), {backbones.BACKBONES[args.backbone]}, {ds.source} data",

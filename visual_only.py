@@ -49,6 +49,8 @@ def parse_args():
     parser.add_argument("--deterministic", action="store_true",
                         help="on CUDA, trade speed for repeatable runs (no cudnn autotuning, deterministic "
                              "kernels); CPU runs repeat to the last digit anyway")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                        help="auto: bf16 autocast and channels-last on CUDA, fp32 on the CPU; fp32 turns both off")
     parser.add_argument("--out", default="runs", help="the run is saved in OUT/visual_only-BACKBONE[-weighted]-seedSEED/")
     args = parser.parse_args()
     for flag, value, ok, allowed in [("--epochs", args.epochs, args.epochs >= 1, "1 or more"),
@@ -85,15 +87,16 @@ def batch(ds, examples, idx, train):
     return image, label[idx].float()                                           # (B, 17)
 
 
-def train_epoch(model, optimizer, ds, examples, batch_size, pos_weight, epoch):
+def train_epoch(model, optimizer, ds, examples, batch_size, pos_weight, epoch, precision):
     model.train()
     n = len(examples[-1])
     order = torch.randperm(n, device=examples[-1].device)
     losses = []
     for start in range(0, n, batch_size):
         image, label = batch(ds, examples, order[start:start + batch_size], train=True)
-        logits = model(image)  # (B, 17)
-        loss = F.binary_cross_entropy_with_logits(logits, label, pos_weight=pos_weight)
+        with backbones.autocast(image.device, precision):  # bf16 on CUDA: the tower's arithmetic only
+            logits = model(image)  # (B, 17)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), label, pos_weight=pos_weight)  # in fp32
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -107,12 +110,13 @@ def train_epoch(model, optimizer, ds, examples, batch_size, pos_weight, epoch):
 
 
 @torch.no_grad()
-def evaluate(model, ds, examples, batch_size):
+def evaluate(model, ds, examples, batch_size, precision):
     """Scores over every (frame, material) entry: a material is predicted present when its probability
     exceeds 0.5 (logit > 0)."""
     model.eval()
     positions = torch.arange(len(examples[-1]), device=examples[-1].device).split(batch_size)
-    logits = torch.cat([model(batch(ds, examples, idx, train=False)[0]) for idx in positions])  # (V, 17)
+    with backbones.autocast(ds.frames.device, precision):
+        logits = torch.cat([model(batch(ds, examples, idx, train=False)[0]) for idx in positions]).float()  # (V, 17)
     return metrics.binary_scores(logits > 0, examples[-1])
 
 
@@ -120,16 +124,18 @@ def main():
     parser, args = parse_args()
     try:
         device = data.pick_device(args.device, args.deterministic)
+        args.precision = backbones.precision(args.precision, device)  # recorded with the run
         torch.manual_seed(args.seed)
         ds = data.load(args.data, device)
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
     name = f"{SCRIPT}-{args.backbone}" + ("-weighted" if args.weighted else "") + f"-seed{args.seed}"
-    print(f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}; "
+    print(f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}, {args.precision}; "
           f"{backbones.BACKBONES[args.backbone]}; {'weighted' if args.weighted else 'unweighted'} loss; "
           f"{args.epochs} epochs", flush=True)
 
-    model = backbones.tower(args.backbone, 3, data.NUM_MATERIALS).to(device)  # frame -> 17 logits
+    model = backbones.tower(args.backbone, 3, data.NUM_MATERIALS)  # frame -> 17 logits
+    model = model.to(device, memory_format=backbones.memory_format(args.precision))
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
     train_examples, val_examples, test_examples = (make_examples(ds, ds.videos(s)) for s in ["train", "val", "test"])
     pos_weight = positive_weights(train_examples[-1]) if args.weighted else None
@@ -139,19 +145,19 @@ def main():
     for epoch in range(1, args.epochs + 1):
         tick = time.time()
         try:
-            train_loss = train_epoch(model, optimizer, ds, train_examples, args.batch_size, pos_weight, epoch)
+            train_loss = train_epoch(model, optimizer, ds, train_examples, args.batch_size, pos_weight, epoch, args.precision)
         except FloatingPointError as e:
             parser.exit(2, f"error: {e}\n")
         samples_per_s = len(train_examples[-1]) / (time.time() - tick)
-        val = evaluate(model, ds, val_examples, args.batch_size)
+        val = evaluate(model, ds, val_examples, args.batch_size, args.precision)
         curves.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
                        "samples_per_s": samples_per_s, "elapsed_s": time.time() - start})
         print(f"epoch {epoch:2d}/{args.epochs} | train loss {train_loss:.4f} | val " +
               " ".join(f"{k} {v:.4f}" for k, v in val.items()) +
               f" | {samples_per_s:.0f} frames/s | {time.time() - start:.0f} s", flush=True)
 
-    val = evaluate(model, ds, val_examples, args.batch_size)
-    test = evaluate(model, ds, test_examples, args.batch_size)
+    val = evaluate(model, ds, val_examples, args.batch_size, args.precision)
+    test = evaluate(model, ds, test_examples, args.batch_size, args.precision)
     baseline = {"val": metrics.all_negative_baseline(val_examples[-1]),
                 "test": metrics.all_negative_baseline(test_examples[-1])}
     paper = metrics.PAPER[(SCRIPT, args.backbone, args.weighted)]
