@@ -34,39 +34,42 @@ import data  # noqa: E402
 EXPERIMENTS = ["sound_only", "visual_only", "fc_agg", "tt_agg"]
 
 
-def model_only_step(experiment, backbone, batch_size, size, device, steps):
+def model_only_step(experiment, backbone, batch_size, size, device, steps, precision):
     """Samples per second of forward + backward + SGD step on one fixed batch already on `device`."""
     torch.manual_seed(0)
     image = torch.randn(batch_size, 3, size, size, device=device)  # (B, 3, S, S)
     sound = torch.randn(batch_size, 1, size, size, device=device)  # (B, 1, S, S)
+    fmt = backbones.memory_format(precision)  # channels-last with bf16, as the scripts do
     if experiment in ("sound_only", "visual_only"):
         channels, x = (1, sound) if experiment == "sound_only" else (3, image)
-        net = backbones.tower(backbone, channels, data.NUM_MATERIALS).to(device)
+        net = backbones.tower(backbone, channels, data.NUM_MATERIALS).to(device, memory_format=fmt)
+        modules, forward = [net], lambda: net(x)
         if experiment == "sound_only":
             target = torch.randint(0, data.NUM_MATERIALS, (batch_size,), device=device)
-            loss_fn = lambda: F.cross_entropy(net(x), target)
+            criterion = lambda out: F.cross_entropy(out, target)
         else:
             target = (torch.rand(batch_size, data.NUM_MATERIALS, device=device) < 0.1).float()
-            loss_fn = lambda: F.binary_cross_entropy_with_logits(net(x), target)
-        params = net.parameters()
+            criterion = lambda out: F.binary_cross_entropy_with_logits(out, target)
     else:
-        image_tower = backbones.tower(backbone, 3, backbones.EMBEDDING_DIM).to(device)
-        sound_tower = backbones.tower(backbone, 1, backbones.EMBEDDING_DIM).to(device)
-        params = [*image_tower.parameters(), *sound_tower.parameters()]
+        image_tower = backbones.tower(backbone, 3, backbones.EMBEDDING_DIM).to(device, memory_format=fmt)
+        sound_tower = backbones.tower(backbone, 1, backbones.EMBEDDING_DIM).to(device, memory_format=fmt)
+        modules = [image_tower, sound_tower]
         if experiment == "fc_agg":
             classifier = torch.nn.Linear(2 * backbones.EMBEDDING_DIM, data.NUM_MATERIALS).to(device)
-            params += list(classifier.parameters())
+            modules.append(classifier)
             target = torch.randint(0, data.NUM_MATERIALS, (batch_size,), device=device)
-            loss_fn = lambda: F.cross_entropy(classifier(torch.cat([image_tower(image), sound_tower(sound)], 1)),
-                                              target)
+            forward = lambda: classifier(torch.cat([image_tower(image), sound_tower(sound)], 1))
+            criterion = lambda out: F.cross_entropy(out, target)
         else:
             target = (torch.rand(batch_size, device=device) < 0.5).float()
-            loss_fn = lambda: F.binary_cross_entropy(
-                (F.cosine_similarity(image_tower(image), sound_tower(sound)) + 1) / 2, target)
-    optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9)
+            forward = lambda: (F.cosine_similarity(image_tower(image), sound_tower(sound)) + 1) / 2
+            criterion = lambda out: F.binary_cross_entropy(out, target)
+    optimizer = torch.optim.SGD([p for m in modules for p in m.parameters()], lr=0.01, momentum=0.9)
 
     def step():
-        loss = loss_fn()
+        with backbones.autocast(device, precision):  # the towers' forward pass, as in the scripts
+            out = forward()
+        loss = criterion(out.float())  # the loss in fp32, outside autocast
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -87,7 +90,7 @@ def script_rate(experiment, backbone, args, out):
     """Run the experiment script for `args.epochs` epochs; the median samples/s of its epochs after the first,
     peak memory in MiB."""
     command = [sys.executable, os.path.join(HERE, f"{experiment}.py"), "--backbone", backbone,
-               "--epochs", str(args.epochs), "--device", args.device, "--out", out]
+               "--epochs", str(args.epochs), "--device", args.device, "--precision", args.precision, "--out", out]
     if args.data:
         command += ["--data", args.data]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -95,7 +98,7 @@ def script_rate(experiment, backbone, args, out):
     if result.returncode != 0:
         sys.exit(f"{' '.join(command)} failed:\n{result.stderr}")
     rss_mb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024  # KiB -> MiB
-    m = json.load(open(os.path.join(out, f"{experiment}-{backbone}", "metrics.json")))
+    m = json.load(open(os.path.join(out, f"{experiment}-{backbone}-seed0", "metrics.json")))
     peak = m.get("peak_memory_mb") or rss_mb
     rates = sorted(c["samples_per_s"] for c in m["curves"][1:])
     return rates[len(rates) // 2], peak, m["args"]["batch_size"]
@@ -109,6 +112,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=4,
                         help="epochs per script run (all but the first are timed; at least 2)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps of the model-only loop")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                        help="as the scripts' flag: auto is bf16 and channels-last on CUDA, fp32 on the CPU")
     parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=EXPERIMENTS)
     parser.add_argument("--backbones", nargs="+", choices=sorted(backbones.BACKBONES),
                         default=sorted(backbones.BACKBONES))
@@ -120,7 +125,8 @@ def main():
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; data: {args.data or 'the toy default'}; torch {torch.__version__}")
+    args.precision = backbones.precision(args.precision, device)
+    print(f"device: {name}; {args.precision}; data: {args.data or 'the toy default'}; torch {torch.__version__}")
     print(f"{'experiment':<12} {'backbone':<9} {'device':<7} {'script/s':>9} {'model/s':>9} {'ratio':>6} "
           f"{'peak MiB':>9}")
     with tempfile.TemporaryDirectory() as out:
@@ -133,7 +139,7 @@ def main():
                 # ten clips per video for sound_only and fc_agg, twenty pairs per video for tt_agg
                 per_epoch = train_videos * {"visual_only": 1, "tt_agg": 20}.get(experiment, 10)
                 batch_size = min(batch_size, per_epoch)
-                model = model_only_step(experiment, backbone, batch_size, size, device, args.steps)
+                model = model_only_step(experiment, backbone, batch_size, size, device, args.steps, args.precision)
                 print(f"{experiment:<12} {backbone:<9} {device.type:<7} {rate:>9.1f} {model:>9.1f} "
                       f"{rate / model:>6.2f} {peak:>9.0f}", flush=True)
 
