@@ -6,10 +6,11 @@ Every script counts with these functions, so that numbers in different tables me
   visual network's 17 outputs this is the paper's count, "the percentage of correctly predicted outputs"
   over all label entries (3.3.2), with precision/recall/F1 pooled over all entries (micro-averaged);
   for the two-tower model it is the usual binary score over image-sound pairs (Table 5).
-- `confusion_matrix` (Figure 5), `coappearance` (Figure 6), `precision_at_k` (Figure 8).
+- `confusion_matrix` (Figure 5), `coappearance` (Figure 6); the retrieval metrics (Figure 8) are retrieve.py's.
 - Trivial baselines: majority class, all-negative, chance.
 - `print_row`: one results row in the paper's table layout, beside the paper's own row and the baseline;
-  `format_retrieval`, the same for Figure 8's precision@K.
+  `format_retrieval`, the same for Figure 8's precision@K (retrieve.format_retrieval_table: every retrieval
+  metric, over one run or several seeds).
 
 `python metrics.py runs/` (a whole study's Tables 2-5 and Figures 2, 5-9) hands over to study/summary.py.
 """
@@ -85,13 +86,6 @@ def coappearance(image_labels):
     showing material i at all. `image_labels` is (V, 17) bool."""
     x = image_labels.float().cpu()
     return (x.T @ x).long()
-
-
-def precision_at_k(good):
-    """`good` (Q, L) bool: row q says, in ranked order, whether each retrieved item is good for query q.
-    Returns (Q, L) float: entry [q, k-1] is the share of good items among the top k (paper Figure 8)."""
-    k = torch.arange(1, good.shape[1] + 1, device=good.device)
-    return good.float().cumsum(1) / k
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -1,21 +1,29 @@
 """Sound generation: the trained TT_AGG towers recommend sounds for an image (paper 3.5, 4.4.1, Figure 8).
 
     python retrieve.py --k 50
+    python retrieve.py --direction sound-to-image      # the reverse: each test sound ranks the test frames
 
 Nearest neighbours, no training: the image tower embeds every test frame, the sound tower every clip of a
 sound library, both L2-normalised, and each frame ranks the library by cosine similarity (one matrix
-product). A retrieved sound is "good" when its material is among the frame's labels (4.4.1); precision@K
-is the share of good sounds among the top K.
-- The paper's view: one random test image (seeded; `--query ID` picks one), K = 1..k, library = every
-  clip of train + validation + test (4.4.1; `--library train` is section 3.5's training-set library).
-- Beyond the paper: the same curve averaged over every test image, with its spread, and random retrieval
-  (the share of good sounds in the query's library). With `--library all`, the query's own ten sounds are in
-  the library; `--exclude-own-video` leaves them out.
-- Writes runs/retrieve-<backbone>-seed<k>/ (k: the seed the towers were trained with): metrics.json, precision_at_k.png, top5_sheet.png and top5/*.wav (the
-  five best sounds for the chosen image, the "generated" sound made tangible).
+product). A retrieved sound is "good", relevant, when its material is among the frame's labels (4.4.1).
+- The paper's view: precision@K for one random test image (seeded; `--query ID` picks one), K = 1..k,
+  library = every clip of train + validation + test (4.4.1; `--library train` is section 3.5's library).
+- Beyond the paper, over every test image and each beside what a random ranking scores: precision@K, mean
+  average precision, recall@K of the image's own recording and the rank of its first own clip, and the
+  same per material. `--exclude-own-video` leaves the query's own ten sounds out of its library.
+  DEFINITIONS below (printed by --help) defines each metric and the tie rule.
+- `--direction sound-to-image`: every test sound ranks the test frames, measured the same way.
+- Writes runs/retrieve-<backbone>[-sound-to-image]-seed<k>/ (k: the seed the towers were trained with):
+  metrics.json, precision_at_k.png, per_material.png, top5_sheet.png and WAVs (the five best sounds for
+  the chosen image, the "generated" sound made tangible; the query sound for sound-to-image), all or none:
+  after an error or Ctrl-C an earlier folder is left as it was.
 """
 import argparse
+import math
 import os
+import shutil
+import statistics
+import tempfile
 import warnings
 import wave
 
@@ -27,41 +35,198 @@ import data
 import metrics
 
 SCRIPT = "retrieve"
-TABLE_K = [1, 5, 10, 25, 50]  # the K printed and saved in the table (and --k itself)
-TOP = 5  # the sounds written as WAV files and drawn on the sheet
+DIRECTIONS = {"image-to-sound": ("image", "sound"), "sound-to-image": ("sound", "image")}  # (query, item)
+TABLE_K = [1, 5, 10, 25, 50]  # the K of precision@K in the printed table (and --k itself)
+RECALL_K = [1, 5, 10]  # the K of recall@K of the own recording
+MATERIAL_K = 10  # the K of the per-material precision@K
+TOP = 5  # the items drawn on the sheet (and, image-to-sound, written as WAV files)
 BATCH_SIZE = 128  # examples per forward pass: embedding needs no gradients, only bounded memory
+DEFINITIONS = """\
+Each query ranks a library of N items by cosine similarity. An item is relevant ("good", paper 4.4.1) when
+the sound's material is among the frame's labels. "Random" is the expectation of a uniformly random ranking.
+  precision@K   share of relevant items among the top K; random: the share r/N of relevant items in the
+                library (for every K)
+  AP, mAP       AP: the mean of precision@rank over the ranks of a query's relevant items; mAP: the mean
+                over queries (a query with no relevant item left out and counted); random: the exact
+                expected AP, (r-1)/(N-1) + (N-r)/(N(N-1)) * (1 + 1/2 + ... + 1/N), for r relevant of N
+  R@K           recall@K of the own recording: share of queries with at least one item of their own video
+                (an image's ten sounds; a sound's frame) in the top K; random: 1 - C(N-r, K)/C(N, K), r own
+                items; only measured when the own video is in the library (not with --exclude-own-video or
+                --library train)
+  median rank   of each query's first own item (1 = first), median over queries (the mean of the two middle
+                values for an even count); random: the median of a random ranking's first own rank, the
+                smallest m with P(rank <= m) >= 1/2 (what the median over many queries tends to). Also the
+                mean rank; random: (N+1)/(r+1)
+  per material  precision@10 and AP of the queries of each material, beside random AP: an image counts
+                toward each material it shows, a sound toward its one material
+Ties are pessimistic: among equal similarities the non-relevant items rank first, so the result does not
+depend on the library's order and a constant similarity scores the worst possible, below random."""
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--k", type=int, default=50, help="retrieve the top K sounds, K = 1..k (paper: 50)")
+    class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+        pass  # the defaults after each flag's help, and DEFINITIONS kept as laid out
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=DEFINITIONS,
+                                     formatter_class=Formatter)
+    parser.add_argument("--k", type=int, default=None,
+                        help="rank the top K, K = 1..k (paper: 50); none: 50, or the library size when smaller")
+    parser.add_argument("--direction", choices=list(DIRECTIONS), default="image-to-sound",
+                        help="image-to-sound: each test image ranks a sound library (the paper's); "
+                             "sound-to-image: each test sound ranks the test frames")
     parser.add_argument("--run", default="runs/tt_agg-resnet-seed0",
                         help="the tt_agg run folder whose model.pt holds the trained towers, or that model.pt "
                              "itself (the paper uses ResNet, 4.4.1)")
     parser.add_argument("--query", default=None,
-                        help="the test video whose frame is the paper's single query; none: a random test image "
-                             "drawn with --seed")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the choice of the random query image")
+                        help="the test video whose frame (sound-to-image: first clip) is the single query "
+                             "shown; none: a random test query drawn with --seed")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the choice of the random query")
     parser.add_argument("--library", choices=["all", "train"], default="all",
-                        help="the sounds to rank: every clip of train + validation + test (paper 4.4.1), or "
-                             "the training clips only (paper 3.5)")
+                        help="image-to-sound: the sounds to rank, every clip of train + validation + test "
+                             "(paper 4.4.1), or the training clips only (paper 3.5)")
     parser.add_argument("--exclude-own-video", action="store_true",
-                        help="leave the query video's own ten sounds out of its library: they were recorded "
-                             "with the very scene in the frame, so retrieving them makes the task easier than "
-                             "it looks (no effect with --library train, which holds no test video)")
+                        help="leave the query video's own items (an image's ten sounds, a sound's frame) out "
+                             "of its library: recorded with the very scene, they make the task easier than it "
+                             "looks (no effect with --library train, which holds no test video)")
     parser.add_argument("--data", default=None,
                         help="a dataset file made by data.py; none: the one the run was trained on")
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
                         help="auto: CUDA when a GPU is visible, else CPU")
-    parser.add_argument("--out", default="runs", help="the results are saved in OUT/retrieve-BACKBONE-seedK/, K the seed the towers were trained with")
+    parser.add_argument("--out", default="runs", help="the results are saved in OUT/retrieve-BACKBONE["
+                        "-sound-to-image]-seedK/, K the seed the towers were trained with")
     args = parser.parse_args(argv)
-    for flag, value, ok, allowed in [("--k", args.k, args.k >= 1, "1 or more"),
-                                     ("--seed", args.seed, 0 <= args.seed < 2 ** 63, "from 0 to 2**63 - 1")]:
+    for flag, value, ok, allowed in [
+            ("--k", args.k, args.k is None or args.k >= 1, "1 or more"),
+            ("--seed", args.seed, 0 <= args.seed < 2 ** 63, "from 0 to 2**63 - 1"),
+            ("--library", args.library, args.library == "all" or args.direction == "image-to-sound",
+             "all with --direction sound-to-image (which ranks the test frames)")]:
         if not ok:
             parser.exit(2, f"error: {flag} must be {allowed}, got {value}\n")
     return parser, args
 
+
+# ----------------------------------------------------------------------------------------------------------
+# Ranking and the retrieval metrics. Each takes similarity (Q, N), query q's score for library item n, and
+# relevant (Q, N) bool; a library excluded for a query is simply not among its N columns.
+# ----------------------------------------------------------------------------------------------------------
+
+def rank(similarity, relevant):
+    """(Q, N) library positions in ranked order, most similar first.
+
+    Ties are broken pessimistically: among equal similarities the non-relevant items come first. Every
+    metric below then depends only on the similarities, not on the library's order, and a model cannot
+    score well by giving many items the same similarity (a constant one ranks every relevant item last).
+    """
+    order = torch.argsort(relevant.int(), dim=1, stable=True)  # non-relevant first; the stable sort keeps it
+    by_similarity = torch.argsort(similarity.gather(1, order), dim=1, descending=True, stable=True)
+    return order.gather(1, by_similarity)
+
+
+def precision_at_k(similarity, relevant, k):
+    """Precision@K for K = 1..k: (Q, k) float, entry [q, K-1] the share of relevant items among query q's top K
+    (paper Figure 8: the share of good sounds). Ranked by `rank`, ties pessimistic."""
+    hits = relevant.gather(1, rank(similarity, relevant))[:, :k].float()  # (Q, k): relevance, best first
+    return hits.cumsum(1) / torch.arange(1, k + 1, device=hits.device)
+
+
+def average_precision(similarity, relevant):
+    """Average precision: (Q,) float, for each query the mean of precision@rank over the ranks of its relevant
+    items, so it rewards ranking every relevant item high, not only K of them; NaN for a query with no
+    relevant item (undefined). Ranked by `rank`, ties pessimistic; with no ties it equals scikit-learn's
+    average_precision_score."""
+    hits = relevant.gather(1, rank(similarity, relevant)).float()  # (Q, N): relevance, best first
+    precision = hits.cumsum(1) / torch.arange(1, hits.shape[1] + 1, device=hits.device)  # (Q, N) at each rank
+    return (precision * hits).sum(1) / hits.sum(1)  # 0 / 0: NaN
+
+
+def recall_at_k(similarity, relevant, k):
+    """Recall@K as cross-modal retrieval counts it (one right answer per query, or a few: an image's own ten
+    sounds): (Q,) bool, whether at least one relevant item is among the top K. Ties pessimistic."""
+    return relevant.gather(1, rank(similarity, relevant))[:, :k].any(1)
+
+
+def first_relevant_rank(similarity, relevant):
+    """(Q,) int64: the rank (1 = most similar) of each query's first relevant item, N + 1 when it has none.
+    Ties pessimistic."""
+    hits = relevant.gather(1, rank(similarity, relevant))  # (Q, N)
+    return torch.where(hits.any(1), hits.int().argmax(1) + 1, hits.shape[1] + 1)  # argmax: the first True
+
+
+# What a uniformly random ranking of n items, r of them relevant, scores: the random baselines.
+
+def random_average_precision(n, r):
+    """The exact expected AP: the item at rank i is relevant with probability r/n, and then the other r - 1
+    fill the i - 1 ranks above it at rate (r-1)/(n-1), so E[AP] = 1/n sum_i (1 + (i-1)(r-1)/(n-1)) / i
+    = (r-1)/(n-1) + (n-r)/(n(n-1)) H_n, H_n = 1 + 1/2 + ... + 1/n. Above the common approximation r/n when r
+    is small (a random ranking may still put a relevant item first). NaN when r = 0, like AP."""
+    if r == 0 or n == 1:
+        return float("nan") if r == 0 else 1.0
+    return (r - 1) / (n - 1) + (n - r) / (n * (n - 1)) * sum(1 / i for i in range(1, n + 1))
+
+
+def random_recall_at_k(n, r, k):
+    """Probability that at least one of the r relevant items is in the top k: 1 - C(n-r, k) / C(n, k)."""
+    return 1 - math.comb(n - r, k) / math.comb(n, k)
+
+
+def random_first_rank(n, r):
+    """(mean, median) of the first relevant item's rank: mean (n+1)/(r+1); median the smallest m with
+    P(rank <= m) = 1 - C(n-m, r)/C(n, r) >= 1/2."""
+    return (n + 1) / (r + 1), next(m for m in range(1, n + 1) if 2 * math.comb(n - m, r) <= math.comb(n, r))
+
+
+def measure(similarity, relevant, own, query, k):
+    """Every metric of one retrieval. similarity, relevant, own (Q, N), own[q, n]: item n is from query q's
+    own video; query: the position of the single query shown (the paper's view). Returns
+
+    - the precision@K curves, K = 1..k: "single" (that query), "mean" and "std" over the queries, "random";
+    - the table: {row: {"single", "all", "std", "random"}}, "all" over every query (the mean; the median for
+      "median rank"), "std" its spread over the queries where it means something;
+    - per query, for the per-material table: precision@MATERIAL_K, AP and random AP.
+    """
+    n = relevant.shape[1]
+    precision = precision_at_k(similarity, relevant, k).cpu()                         # (Q, k)
+    ap = average_precision(similarity, relevant).cpu()                                # (Q,), NaN: undefined
+    random_precision = relevant.float().mean(1).mean().item()                         # for every K
+    random_ap = torch.tensor([random_average_precision(n, r) for r in relevant.sum(1).tolist()])  # (Q,)
+    curves = {"single": precision[query].tolist(), "mean": precision.mean(0).tolist(),
+              "std": precision.std(0, correction=0).tolist(),  # the spread of these queries (defined for one too)
+              "random": [random_precision] * k}
+
+    def row(single, values, random, spread=True):
+        return {"single": float(single), "all": values.mean().item(),
+                "std": values.std(correction=0).item() if spread else None, "random": float(random)}
+    table = {f"precision@{K}": row(precision[query, K - 1], precision[:, K - 1], random_precision)
+             for K in sorted({K for K in TABLE_K + [k] if K <= k})}
+    defined = ~ap.isnan()  # AP is undefined for a query with no relevant item: left out of mAP, and counted
+    table["mAP"] = row(ap[query], ap[defined], random_ap[defined].mean())
+    if own.any(1).all():  # every query's own video is in its library: recall@K of the own recording
+        first = first_relevant_rank(similarity, own).double().cpu()                  # (Q,)
+        r = int(own[0].sum())  # the same for every query: an image's ten sounds, a sound's one frame
+        for K in [K for K in RECALL_K if K <= n]:
+            table[f"R@{K}"] = row(first[query] <= K, (first <= K).double(), random_recall_at_k(n, r, K), False)
+        random_mean, random_median = random_first_rank(n, r)
+        table["median rank"] = {**row(first[query], first, random_median, False),
+                                "all": first.quantile(0.5).item()}  # an even count: the two middle ones' mean
+        table["mean rank"] = row(first[query], first, random_mean, False)
+    material_precision = precision_at_k(similarity, relevant, min(MATERIAL_K, n))[:, -1].cpu()  # (Q,)
+    return curves, table, int((~defined).sum()), (material_precision, ap, random_ap)
+
+
+def per_material(query_materials, material_precision, ap, random_ap):
+    """P@MATERIAL_K, AP (mean over the queries where defined) and random AP averaged over the queries of each
+    material; query_materials (Q, 17) bool, so an image showing several materials counts toward each."""
+    rows = []
+    for i, name in enumerate(data.MATERIALS):
+        of = query_materials[:, i].cpu()
+        if of.any():
+            rows.append({"material": name, "queries": int(of.sum()), "precision": material_precision[of].mean().item(),
+                         "ap": ap[of].nanmean().item(), "random_ap": random_ap[of].nanmean().item()})
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The towers, the queries and the library
+# ----------------------------------------------------------------------------------------------------------
 
 def load_towers(run, device):
     """TT_AGG's trained towers from RUN/model.pt (or RUN itself, a .pt file), in eval mode, and the checkpoint;
@@ -81,6 +246,8 @@ def load_towers(run, device):
                                     for channels in (3, 1))
         image_tower.load_state_dict(checkpoint["image_tower"])
         sound_tower.load_state_dict(checkpoint["sound_tower"])
+        if not all(t.isfinite().all() for net in (image_tower, sound_tower) for t in net.state_dict().values()):
+            raise ValueError("its towers hold NaN or infinite weights: the training diverged")
     except Exception as e:  # unreadable, refused (a pickle that would run code), another script's, or damaged
         why = ("refused: it holds Python objects, and loading them could run code" if "GLOBAL" in str(e) else
                str(e) if isinstance(e, ValueError) else  # torch's own messages run to many lines: the first
@@ -90,45 +257,213 @@ def load_towers(run, device):
     return image_tower.to(device).eval(), sound_tower.to(device).eval(), checkpoint  # eval: BN's running stats
 
 
-def pick_query(ds, test, video_id, seed):
-    """Position in the test split of the paper's single query: --query's video, or one drawn with the seed
-    ("a random image from the test set", 4.4.1)."""
-    test_ids = [ds.video_ids[v] for v in test.tolist()]
+def check_fingerprint(checkpoint, raw, path):
+    """The dataset's fingerprint (16 hex digits of its content), or None where data.py cannot make one; a
+    DataError when the towers were trained on a dataset with another fingerprint (a regenerated file)."""
+    fingerprint = getattr(data, "fingerprint", None)  # older data.py: no fingerprint, nothing to compare
+    found = fingerprint(raw) if fingerprint else None
+    if found and checkpoint.get("data_fingerprint") not in (None, found):
+        raise data.DataError(f"the dataset at {path} is not the one the towers were trained on (regenerated?): "
+                             f"give that one with --data, or train again")
+    return found
+
+
+def make_task(ds, direction, library, exclude_own_video):
+    """Who ranks what: the queries and the library's items, each a (video, clip) pair of (n,) tensors (clip
+    None: frames), and candidates (Q, N), the item positions each query ranks (all, or all but its own
+    video's)."""
+    test = ds.videos("test")
+    clips = torch.arange(data.CLIPS_PER_VIDEO, device=test.device)
+    if direction == "image-to-sound":
+        videos = ds.videos("train") if library == "train" else torch.arange(len(ds.video_ids), device=test.device)
+        queries, items = (test, None), (videos.repeat_interleave(len(clips)), clips.repeat(len(videos)))
+    else:  # every test sound ranks the test frames
+        queries, items = (test.repeat_interleave(len(clips)), clips.repeat(len(test))), (test, None)
+    own = items[0][None, :] == queries[0][:, None]                                              # (Q, L)
+    keep = ~own if exclude_own_video else torch.ones_like(own)  # the same number left out of every row
+    candidates = torch.arange(len(items[0]), device=test.device).expand_as(own)[keep].view(len(own), -1)
+    return queries, items, candidates                                                           # (Q, N)
+
+
+def pick_query(ds, query_video, video_id, seed):
+    """Position among the queries of the single query shown: --query's video (its first clip for sounds), or
+    one drawn with the seed ("a random image from the test set", 4.4.1)."""
+    ids = [ds.video_ids[v] for v in query_video.tolist()]
     if video_id is None:
-        return int(torch.randint(len(test), (1,), generator=torch.Generator().manual_seed(seed)))
-    if video_id in test_ids:
-        return test_ids.index(video_id)
-    examples = ", ".join(test_ids[:3])
+        return int(torch.randint(len(ids), (1,), generator=torch.Generator().manual_seed(seed)))
+    if video_id in ids:
+        return ids.index(video_id)
+    examples = ", ".join(list(dict.fromkeys(ids))[:3])
     if video_id in ds.video_ids:
         split = next(s for s, i in data.SPLITS.items() if i == int(ds.split[ds.video_ids.index(video_id)]))
-        raise data.DataError(f"--query {video_id} is a {split} video: the query must be a test image, e.g. "
+        raise data.DataError(f"--query {video_id} is a {split} video: the query must be a test video, e.g. "
                              f"{examples}")
     raise data.DataError(f"unknown --query {video_id}: no such video in {ds.path}; test videos are e.g. "
                          f"{examples}")
 
 
 @torch.no_grad()
-def embed(tower, batches):
-    """Unit-length embeddings (N, 128) of the batches (B, C, S, S) in order."""
-    return F.normalize(torch.cat([tower(x) for x in batches]), dim=1)
+def embed(ds, tower, video, clip):
+    """Unit-length embeddings (n, 128) of the frames of `video` (clip None) or the sounds (video, clip), in
+    order, in batches (no flips)."""
+    out = []
+    for i in torch.arange(len(video), device=video.device).split(BATCH_SIZE):
+        x = (data.image_transform(ds.frames[video[i]], ds.size, train=False) if clip is None else
+             ds.spectrograms[video[i], clip[i]])                                    # (B, C, S, S)
+        out.append(tower(x))
+    return F.normalize(torch.cat(out), dim=1)
 
 
-def rank(image_embedding, sound_embedding, k, exclude=None):
-    """Nearest neighbours by cosine similarity (paper 3.5).
+# ----------------------------------------------------------------------------------------------------------
+# Showing and saving the results
+# ----------------------------------------------------------------------------------------------------------
 
-    image_embedding (Q, D) and sound_embedding (L, D), unit length; exclude (Q, L) bool: sounds a query may
-    not retrieve. Returns (indices, similarities), each (Q, k): the library positions of each query's k most
-    similar sounds, most similar first, and their cosines.
-    """
-    similarity = image_embedding @ sound_embedding.T  # (Q, L): a cosine, since both are unit length
-    if exclude is not None:
-        similarity = similarity.masked_fill(exclude, float("-inf"))
-    top = similarity.topk(k, dim=1)  # sorted, largest first
-    return top.indices, top.values
+def format_retrieval_table(ms, source=None):
+    """The retrieval table of retrieve.py's metrics.json dicts `ms`, one per seed of the towers (one or more),
+    as lines: precision@K, mAP, recall@K of the own recording and the first own item's rank, each beside
+    random retrieval. One run: the single query shown, and the value over every test query with its spread;
+    several: the mean ± std (sample std, n - 1) over the runs of each run's value over every test query."""
+    m, several = ms[0], len(ms) > 1
+    query, item = DIRECTIONS[m.get("direction", "image-to-sound")]
+    shown = "" if several else f"; one {query}: {m['query']['video_id']} ({', '.join(m['query']['labels'])})"
+    head = f"mean ± std over {len(ms)} seeds" if several else f"all {query}s (± std)"
+    lines = [f"Retrieval, {query} -> {item}: {backbones.BACKBONES.get(m['backbone'], m['backbone'])} TT_AGG"
+             f"{' (' + source + ')' if source else ''}; library {m.get('library', '?')} ({m.get('library_size')} "
+             f"{item}s), the query's own video {'left out' if m.get('exclude_own_video') else 'included'}; "
+             f"{m.get('queries', m.get('test_images'))} test {query}s{shown}" +
+             (f"; seeds {', '.join(str(x.get('trained_seed', '?')) for x in ms)}" if several else ""),
+             f"{'':<34}{'' if several else 'one ' + query:>10}  {head:<28}{'random':>8}"]
+    for name in m.get("table", {}):
+        rows = [x.get("table", {}).get(name) for x in ms]
+        if not all(isinstance(r, dict) and "all" in r for r in rows):  # a run without it, or an older table
+            continue
+        fmt = "{:.1f}" if name.endswith("rank") else "{:.3f}"
+        values = [r["all"] for r in rows]
+        std = statistics.stdev(values) if several else rows[0]["std"]
+        one = "" if several else ("yes" if rows[0]["single"] else "no") if name.startswith("R@") else \
+            fmt.format(rows[0]["single"])
+        over = fmt.format(statistics.mean(values)) + ("" if std is None else " ± " + fmt.format(std))
+        label = name + (" of the own recording" if name.startswith("R@") else
+                        f" of the first own {item}" if name.endswith("rank") else "")
+        lines.append(f"{label:<34}{one:>10}  {over:<28}{fmt.format(statistics.mean(r['random'] for r in rows)):>8}")
+    without = [x.get("queries_without_relevant") or 0 for x in ms]
+    if any(without):  # their AP is undefined; their precision@K is 0, and counted
+        lines.append(f"mAP leaves out the {'/'.join(map(str, without))} test {query}s with no relevant {item} in "
+                     f"their library")
+    if not any(line.startswith("R@") for line in lines):
+        lines.append("R@K and ranks of the own recording: not measured, the query's own video is not in the library")
+    return lines
+
+
+def format_per_material(m):
+    """The per-material table: queries, precision@K, AP and random AP for each query material."""
+    counted = ("an image counts toward each material it shows" if m["direction"] == "image-to-sound" else
+               "a sound counts toward its material")
+    lines = [f"Per query material ({counted}; AP: mean over its queries with a relevant item)",
+             f"{'material':<13}{'queries':>8}{'P@' + str(m['per_material_k']):>8}{'AP':>8}{'random AP':>11}"]
+    for r in m["per_material"]:  # AP "-": none of the material's queries has a relevant item in its library
+        ap, random_ap = (f"{x:.3f}" if x == x else "-" for x in (r["ap"], r["random_ap"]))
+        lines.append(f"{r['material']:<13}{r['queries']:>8}{r['precision']:>8.3f}{ap:>8}{random_ap:>11}")
+    return lines
+
+
+def library_words(m):
+    """'all, 240 sounds, the query's own video included', as the figures say it."""
+    _, item = DIRECTIONS[m["direction"]]
+    if m["library"] == "train":
+        return f"train, {m['library_size']} sounds, none from a test video"
+    own = "left out" if m["exclude_own_video"] else "included"
+    return f"{m['library']}, {m['library_size']} {item}s, the query's own video {own}"
+
+
+def plot_curves(m, source, path):
+    """precision_at_k.png: Figure 8's curve for the single query, with the mean +- std over every test query
+    and random retrieval beside it."""
+    from matplotlib.ticker import MaxNLocator
+    plt = metrics.pyplot()
+    query, item = DIRECTIONS[m["direction"]]
+    k = torch.arange(1, m["k"] + 1)
+    mean, std = torch.tensor(m["mean"]), torch.tensor(m["std"])
+    fig, ax = plt.subplots(figsize=(9, 6), layout="constrained")
+    ax.fill_between(k, (mean - std).clamp(0, 1), (mean + std).clamp(0, 1), color="tab:blue", alpha=0.2,
+                    label=f"± std over the {m['queries']} test {query}s")
+    ax.plot(k, mean, color="tab:blue", label=f"mean over the {m['queries']} test {query}s (mAP "
+                                              f"{m['table']['mAP']['all']:.3f})")
+    ax.plot(k, m["single"], color="tab:orange", marker=".",
+            label=f"one test {query} ({m['query']['video_id']}: {', '.join(m['query']['labels'])})"
+                  + (", as in the paper" if query == "image" else ""))
+    ax.plot(k, m["random"], color="0.4", linestyle="--", label=f"random retrieval (mean over test {query}s)")
+    ax.set_xlim(0.5, m["k"] + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # K counts items: no K = 2.5
+    ax.set_ylim(-0.02, 1.02)  # a curve at 0 stays visible above the axis
+    ax.set_xlabel(f"K ({item}s retrieved)")
+    ax.set_ylabel(f"share of good {item}s in the top K")
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside lower center", ncol=2, fontsize=9)  # below the axes: never over a curve
+    ax.set_title(f"{'Figure 8: ' if query == 'image' else ''}share of good {item}s in the top K, "
+                 f"{backbones.BACKBONES[m['backbone']]} TT_AGG, {metrics.source_name(source)}\nlibrary: "
+                 f"{library_words(m)}; good: the sound's material is in the frame", fontsize=10)
+    metrics.save_png(fig, path)
+
+
+def plot_sheet(m, pictures, path):
+    """top5_sheet.png: the query, then its five best items, framed green when good and red when not. pictures:
+    the query's and the items', each a frame (3, S, S) uint8 or a spectrogram (1, H, W)."""
+    plt = metrics.pyplot()
+    query, item = DIRECTIONS[m["direction"]]
+    q = m["query"]
+    titles = [(f"query: {q['video_id']}" + (f" clip {q['clip']}" if "clip" in q else "") +
+               f"\n{'shows' if query == 'image' else 'material'}: {', '.join(q['labels'])}", "black")]
+    for hit in m["top5"]:
+        what = hit.get("material") or ", ".join(hit["labels"])
+        where = f"{hit['video_id']}" + (f" clip {hit['clip']}" if "clip" in hit else "")
+        titles.append((f"{hit['rank']}. {what}: {'good' if hit['good'] else 'not good'}\n{where}"
+                       f"{' (own video)' if hit['video_id'] == q['video_id'] else ''}\ncosine "
+                       f"{hit['similarity']:.3f}", "tab:green" if hit["good"] else "tab:red"))
+    fig, axes = plt.subplots(1, len(pictures), figsize=(2.9 * len(pictures), 3.6), layout="constrained")
+    for ax, picture, (title, color) in zip(axes, pictures, titles):
+        if len(picture) == 3:  # a frame
+            ax.imshow(picture.permute(1, 2, 0).cpu().numpy())
+        else:  # a spectrogram, one second wide
+            ax.imshow(picture[0].cpu().numpy(), origin="lower", aspect="auto", cmap="magma",
+                      extent=(0, 1, 0, picture.shape[-2]))
+            ax.set_xlabel("time (s); mel frequency up", fontsize=8)
+        ax.set_title(title, fontsize=9, color=color)
+        ax.set_yticks([])
+        ax.set_xticks([] if len(picture) == 3 else [0, 1])
+        for spine in ax.spines.values() if color != "black" else []:
+            spine.set_color(color)
+            spine.set_linewidth(3)
+    fig.suptitle(f"Top {len(pictures) - 1} {item}s for one test {query}, {backbones.BACKBONES[m['backbone']]} "
+                 f"TT_AGG (library: {library_words(m)})\ngreen: the sound's material is in the frame (good), "
+                 f"red: it is not", fontsize=10)
+    metrics.save_png(fig, path)
+
+
+def plot_per_material(m, path):
+    """per_material.png: precision@K and AP per query material, random AP marked beside them."""
+    plt = metrics.pyplot()
+    query, _ = DIRECTIONS[m["direction"]]
+    rows = m["per_material"]
+    y = torch.arange(len(rows)).float()
+    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.35 * len(rows)), layout="constrained")
+    ax.barh(y - 0.2, [r["precision"] for r in rows], 0.4, color="tab:blue", label=f"precision@{m['per_material_k']}")
+    ax.barh(y + 0.2, [r["ap"] for r in rows], 0.4, color="tab:orange", label="AP")
+    ax.plot([r["random_ap"] for r in rows], y + 0.2, "k|", markersize=12, label="random AP")
+    ax.set_yticks(y, [f"{r['material']} ({r['queries']})" for r in rows])
+    ax.invert_yaxis()  # Table 1's order, top to bottom
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("mean over the test queries of the material")
+    ax.set_ylabel(f"query material (number of test {query}s)")
+    ax.grid(axis="x", alpha=0.3)
+    fig.legend(loc="outside lower center", ncol=3, fontsize=9)  # below the axes: never over a bar
+    ax.set_title(f"Retrieval per material, {query} queries, {backbones.BACKBONES[m['backbone']]} TT_AGG\n"
+                 f"library: {library_words(m)}", fontsize=10)
+    metrics.save_png(fig, path)
 
 
 def write_wav(clip, sample_rate, path):
-    """(N,) int16 clip -> mono 16-bit PCM WAV, through data.atomic_write (never half-written)."""
+    """(N,) int16 clip -> mono 16-bit PCM WAV."""
     def write(f):
         with wave.open(f, "wb") as w:
             w.setnchannels(1)
@@ -138,82 +473,38 @@ def write_wav(clip, sample_rate, path):
     data.atomic_write(path, write)
 
 
-def plot_curves(m, source, path):
-    """precision_at_k.png: Figure 8's curve for the single query, with the mean +- std over every test
-    image and random retrieval beside it."""
-    from matplotlib.ticker import MaxNLocator
-    plt = metrics.pyplot()
-    k = torch.arange(1, m["k"] + 1)
-    mean, std = torch.tensor(m["mean"]), torch.tensor(m["std"])
-    fig, ax = plt.subplots(figsize=(9, 6), layout="constrained")
-    ax.fill_between(k, (mean - std).clamp(0, 1), (mean + std).clamp(0, 1), color="tab:blue", alpha=0.2,
-                    label=f"± std over the {m['test_images']} test images")
-    ax.plot(k, mean, color="tab:blue", label=f"mean over the {m['test_images']} test images")
-    ax.plot(k, m["single"], color="tab:orange", marker=".",
-            label=f"one test image ({m['query']['video_id']}: {', '.join(m['query']['labels'])}), as in the paper")
-    ax.plot(k, m["random"], color="0.4", linestyle="--", label="random retrieval (mean over test images)")
-    ax.set_xlim(0.5, m["k"] + 0.5)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # K counts sounds: no K = 2.5
-    ax.set_ylim(-0.02, 1.02)  # a curve at 0 stays visible above the axis
-    ax.set_xlabel("K (sounds retrieved)")
-    ax.set_ylabel("share of good sounds in the top K")
-    ax.grid(alpha=0.3)
-    fig.legend(loc="outside lower center", ncol=2, fontsize=9)  # below the axes: never over a curve
-    ax.set_title(f"Figure 8: share of good sounds in the top K, {backbones.BACKBONES[m['backbone']]} TT_AGG, "
-                 f"{metrics.source_name(source)}\nlibrary: {library_words(m)}; "
-                 f"good: the sound's material is in the frame", fontsize=10)
-    metrics.save_png(fig, path)
-
-
-def plot_sheet(m, frame, spectrograms, path):
-    """top5_sheet.png: the query frame, then the five retrieved sounds' spectrograms with their materials,
-    framed green when good and red when not. frame (3, S, S) uint8; spectrograms (5, 1, H, W)."""
-    plt = metrics.pyplot()
-    top = m["top5"]
-    fig, axes = plt.subplots(1, len(top) + 1, figsize=(2.9 * (len(top) + 1), 3.6), layout="constrained")
-    axes[0].imshow(frame.permute(1, 2, 0).cpu().numpy())
-    axes[0].set_title(f"query: {m['query']['video_id']}\nshows: {', '.join(m['query']['labels'])}", fontsize=9)
-    axes[0].set_xticks([])
-    axes[0].set_yticks([])
-    for ax, hit, s in zip(axes[1:], top, spectrograms):
-        ax.imshow(s[0].cpu().numpy(), origin="lower", aspect="auto", cmap="magma", extent=(0, 1, 0, s.shape[-2]))
-        color = "tab:green" if hit["good"] else "tab:red"
-        own = " (query's video)" if hit["video_id"] == m["query"]["video_id"] else ""
-        ax.set_title(f"{hit['rank']}. {hit['material']}: {'good' if hit['good'] else 'not in the frame'}\n"
-                     f"{hit['video_id']} clip {hit['clip']}{own}\ncosine {hit['similarity']:.3f}",
-                     fontsize=9, color=color)
-        for spine in ax.spines.values():
-            spine.set_color(color)
-            spine.set_linewidth(3)
-        ax.set_yticks([])
-        ax.set_xlabel("time (s)", fontsize=8)
-    axes[1].set_ylabel("mel frequency (low to high)", fontsize=8)
-    fig.suptitle(f"Top {len(top)} sounds for one test image, {backbones.BACKBONES[m['backbone']]} TT_AGG "
-                 f"(library: {library_words(m)})\nlog-mel spectrograms; green: the sound's material is in the "
-                 f"frame (good), red: it is not", fontsize=10)
-    metrics.save_png(fig, path)
-
-
-def library_words(m):
-    """'all, 240 sounds, the query's own video included', as the figures say it."""
-    if m["library"] == "train":
-        return f"train, {m['library_size']} sounds, none from a test video"
-    own = "left out" if m["exclude_own_video"] else "included"
-    return f"all, {m['library_size']} sounds, the query's own video {own}"
-
-
-def make_library(ds, library, test, exclude_own_video):
-    """The sounds to rank: (sound_video, sound_clip), each (L,), and exclude (Q, L) bool, the sounds each test
-    image may not retrieve (its own video's, when asked)."""
-    videos = ds.videos("train") if library == "train" else torch.arange(len(ds.video_ids), device=test.device)
-    sound_video = videos.repeat_interleave(data.CLIPS_PER_VIDEO)                                     # (L,)
-    sound_clip = torch.arange(data.CLIPS_PER_VIDEO, device=test.device).repeat(len(videos))          # (L,)
-    exclude = sound_video[None, :] == test[:, None]                                                  # (Q, L)
-    return sound_video, sound_clip, exclude if exclude_own_video else torch.zeros_like(exclude)
+def replace_folder(out, write):
+    """Call `write(folder)` on a new temporary folder beside `out`, then swap it in for `out`: the run's files
+    appear together, and after an error or Ctrl-C an earlier `out` is left as it was (the swap itself is two
+    renames, a moment apart)."""
+    parent, old = os.path.dirname(os.path.abspath(out)), None
+    os.makedirs(parent, exist_ok=True)
+    new = tempfile.mkdtemp(dir=parent, prefix=f".tmp-{os.path.basename(out)}-")  # hidden from the study
+    try:
+        write(new)
+        os.chmod(new, 0o755)  # mkdtemp makes it private; results are for every reader
+        if os.path.exists(out):
+            old = new + "-old"
+            os.rename(out, old)
+        os.rename(new, out)
+    except BaseException:
+        if old and not os.path.exists(out):
+            os.rename(old, out)
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    if old:
+        shutil.rmtree(old)
 
 
 def main(argv=None):
     parser, args = parse_args(argv)
+    try:
+        retrieve(parser, args)
+    except KeyboardInterrupt:  # the run folder is swapped in whole or not at all: nothing half-written
+        parser.exit(130, f"interrupted: nothing written (an earlier run folder in {args.out} is unchanged)\n")
+
+
+def retrieve(parser, args):
     try:
         device = data.pick_device(args.device)
         image_tower, sound_tower, checkpoint = load_towers(args.run, device)
@@ -224,16 +515,20 @@ def main(argv=None):
                                      f"relative to where tt_agg.py ran): give the dataset file with --data")
             args.data = trained_on
         ds = data.load(args.data, device)
-        test = ds.videos("test")  # (Q,) the query images: every test frame
-        query = pick_query(ds, test, args.query, args.seed)
-        sound_video, sound_clip, exclude = make_library(ds, args.library, test, args.exclude_own_video)
-        library_size = len(sound_video) - int(exclude.sum(1).max())  # the smallest library of any query
-        if args.k > library_size:
-            raise data.DataError(f"--k {args.k} is above the library size, {library_size} sounds (--library "
-                                 f"{args.library}{', less the query video' if exclude.any() else ''})")
+        raw = torch.load(ds.path, map_location="cpu", weights_only=True, mmap=True)  # read where used: 5 clips
+        fingerprint = check_fingerprint(checkpoint, raw, ds.path)
+        queries, items, candidates = make_task(ds, args.direction, args.library, args.exclude_own_video)
+        query = pick_query(ds, queries[0], args.query, args.seed)
+        n = candidates.shape[1]  # the library size of each query
+        args.k = args.k or min(TABLE_K[-1], n)
+        if args.k > n:
+            library = f"--library {args.library}" if args.direction == "image-to-sound" else "the test frames"
+            raise data.DataError(f"--k {args.k} is above the library size, {n} {DIRECTIONS[args.direction][1]}s "
+                                 f"({library}{', less the query video' if args.exclude_own_video else ''})")
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
-    backbone = checkpoint["backbone"]
+    backbone, trained_seed = checkpoint["backbone"], int(checkpoint["args"].get("seed", 0))
+    query_kind, item_kind = DIRECTIONS[args.direction]
     # The train library holds no test video: the query's own sounds are left out whether asked or not.
     own_left_out = args.exclude_own_video or args.library == "train"
     same_file = lambda p: os.path.realpath(p or data.toy_path(**data.TOY_DEFAULTS))
@@ -241,74 +536,86 @@ def main(argv=None):
         print(f"note: the towers were trained on {trained_on or 'the default toy dataset'}, retrieving on "
               f"{args.data}: its test images may have been seen in training")
     print(f"{SCRIPT}: {ds.describe()}; device {device}; {backbones.BACKBONES[backbone]} TT_AGG towers from "
-          f"{args.run}; library {args.library} ({library_size} sounds), the query's own video "
-          f"{'left out' if own_left_out else 'included'}", flush=True)
+          f"{args.run}; {query_kind} -> {item_kind}, library {args.library if query_kind == 'image' else 'test'} "
+          f"({n} {item_kind}s), the query's own video {'left out' if own_left_out else 'included'}", flush=True)
 
-    # Embed once, in batches: every library sound and every test frame (no flips: train=False).
-    positions = torch.arange(len(sound_video), device=device).split(BATCH_SIZE)
-    sound_embedding = embed(sound_tower, (ds.spectrograms[sound_video[i], sound_clip[i]]    # (B, 1, S, S)
-                                          for i in positions))                              # (L, 128)
-    image_embedding = embed(image_tower, (data.image_transform(ds.frames[v], ds.size, train=False)  # (B, 3, S, S)
-                                          for v in test.split(BATCH_SIZE)))                 # (Q, 128)
-    # At least TOP retrieved, for the sheet, even when --k is smaller.
-    top, similarity = rank(image_embedding, sound_embedding, min(max(args.k, TOP), library_size), exclude)
+    # Embed once: every query and every library item; each query's similarity to the items it ranks.
+    towers = {"image": image_tower, "sound": sound_tower}
+    query_embedding = embed(ds, towers[query_kind], *queries)                   # (Q, 128)
+    item_embedding = embed(ds, towers[item_kind], *items)                       # (L, 128)
+    similarity = (query_embedding @ item_embedding.T).gather(1, candidates)    # (Q, N): cosines
+    # Relevant ("good", 4.4.1): the sound's material is among the frame's labels. Own: the query's own video.
+    item_video = items[0][candidates]                                           # (Q, N)
+    if query_kind == "image":
+        frame, material = queries[0][:, None], ds.clip_materials[item_video, items[1][candidates]]
+        query_materials = ds.image_labels[queries[0]]                           # (Q, 17)
+    else:
+        frame, material = item_video, ds.clip_materials[queries[0], queries[1]][:, None]
+        query_materials = F.one_hot(material[:, 0], data.NUM_MATERIALS).bool()  # (Q, 17)
+    relevant = ds.image_labels[frame, material]                                 # (Q, N)
+    own = item_video == queries[0][:, None]                                     # (Q, N)
+    curves, table, without_relevant, per_query = measure(similarity, relevant, own, query, args.k)
 
-    # Good: the retrieved sound's material is among the frame's labels (4.4.1).
-    material = ds.clip_materials[sound_video, sound_clip]      # (L,)
-    labels = ds.image_labels[test]                             # (Q, 17)
-    good = labels.gather(1, material[top])                     # (Q, n)
-    precision = metrics.precision_at_k(good[:, :args.k]).cpu()  # (Q, k)
-    single, mean = precision[query], precision.mean(0)
-    std = precision.std(0, correction=0)  # the spread of these images (also defined for a single test image)
-    # Random retrieval draws from the same library: its expected precision@K is, for every K, the share of good
-    # sounds in the query's library; averaged over the test images like `mean`.
-    random_share = ((labels[:, material] & ~exclude).sum(1) / (~exclude).sum(1)).cpu()  # (Q,)
-    random = [random_share.mean().item()] * args.k
+    def describe(video, clip):  # a query or item as metrics.json and the sheet say it
+        d = {"video_id": ds.video_ids[video]}
+        if clip is None:
+            d["labels"] = [data.MATERIALS[i] for i in torch.nonzero(ds.image_labels[video]).flatten().tolist()]
+        else:
+            d.update(clip=int(clip), material=data.MATERIALS[ds.clip_materials[video, clip]])
+        return d
+    top = rank(similarity, relevant)[query, :TOP].tolist()  # the single query's best items, ties pessimistic
+    top_items = [candidates[query, j].item() for j in top]
+    q = describe(queries[0][query], None if queries[1] is None else queries[1][query])
+    q.setdefault("labels", [q.get("material")])
+    top5 = [{"rank": r + 1, **describe(items[0][j], None if items[1] is None else items[1][j]),
+             "good": bool(relevant[query, top[r]]), "similarity": similarity[query, top[r]].item()}
+            for r, j in enumerate(top_items)]
+    m = {"script": SCRIPT, "backbone": backbone, "trained_seed": trained_seed, "direction": args.direction,
+         "args": vars(args), "data": ds.describe(), "source": ds.source, "checkpoint": args.run,
+         "trained_epochs": checkpoint["args"].get("epochs"),
+         "library": args.library if query_kind == "image" else "test", "library_size": n,
+         "exclude_own_video": own_left_out, "k": args.k, "test_images": len(ds.videos("test")),
+         "queries": len(similarity),
+         "query": {"index": query, **q, "random": relevant[query].float().mean().item()},  # its random P@K
+         **curves, "table": table, "queries_without_relevant": without_relevant, "top5": top5,
+         "per_material_k": min(MATERIAL_K, n), "per_material": per_material(query_materials, *per_query)}
+    if fingerprint:
+        m["data_fingerprint"] = fingerprint
 
-    q = test[query].item()  # the query's video
-    chosen = [(sound_video[j].item(), sound_clip[j].item(), material[j].item()) for j in top[query, :TOP].tolist()]
-    top5 = [{"rank": r + 1, "video_id": ds.video_ids[v], "clip": c, "material": data.MATERIALS[mat],
-             "good": bool(good[query, r]), "similarity": similarity[query, r].item()}
-            for r, (v, c, mat) in enumerate(chosen)]
-    query_labels = [data.MATERIALS[i] for i in torch.nonzero(labels[query]).flatten().tolist()]
-    m = {"script": SCRIPT, "backbone": backbone, "args": vars(args), "data": ds.describe(), "source": ds.source,
-         "checkpoint": args.run, "trained_epochs": checkpoint["args"].get("epochs"), "library": args.library,
-         "library_size": library_size, "exclude_own_video": own_left_out, "k": args.k,
-         "test_images": len(test),
-         "query": {"index": query, "video_id": ds.video_ids[q], "labels": query_labels,
-                   "random": random_share[query].item()},  # this image's own random baseline
-         "single": single.tolist(), "mean": mean.tolist(), "std": std.tolist(), "random": random,
-         "table": {str(k): {"single": single[k - 1].item(), "mean": mean[k - 1].item(),
-                            "std": std[k - 1].item(), "random": random[k - 1]}
-                   for k in sorted({k for k in TABLE_K + [args.k] if k <= args.k})},
-         "top5": top5}
-
-    print(f"query: test image {ds.video_ids[q]} (showing {', '.join(query_labels)}); its top {len(top5)} sounds:")
+    print(f"query: test {query_kind} {q['video_id']}" + (f" clip {q['clip']}" if "clip" in q else "") +
+          f" ({', '.join(q['labels'])}); its top {len(top5)} {item_kind}s:")
     for hit in top5:
-        print(f"  {hit['rank']}. {hit['material']:<12} {'good' if hit['good'] else 'not in the frame':<16} "
-              f"{hit['video_id']} clip {hit['clip']}  cosine {hit['similarity']:.3f}")
-    print("\n".join(metrics.format_retrieval(m, metrics.source_name(ds.source))))
+        print(f"  {hit['rank']}. {hit.get('material') or ', '.join(hit['labels']):<20} "
+              f"{'good' if hit['good'] else 'not good':<9} {hit['video_id']}"
+              f"{' clip ' + str(hit['clip']) if 'clip' in hit else ''}  cosine {hit['similarity']:.3f}"
+              f"{'  (own video)' if hit['video_id'] == q['video_id'] else ''}")
+    print("\n".join(format_retrieval_table([m], metrics.source_name(ds.source))))
+    if query_kind == "image":
+        print(f"paper (one test image, ResNet): {metrics.PAPER_FIGURE_8}")
+    print("\n".join(format_per_material(m)))
 
-    # The raw clips, for the WAVs and the sheet: memory-mapped, so only the five clips used are read.
-    try:
-        clips = torch.load(ds.path, map_location="cpu", weights_only=True, mmap=True)["clips"]  # (V, 10, N)
-    except Exception as e:
-        parser.exit(2, f"error: could not read the clips of {ds.path} again ({type(e).__name__}): was it "
-                       f"replaced while this ran?\n")
-    chosen = [clips[v, c] for v, c, _ in chosen]  # TOP x (N,) int16
-    out = os.path.join(args.out, f"{SCRIPT}-{backbone}-seed{checkpoint['args'].get('seed', 0)}")
-    wavs = os.path.join(out, "top5")
-    for old in os.listdir(wavs) if os.path.isdir(wavs) else []:
-        if old.endswith(".wav"):  # an earlier query's files would be mistaken for this one's
-            os.unlink(os.path.join(wavs, old))
-    for hit, clip in zip(top5, chosen):
-        write_wav(clip, ds.sample_rate, os.path.join(wavs, f"{hit['rank']}-{hit['material']}.wav"))
+    # The raw clips (memory-mapped: only those used are read): the WAVs and the sheet's spectrograms.
+    sounds = [(t["video_id"], t["clip"]) for t in ([q] if query_kind == "sound" else top5)]
+    clips = [raw["clips"][ds.video_ids.index(v), c] for v, c in sounds]  # (N,) int16 each
     # Drawn at 128 pixels, finer than the toy's 32-pixel model input, so that a reader sees the hit's shape.
-    plot_sheet(m, ds.frames[q], data.spectrogram(torch.stack(chosen), ds.sample_rate, 128),
-               os.path.join(out, "top5_sheet.png"))
-    plot_curves(m, ds.source, os.path.join(out, "precision_at_k.png"))
-    metrics.write_json(m, os.path.join(out, "metrics.json"))
-    print(f"saved {out}/metrics.json, precision_at_k.png, top5_sheet.png and top5/*.wav")
+    spectrograms = list(data.spectrogram(torch.stack(clips), ds.sample_rate, 128))  # (1, 128, 128) each
+    frames = [ds.frames[ds.video_ids.index(t["video_id"])] for t in ([q] if query_kind == "image" else top5)]
+    pictures = frames + spectrograms if query_kind == "image" else spectrograms + frames
+    names = [f"top5/{t['rank']}-{t['material']}.wav" for t in top5] if query_kind == "image" else \
+        [f"query-{q['material']}.wav"]
+    out = os.path.join(args.out, f"{SCRIPT}-{backbone}{'-sound-to-image' if query_kind == 'sound' else ''}"
+                                 f"-seed{trained_seed}")
+
+    def write(folder):
+        for name, clip in zip(names, clips):
+            write_wav(clip, ds.sample_rate, os.path.join(folder, name))
+        plot_sheet(m, pictures, os.path.join(folder, "top5_sheet.png"))
+        plot_curves(m, ds.source, os.path.join(folder, "precision_at_k.png"))
+        plot_per_material(m, os.path.join(folder, "per_material.png"))
+        metrics.write_json(m, os.path.join(folder, "metrics.json"))
+    replace_folder(out, write)
+    print(f"saved {out}/: metrics.json, precision_at_k.png, per_material.png, top5_sheet.png, "
+          f"{'top5/*.wav' if query_kind == 'image' else names[0]}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ with `check_refused`: exit code 2, one line, no traceback, and the facts that li
 """
 import contextlib
 import io
+import itertools
 import json
 import math
 import os
@@ -83,7 +84,7 @@ def check_refused(r, *facts):
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
-    """A tiny toy dataset file: 24 videos (14 train / 4 val / 6 test) of 32x32 frames."""
+    """A tiny toy dataset file: 24 videos (12 train / 6 val / 6 test) of 32x32 frames."""
     path = tmp_path_factory.mktemp("data") / "tiny.pt"
     data.atomic_save(toy.make_toy(videos=24, size=32, seed=1), str(path))
     return str(path)
@@ -192,7 +193,7 @@ def test_load_puts_spectrograms_on_the_device_and_indexes_splits(tiny):
     assert ds.spectrograms.shape == (24, 10, 1, 32, 32) and ds.frames.dtype == torch.uint8
     parts = [ds.videos(s) for s in ["train", "val", "test"]]
     assert sorted(torch.cat(parts).tolist()) == list(range(24))
-    assert "24 videos (14 train / 4 val / 6 test)" in ds.describe()
+    assert "24 videos (12 train / 6 val / 6 test)" in ds.describe()
 
 
 def test_pick_device():
@@ -269,11 +270,9 @@ def test_binary_scores_match_scikit_learn_over_all_entries(density):
     assert ours["accuracy"] == pytest.approx(accuracy_score(target.flatten().numpy(), pred.flatten().numpy()))
 
 
-def test_coappearance_precision_at_k_and_baselines_by_hand():
+def test_coappearance_and_baselines_by_hand():
     labels = torch.tensor([[1, 1, 0], [1, 0, 1], [1, 1, 0]], dtype=torch.bool)
     assert metrics.coappearance(labels).tolist() == [[3, 2, 1], [2, 2, 0], [1, 0, 1]]
-    good = torch.tensor([[True, False, True, True], [False, False, False, True]])
-    assert torch.allclose(metrics.precision_at_k(good), torch.tensor([[1, 1 / 2, 2 / 3, 3 / 4], [0, 0, 0, 1 / 4]]))
     majority = metrics.majority_baseline(torch.tensor([3, 3, 5]), torch.tensor([3, 5, 5, 3]))
     assert majority["accuracy"] == 0.5 and "3" in majority["name"]
     negative = metrics.all_negative_baseline(torch.tensor([[1, 0, 0, 0], [0, 0, 0, 0]], dtype=torch.bool))
@@ -484,7 +483,8 @@ def test_every_torch_load_of_the_project_is_weights_only():
 # retrieve.py (paper 3.5, 4.4.1, Figure 8)
 # ----------------------------------------------------------------------------------------------------------
 
-TABLE_K = ["1", "5", "10", "25", "50"]
+TABLE = ["precision@1", "precision@5", "precision@10", "precision@25", "precision@50", "mAP", "R@1", "R@5", "R@10",
+         "median rank", "mean rank"]
 
 
 @pytest.fixture(scope="session")
@@ -494,6 +494,7 @@ def retrieved(tt_run, tmp_path_factory):
     r = run("retrieve.py", "--k", "50", "--run", tt_run[3], "--out", out, "--device", "cpu")
     assert r.returncode == 0, r.stderr
     folder = out / "retrieve-resnet-seed0"
+    assert os.listdir(out) == [folder.name], "no temporary folder left behind"
     return r, json.load(open(folder / "metrics.json")), folder
 
 
@@ -501,22 +502,24 @@ def test_retrieve_prints_the_table_and_saves_metrics_figures_and_wavs(retrieved,
     r, m, folder = retrieved
     assert r.stderr == ""
     out = r.stdout
-    assert "library all (240 sounds), the query's own video included" in out
-    table = out[out.index("Figure 8 in numbers"):].splitlines()
-    assert table[1].split() == ["K"] + TABLE_K
-    for row in ["one test image (", "mean over test images", "std over test images", "random retrieval"]:
-        line = next(l for l in table if l.startswith(row))
-        assert len(line.split()[-5:]) == 5 and all(0 <= float(v) <= 1 for v in line.split()[-5:])
-    assert "paper (one test image, ResNet)" in out and "top5/*.wav" in out
+    assert "image -> sound, library all (240 sounds), the query's own video included" in out
+    table = out[out.index("Retrieval, image -> sound"):].splitlines()
+    assert table[1].split() == ["one", "image", "all", "images", "(±", "std)", "random"]
+    for name in TABLE:  # each row: the one image, all images (± std), random
+        line = next(l for l in table if l.startswith(name))
+        assert len(re.findall(r"\d+\.\d+", line)) >= 2 and ("± " in line) == (name in TABLE[:6]), line
+    assert "paper (one test image, ResNet)" in out and "Per query material" in out and "top5/*.wav" in out
 
     assert m["script"] == "retrieve" and m["backbone"] == "resnet" and m["k"] == 50 and m["library"] == "all"
-    assert m["library_size"] == 240 and m["test_images"] == 6 and m["exclude_own_video"] is False
+    assert m["trained_seed"] == 0 and m["direction"] == "image-to-sound" and m["queries"] == m["test_images"] == 6
+    assert m["library_size"] == 240 and m["exclude_own_video"] is False
     assert all(len(m[key]) == 50 for key in ["single", "mean", "std", "random"])
-    assert list(m["table"]) == TABLE_K and set(m["table"]["25"]) == {"single", "mean", "std", "random"}
-    assert m["table"]["10"]["mean"] == m["mean"][9] and m["table"]["50"]["single"] == m["single"][49]
+    assert list(m["table"]) == TABLE and set(m["table"]["R@5"]) == {"single", "all", "std", "random"}
+    assert m["table"]["precision@10"]["all"] == pytest.approx(m["mean"][9])
+    assert m["table"]["precision@50"]["single"] == pytest.approx(m["single"][49])
     assert set(m["query"]) >= {"video_id", "labels", "random"} and m["query"]["labels"]
 
-    for name in ["precision_at_k.png", "top5_sheet.png"]:
+    for name in ["precision_at_k.png", "top5_sheet.png", "per_material.png"]:
         assert (folder / name).read_bytes()[:8] == PNG
     d = torch.load(tiny, weights_only=True)
     wavs = sorted(os.listdir(folder / "top5"))
@@ -530,24 +533,95 @@ def test_retrieve_prints_the_table_and_saves_metrics_figures_and_wavs(retrieved,
     assert not [f for f in os.listdir(folder) if f.startswith(".tmp-")], "no temporary file is left behind"
 
 
-def test_precision_at_k_and_random_baseline_match_an_independent_count(retrieved, tt_run, tiny):
-    """Recount Figure 8 from model.pt with a brute-force argsort: the mean, std and single-image curves, the
-    seeded query, the random baseline (the share of good sounds in the library) and the top-5 hits."""
-    _, m, _ = retrieved
-    ds = data.load(tiny, torch.device("cpu"))
+def brute_force(similarity, relevant):
+    """Pessimistic ranks counted one by one: the t-th relevant item (most similar first) ranks t + the number
+    of non-relevant items at least as similar. Per query: (precision@K for K = 1..N, AP, first relevant rank)."""
+    found = []
+    for s, rel in zip(similarity.tolist(), relevant.tolist()):
+        mine = sorted((x for x, good in zip(s, rel) if good), reverse=True)
+        ranks = [t + sum(not good and x >= y for x, good in zip(s, rel)) for t, y in enumerate(mine, 1)]
+        found.append(([sum(r <= k for r in ranks) / k for k in range(1, len(s) + 1)],
+                      sum(t / r for t, r in enumerate(ranks, 1)) / len(ranks) if ranks else math.nan,
+                      ranks[0] if ranks else len(s) + 1))
+    return found
+
+
+def test_retrieval_metrics_match_scikit_learn_and_a_brute_force_count_with_pessimistic_ties():
+    from sklearn.metrics import average_precision_score
+    g = torch.Generator().manual_seed(0)
+    relevant = torch.rand(8, 30, generator=g) < 0.3
+    relevant[0] = torch.arange(30) == 29  # one relevant item, last in the library
+    relevant[1] = False  # none: AP undefined
+    distinct = torch.randn(8, 30, generator=g)
+    for similarity in [distinct, (torch.randn(8, 30, generator=g) * 2).round() / 2, torch.zeros(8, 30)]:
+        precision = retrieve.precision_at_k(similarity, relevant, 30)
+        ap = retrieve.average_precision(similarity, relevant)
+        first = retrieve.first_relevant_rank(similarity, relevant)
+        for q, (p, a, f) in enumerate(brute_force(similarity, relevant)):
+            assert precision[q].tolist() == pytest.approx(p) and first[q] == f
+            assert math.isnan(a) == math.isnan(ap[q]) and (math.isnan(a) or ap[q].item() == pytest.approx(a))
+            for k in [1, 5, 10, 30]:
+                assert retrieve.recall_at_k(similarity, relevant, k)[q] == (f <= k)
+    for q in range(2, 8):  # no ties: scikit-learn's AP
+        assert ap.shape == (8,) and retrieve.average_precision(distinct, relevant)[q].item() == pytest.approx(
+            average_precision_score(relevant[q].numpy(), distinct[q].numpy()))
+    assert (retrieve.rank(distinct, relevant) == torch.argsort(-distinct, dim=1, stable=True)).all()
+    # A constant similarity ranks every relevant item last: never above a random ranking.
+    constant = torch.zeros(8, 30)
+    r = relevant.sum(1)
+    assert (retrieve.first_relevant_rank(constant, relevant) == 31 - r).all()
+    for q in range(2, 8):
+        assert retrieve.average_precision(constant, relevant)[q] < retrieve.random_average_precision(30, int(r[q]))
+    # By hand: the good item tied with a bad one ranks second, wherever the library holds it.
+    for relevant in [torch.tensor([[True, False, False]]), torch.tensor([[False, True, False]])]:
+        similarity = torch.tensor([[0.9, 0.9, 0.1]])
+        assert retrieve.average_precision(similarity, relevant).item() == 0.5
+        assert retrieve.precision_at_k(similarity, relevant, 2).tolist() == [[0.0, 0.5]]
+        assert retrieve.first_relevant_rank(similarity, relevant).item() == 2
+
+
+def test_random_baselines_are_the_expectation_over_every_ranking():
+    """Every placement of r relevant items among n ranks is equally likely under a random ranking."""
+    n = 7
+    for r in range(1, n + 1):
+        placements = [torch.tensor(p) + 1 for p in itertools.combinations(range(n), r)]  # ranks, best first
+        ap = np.mean([(torch.arange(1, r + 1) / p).mean().item() for p in placements])
+        assert retrieve.random_average_precision(n, r) == pytest.approx(ap)
+        first = np.array([p[0].item() for p in placements])
+        for k in range(1, n + 1):
+            assert retrieve.random_recall_at_k(n, r, k) == pytest.approx((first <= k).mean())
+        mean, median = retrieve.random_first_rank(n, r)
+        assert mean == pytest.approx(first.mean())
+        assert median == min(m for m in range(1, n + 1) if (first <= m).mean() >= 0.5)
+    assert math.isnan(retrieve.random_average_precision(n, 0)) and retrieve.random_average_precision(1, 1) == 1
+
+
+def tower_embeddings(tt_run, ds):
+    """The test frames' and every clip's embeddings (6, 128), (240, 128) from tt_run's model.pt, by hand."""
     towers = []
     for channels, key in [(3, "image_tower"), (1, "sound_tower")]:
         net = backbones.tower("resnet", channels, backbones.EMBEDDING_DIM)
         net.load_state_dict(tt_run[2][key])
         towers.append(net.eval())
-    test = ds.videos("test")
     with torch.no_grad():
-        image = F.normalize(towers[0](data.image_transform(ds.frames[test], ds.size, train=False)), dim=1)
-        sound = F.normalize(towers[1](ds.spectrograms.flatten(0, 1)), dim=1)  # (240, 128), video-major
+        image = F.normalize(towers[0](data.image_transform(ds.frames[ds.videos("test")], ds.size, train=False)), dim=1)
+        return image, F.normalize(towers[1](ds.spectrograms.flatten(0, 1)), dim=1)  # clips video-major
+
+
+def test_every_metric_matches_an_independent_count(retrieved, tt_run, tiny):
+    """Recount from model.pt with a brute-force argsort and scikit-learn: the precision@K curves, the seeded
+    query, the random baseline, mAP, recall@K and ranks of the own recording, per material, the top 5."""
+    from sklearn.metrics import average_precision_score
+    _, m, _ = retrieved
+    ds = data.load(tiny, torch.device("cpu"))
+    test = ds.videos("test")
+    image, sound = tower_embeddings(tt_run, ds)
+    cosine = (image @ sound.T).numpy()                                          # (6, 240): no ties
     material = ds.clip_materials.flatten().numpy()                             # (240,)
     labels = ds.image_labels[test].numpy()                                     # (6, 17)
-    order = np.argsort(-(image @ sound.T).numpy(), axis=1, kind="stable")      # (6, 240), best first
-    good = np.take_along_axis(labels, material[order], axis=1)[:, :50]          # (6, 50)
+    relevant = labels[:, material]                                             # (6, 240)
+    order = np.argsort(-cosine, axis=1, kind="stable")                         # (6, 240), best first
+    good = np.take_along_axis(relevant, order, axis=1)[:, :50]                 # (6, 50)
     precision = good.cumsum(1) / np.arange(1, 51)
 
     query = int(torch.randint(len(test), (1,), generator=torch.Generator().manual_seed(0)))  # --seed 0
@@ -555,8 +629,25 @@ def test_precision_at_k_and_random_baseline_match_an_independent_count(retrieved
     assert np.allclose(m["mean"], precision.mean(0), atol=1e-6)
     assert np.allclose(m["std"], precision.std(0), atol=1e-6)
     assert np.allclose(m["single"], precision[query], atol=1e-6)
-    share = labels[:, material].mean(1)  # the share of good sounds in each test image's library
+    share = relevant.mean(1)  # the share of good sounds in each test image's library
     assert m["random"] == pytest.approx([share.mean()] * 50) and m["query"]["random"] == pytest.approx(share[query])
+    ap = np.array([average_precision_score(relevant[q], cosine[q]) for q in range(6)])
+    assert m["table"]["mAP"]["all"] == pytest.approx(ap.mean()) and m["table"]["mAP"]["std"] == pytest.approx(ap.std())
+    assert m["table"]["mAP"]["single"] == pytest.approx(ap[query])
+    assert m["table"]["mAP"]["random"] == pytest.approx(
+        np.mean([retrieve.random_average_precision(240, r) for r in relevant.sum(1)]))
+    own = np.repeat(np.arange(24), 10)[order] == test.numpy()[:, None]       # (6, 240): own clips, ranked
+    first = own.argmax(1) + 1
+    for k in [1, 5, 10]:
+        assert m["table"][f"R@{k}"]["all"] == pytest.approx((first <= k).mean())
+        assert m["table"][f"R@{k}"]["random"] == pytest.approx(1 - math.comb(230, k) / math.comb(240, k))
+    assert m["table"]["median rank"]["all"] == np.median(first) and m["table"]["mean rank"]["all"] == first.mean()
+    assert m["table"]["median rank"]["single"] == first[query] and m["table"]["mean rank"]["random"] == 241 / 11
+    for row in m["per_material"]:  # an image counts toward each material it shows
+        of = labels[:, data.MATERIAL_ID[row["material"]]]
+        assert row["queries"] == of.sum() and row["ap"] == pytest.approx(ap[of].mean())
+        assert row["precision"] == pytest.approx(precision[of, 9].mean())
+    assert sum(r["queries"] for r in m["per_material"]) == labels.sum()
     assert [h["good"] for h in m["top5"]] == good[query, :5].tolist()
     assert all(h["good"] == (h["material"] in m["query"]["labels"]) for h in m["top5"])
     assert [(h["video_id"], h["clip"]) for h in m["top5"]] == \
@@ -565,21 +656,33 @@ def test_precision_at_k_and_random_baseline_match_an_independent_count(retrieved
     assert similarities == sorted(similarities, reverse=True) and all(-1 <= s <= 1 for s in similarities)
 
 
-def test_rank_matches_a_brute_force_argsort():
-    g = torch.Generator().manual_seed(0)
-    image = F.normalize(torch.randn(7, 16, generator=g), dim=1)
-    sound = F.normalize(torch.randn(60, 16, generator=g), dim=1)
-    cosine = (image @ sound.T).numpy()
-    brute = np.argsort(-cosine, axis=1, kind="stable")
-    indices, values = retrieve.rank(image, sound, 60)
-    assert np.array_equal(indices.numpy(), brute)
-    assert np.allclose(values.numpy(), np.take_along_axis(cosine, brute, axis=1), atol=1e-6)
-    exclude = torch.rand(7, 60, generator=g) < 0.3
-    exclude[:, :20] = False  # every query keeps at least 20 sounds
-    indices, values = retrieve.rank(image, sound, 20, exclude)
-    masked = np.where(exclude.numpy(), -np.inf, cosine)
-    assert np.array_equal(indices.numpy(), np.argsort(-masked, axis=1, kind="stable")[:, :20])
-    assert not exclude.gather(1, indices).any() and np.isfinite(values.numpy()).all()
+def test_sound_to_image_ranks_the_test_frames_for_every_test_sound(tt_run, tiny, tmp_path):
+    from sklearn.metrics import average_precision_score
+    r = run_here("retrieve.py", "--direction", "sound-to-image", "--run", tt_run[3], "--out", tmp_path,
+                 "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert "sound -> image, library test (6 images)" in r.stdout and "R@5 of the own recording" in r.stdout
+    folder = tmp_path / "retrieve-resnet-sound-to-image-seed0"
+    m = json.load(open(folder / "metrics.json"))
+    assert m["direction"] == "sound-to-image" and m["queries"] == 60 and m["library_size"] == 6 and m["k"] == 6
+    assert list(m["table"]) == ["precision@1", "precision@5", "precision@6", "mAP", "R@1", "R@5", "median rank",
+                                "mean rank"]
+    ds = data.load(tiny, torch.device("cpu"))
+    test = ds.videos("test")
+    image, sound = tower_embeddings(tt_run, ds)
+    sounds = (test[:, None] * 10 + torch.arange(10)).flatten()                 # (60,) every test clip
+    cosine = (sound[sounds] @ image.T).numpy()                                 # (60, 6)
+    relevant = ds.image_labels[test].numpy()[:, ds.clip_materials.flatten()[sounds].numpy()].T  # (60, 6)
+    has = relevant.any(1)
+    ap = [average_precision_score(relevant[q], cosine[q]) for q in np.nonzero(has)[0]]
+    assert m["table"]["mAP"]["all"] == pytest.approx(np.mean(ap)) and m["queries_without_relevant"] == (~has).sum()
+    own_first = (cosine.argmax(1) == np.repeat(np.arange(6), 10))              # the own frame ranked first
+    assert m["table"]["R@1"]["all"] == pytest.approx(own_first.mean())
+    assert m["table"]["R@1"]["random"] == pytest.approx(1 / 6)
+    assert sum(r["queries"] for r in m["per_material"]) == 60, "a sound counts toward its one material"
+    assert os.listdir(folder / "..") == [folder.name] and m["query"]["labels"] == [m["query"]["material"]]
+    assert (folder / f"query-{m['query']['material']}.wav").exists() and (folder / "top5_sheet.png").exists()
+    assert all("labels" in h and "clip" not in h for h in m["top5"])
 
 
 def test_leaving_out_the_query_videos_own_sounds_changes_the_table(retrieved, tt_run, tiny, tmp_path):
@@ -590,24 +693,88 @@ def test_leaving_out_the_query_videos_own_sounds_changes_the_table(retrieved, tt
                  "--query", video, "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert "library all (230 sounds), the query's own video left out" in r.stdout
+    assert "own recording: not measured" in r.stdout and "R@1" not in r.stdout
     left_out = json.load(open(tmp_path / "retrieve-resnet-seed0" / "metrics.json"))
     assert left_out["exclude_own_video"] is True and left_out["library_size"] == 230
-    assert left_out["query"]["video_id"] == video
+    assert left_out["query"]["video_id"] == video and list(left_out["table"]) == TABLE[:6]
     assert all(h["video_id"] != video for h in left_out["top5"]), "none of the query video's own sounds"
     # Without its own video, every test image's library loses ten sounds: the random baseline moves.
     assert left_out["random"][0] != pytest.approx(m["random"][0])
 
 
-def test_make_library_holds_the_asked_sounds_and_leaves_out_only_the_querys_own(tiny):
+def test_make_task_gives_each_query_its_library_less_only_its_own_video_when_asked(tiny):
     ds = data.load(tiny, torch.device("cpu"))
     test = ds.videos("test")
-    video, clip, exclude = retrieve.make_library(ds, "all", test, exclude_own_video=True)
-    assert sorted(zip(video.tolist(), clip.tolist())) == [(v, c) for v in range(24) for c in range(10)]
-    assert exclude.shape == (6, 240) and (exclude.sum(1) == 10).all()
-    assert (video[None, :].expand(6, -1)[exclude].view(6, 10) == test[:, None]).all(), "the query's own ten"
-    assert not retrieve.make_library(ds, "all", test, exclude_own_video=False)[2].any()
-    video, clip, exclude = retrieve.make_library(ds, "train", test, exclude_own_video=False)
-    assert len(video) == 140 and set(video.tolist()) == set(ds.videos("train").tolist()) and not exclude.any()
+    (video, clip), (item_video, item_clip), candidates = retrieve.make_task(ds, "image-to-sound", "all", True)
+    assert video.tolist() == test.tolist() and clip is None and candidates.shape == (6, 230)
+    assert sorted(zip(item_video.tolist(), item_clip.tolist())) == [(v, c) for v in range(24) for c in range(10)]
+    for q, row in enumerate(candidates.tolist()):
+        assert sorted(row) == [j for j in range(240) if item_video[j] != test[q]], "all but the query's own ten"
+    assert retrieve.make_task(ds, "image-to-sound", "all", False)[2].shape == (6, 240)
+    _, (item_video, _), candidates = retrieve.make_task(ds, "image-to-sound", "train", False)
+    assert set(item_video.tolist()) == set(ds.videos("train").tolist()) and candidates.shape == (6, 120)
+    (video, clip), (item_video, item_clip), candidates = retrieve.make_task(ds, "sound-to-image", "all", True)
+    assert sorted(zip(video.tolist(), clip.tolist())) == [(v, c) for v in test.tolist() for c in range(10)]
+    assert item_video.tolist() == test.tolist() and item_clip is None and candidates.shape == (60, 5)
+    assert (item_video[candidates] != video[:, None]).all(), "all test frames but the sound's own"
+
+
+def test_format_retrieval_table_shows_one_run_or_the_mean_and_std_over_seeds(retrieved):
+    m = retrieved[1]
+    one = retrieve.format_retrieval_table([m])
+    assert one[0].startswith("Retrieval, image -> sound") and "one image: " + m["query"]["video_id"] in one[0]
+    row = m["table"]["mAP"]
+    assert f"{row['single']:.3f}  {row['all']:.3f} ± {row['std']:.3f}" in next(l for l in one if l.startswith("mAP"))
+    seeds = [{**m, "trained_seed": s, "table": {**m["table"], "mAP": {**row, "all": v}}}
+             for s, v in enumerate([0.2, 0.4, 0.6])]
+    three = retrieve.format_retrieval_table(seeds)
+    assert "seeds 0, 1, 2" in three[0] and "mean ± std over 3 seeds" in three[1] and "one image" not in three[1]
+    assert "0.400 ± 0.200" in next(l for l in three if l.startswith("mAP")), "sample std over the seeds"
+    assert len(three) == len(one) and [l.split()[0] for l in three[2:]] == [l.split()[0] for l in one[2:]]
+    older = retrieve.format_retrieval_table([{k: v for k, v in m.items() if k not in ("table", "direction")}])
+    assert "not measured" in older[-1], "an older metrics.json: no crash"
+
+
+@pytest.mark.parametrize("error", [RuntimeError("disk full"), KeyboardInterrupt()])
+def test_a_failed_retrieval_leaves_the_earlier_run_folder_as_it_was(error, tt_run, tmp_path, monkeypatch):
+    """The run folder is written beside the old one and swapped in at the end: the error (or Ctrl-C) comes
+    after the WAVs and the first figure are written, and none of them appears."""
+    earlier = tmp_path / "retrieve-resnet-seed0"
+    (earlier / "top5").mkdir(parents=True)
+    (earlier / "metrics.json").write_text('{"earlier": true}\n')
+    (earlier / "top5" / "1-wood.wav").write_bytes(b"RIFF earlier")
+    before, saved = snapshot(tmp_path), []
+    save_png = metrics.save_png
+
+    def fail_second(fig, path):
+        saved.append(path)
+        if len(saved) == 2:
+            metrics.pyplot().close(fig)
+            raise error
+        save_png(fig, path)
+    monkeypatch.setattr(metrics, "save_png", fail_second)
+    argv = ["--run", tt_run[3], "--out", tmp_path, "--device", "cpu"]
+    if isinstance(error, KeyboardInterrupt):
+        r = run_here("retrieve.py", *argv)
+        assert r.returncode == 130 and r.stderr.count("\n") == 1 and "interrupted: nothing written" in r.stderr
+    else:
+        with pytest.raises(RuntimeError, match="disk full"):
+            run_here("retrieve.py", *argv)
+    assert len(saved) == 2 and snapshot(tmp_path) == before and os.listdir(tmp_path) == [earlier.name]
+
+
+@pytest.mark.skipif(not hasattr(data, "fingerprint"), reason="data.fingerprint is not in data.py yet")
+def test_towers_trained_on_another_dataset_are_refused_and_the_fingerprint_recorded(tt_run, tiny, tmp_path):
+    found = data.fingerprint(torch.load(tiny, weights_only=True))
+    for fingerprint in ["0123456789abcdef" if found != "0123456789abcdef" else "fedcba9876543210", found]:
+        torch.save({**tt_run[2], "data_fingerprint": fingerprint}, tmp_path / "model.pt")
+        r = run_here("retrieve.py", "--run", tmp_path / "model.pt", "--data", tiny, "--out", tmp_path / "out",
+                     "--device", "cpu")
+        if fingerprint != found:
+            check_refused(r, tiny)
+            assert not (tmp_path / "out").exists()
+    assert r.returncode == 0 and json.load(open(tmp_path / "out" / "retrieve-resnet-seed0" / "metrics.json"))[
+        "data_fingerprint"] == found
 
 
 def snapshot(*folders):
@@ -637,6 +804,12 @@ def vgg_towers_labelled_resnet(t):
     return {**t[2], "image_tower": backbones.tower("vgg", 3, 128).state_dict()}
 
 
+def towers_with_a_nan(t):
+    tower = {name: w.clone() for name, w in t[2]["sound_tower"].items()}
+    next(w for name, w in tower.items() if name.endswith("weight"))[0] = float("nan")
+    return {**t[2], "sound_tower": tower}
+
+
 ERRORS = {  # case: (run folder name, what its model.pt holds (None: no file), extra flags, facts the line names)
     "no checkpoint yet": ("tt_agg-resnet", None, [], ["model.pt", "python tt_agg.py --backbone resnet"]),
     "no vgg checkpoint yet": ("tt_agg-vgg", None, [], ["python tt_agg.py --backbone vgg"]),
@@ -645,6 +818,7 @@ ERRORS = {  # case: (run folder name, what its model.pt holds (None: no file), e
     "vgg towers labelled resnet": ("tt_agg-resnet", vgg_towers_labelled_resnet, [], ["model.pt"]),
     "resnet towers labelled vgg": ("tt_agg-vgg", lambda t: {**t[2], "backbone": "vgg"}, [], ["model.pt"]),
     "an unknown backbone": ("tt_agg-resnet", lambda t: {**t[2], "backbone": "alexnet"}, [], ["alexnet"]),
+    "towers with a NaN weight": ("tt_agg-resnet", towers_with_a_nan, [], ["model.pt", "NaN"]),
     "a truncated checkpoint": ("tt_agg-resnet", "truncated", [], ["model.pt"]),
     "a pickle that would run code": ("tt_agg-resnet", "evil", [], ["model.pt", "refused"]),
     "--k 0": ("tt_agg-resnet", "copy", ["--k", "0"], ["--k"]),
@@ -652,8 +826,12 @@ ERRORS = {  # case: (run folder name, what its model.pt holds (None: no file), e
     "--k above the library": ("tt_agg-resnet", "copy", ["--k", "241"], ["--k 241", "240 sounds"]),
     "--k above the library less the query video": ("tt_agg-resnet", "copy", ["--k", "231", "--exclude-own-video"],
                                                    ["--k 231", "230 sounds"]),
-    "--k above the train library": ("tt_agg-resnet", "copy", ["--k", "141", "--library", "train"],
-                                    ["--k 141", "140 sounds"]),
+    "--k above the train library": ("tt_agg-resnet", "copy", ["--k", "121", "--library", "train"],
+                                    ["--k 121", "120 sounds"]),
+    "--k above the test frames": ("tt_agg-resnet", "copy", ["--k", "7", "--direction", "sound-to-image"],
+                                  ["--k 7", "6 images"]),
+    "--library train for sound-to-image": ("tt_agg-resnet", "copy", ["--library", "train", "--direction",
+                                                                     "sound-to-image"], ["--library", "train"]),
     "an unknown --query": ("tt_agg-resnet", "copy", ["--query", "no-such-video"], ["--query no-such-video"]),
     "a --query that is not a test image": ("tt_agg-resnet", "copy", ["--query", "toy-1-0001"],
                                            ["toy-1-0001", "train"]),
