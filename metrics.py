@@ -8,9 +8,8 @@ Every script counts with these functions, so that numbers in different tables me
   for the two-tower model it is the usual binary score over image-sound pairs (Table 5).
 - `confusion_matrix` (Figure 5), `coappearance` (Figure 6); the retrieval metrics (Figure 8) are retrieve.py's.
 - Trivial baselines: majority class, all-negative, chance.
-- `print_row`: one results row in the paper's table layout, beside the paper's own row and the baseline;
-  `format_retrieval`, the same for Figure 8's precision@K (retrieve.format_retrieval_table: every retrieval
-  metric, over one run or several seeds).
+- `print_row`: one results row in the paper's table layout, beside the paper's own row and the baseline
+  (retrieval's table, over one run or several seeds, is retrieve.format_retrieval_table).
 
 `python metrics.py runs/` (a whole study's Tables 2-5 and Figures 2, 5-9) hands over to study/summary.py.
 """
@@ -137,30 +136,6 @@ def format_row(title, val, test, paper, baseline, names):
 
 def print_row(title, val, test, paper, baseline, names):
     print("\n".join(format_row(title, val, test, paper, baseline, names)), flush=True)
-
-
-def format_retrieval(m, source):
-    """Figure 8 in numbers, from retrieve.py's metrics.json `m`: precision@K of one query, the mean and std over
-    the test images and random retrieval, at the K the paper talks about."""
-    single = m["single"]
-    ks = sorted({k for k in [1, 5, 10, 25, 50, len(single)] if k <= len(single)})
-    query = m.get("query") if isinstance(m.get("query"), dict) else {}
-
-    def cells(values):
-        if isinstance(values, (int, float)):  # one number for every K
-            values = [values] * len(single)
-        return "".join(f"{values[k - 1]:>8.3f}" if isinstance(values, list) and k <= len(values) and
-                       isinstance(values[k - 1], (int, float)) else f"{'-':>8}" for k in ks)
-    w, own = 34, "left out" if m.get("exclude_own_video") else "included"
-    return [f"Figure 8 in numbers: share of good sounds in the top K, "
-            f"{backbones.BACKBONES.get(m['backbone'], m['backbone'])} TT_AGG ({source}; library "
-            f"{m.get('library', '?')}, the query's own video {own})",
-            f"{'K':<{w}}" + "".join(f"{k:>8}" for k in ks),
-            f"{'one test image (' + str(query.get('video_id', '?')) + ')':<{w}}" + cells(single),
-            f"{'mean over test images':<{w}}" + cells(m["mean"]),
-            f"{'std over test images':<{w}}" + cells(m.get("std")),
-            f"{'random retrieval':<{w}}" + cells(m.get("random")),
-            f"paper (one test image, ResNet): {PAPER_FIGURE_8}"]
 
 
 def source_name(source):

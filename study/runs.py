@@ -48,8 +48,11 @@ def study_backbones():
 
 
 def run_key(m):
-    """(script, backbone, weighted): the key of a run in PAPER and in the summary's dict of runs."""
-    return m["script"], m["backbone"], bool(m.get("weighted", False))
+    """(script, backbone, weighted): the key of a run in PAPER and in the summary's dict of runs. A retrieval
+    from sound to image is 'retrieve:sound-to-image' (Figure 8 is image to sound, 'retrieve')."""
+    direction = m.get("direction", "image-to-sound")
+    script = m["script"] if direction == "image-to-sound" else f"{m['script']}:{direction}"
+    return script, m["backbone"], bool(m.get("weighted", False))
 
 
 def is_numbers(x):

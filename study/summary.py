@@ -7,7 +7,8 @@ import argparse
 import math
 import os
 
-from metrics import PAPER, format_retrieval
+from metrics import PAPER, PAPER_FIGURE_8
+from retrieve import format_retrieval_table
 from study import claims
 from study.figures import write_figures
 from study.runs import (PAPER_EPOCHS, STUDY_COMMAND, TABLE_METRICS, all_runs, backbone_name, find_dataset,
@@ -109,9 +110,10 @@ def summarize(folder, runs, notes):
         print(f"note: {note}")
     for number in TABLE_METRICS:
         print("\n" + "\n".join(format_table(number, runs, source)))
-    for key in [k for k in sorted(runs) if k[0] == "retrieve"]:
-        for seed, m in sorted(runs[key].items()):
-            print("\n" + f"seed {seed}: " + "\n".join(format_retrieval(m, source)))
+    for key in [k for k in sorted(runs) if k[0].startswith("retrieve")]:  # image -> sound, sound -> image
+        print("\n" + "\n".join(format_retrieval_table([m for _, m in sorted(runs[key].items())], source)))
+        if key == ("retrieve", "resnet", False):
+            print(f"paper (Figure 8, one test image, ResNet): {PAPER_FIGURE_8}")
     print("\n" + "\n".join(format_claims(runs)))
     if missing:
         print(f"\nMissing runs ({len(missing)}): make them with\n" +
