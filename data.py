@@ -17,8 +17,11 @@ Two programs in dataset_sources/ write it: `python data.py toy` synthesises a st
 into spectrograms -- so that a batch is an index slice.
 """
 import argparse
+import contextlib
+import hashlib
 import math
 import os
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -99,46 +102,99 @@ def image_transform(frames, size, train):
 # The dataset file: check, write atomically, read, load onto the device
 # ----------------------------------------------------------------------------------------------------------
 
+TENSORS = {"frames": torch.uint8, "image_labels": torch.bool, "clips": torch.int16, "clip_materials": torch.int64,
+           "split": torch.int8}  # the contract's tensors and their types
+REBUILD = "rebuild it with `python data.py toy` or `python data.py prepare ROOT`"
+
+
 def check_dataset(d, name="dataset"):
-    """Raise DataError unless `d` follows the dataset contract above."""
+    """Raise DataError unless `d` follows the dataset contract above, in full, so that an edited or a stranger's
+    file stops here in one line rather than deep in the training code."""
     if not isinstance(d, dict):
-        raise DataError(f"{name} is not a dataset dict (made by `python data.py toy` or `data.py prepare`)")
-    version = d.get("format_version")
-    if version != FORMAT_VERSION:
-        raise DataError(f"{name} has format version {version}, this code reads version {FORMAT_VERSION}: "
-                        f"rebuild it with `python data.py toy` or `python data.py prepare ROOT`")
-    need = ["frames", "image_labels", "clips", "clip_materials", "split", "video_ids", "sample_rate",
-            "materials", "source"]
-    missing = [k for k in need if k not in d]
+        raise DataError(f"{name} is not a dataset dict: {REBUILD}")
+    if d.get("format_version") != FORMAT_VERSION:
+        raise DataError(f"{name} has format version {d.get('format_version')}, this code reads version "
+                        f"{FORMAT_VERSION}: {REBUILD}")
+    missing = [k for k in [*TENSORS, "video_ids", "sample_rate", "materials", "source"] if k not in d]
     if missing:
-        raise DataError(f"{name} lacks {', '.join(missing)}: rebuild it with `python data.py toy` or "
-                        f"`python data.py prepare ROOT`")
-    V = len(d["video_ids"])
-    frames, labels, clips, mats, split = (d[k] for k in ["frames", "image_labels", "clips", "clip_materials",
-                                                         "split"])
-    problems = []
-    if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[:2] != (V, 3) \
-            or frames.shape[2] != frames.shape[3]:
-        problems.append(f"frames {tuple(frames.shape)} {frames.dtype}, expected uint8 (V, 3, S, S)")
-    if labels.dtype != torch.bool or labels.shape != (V, NUM_MATERIALS):
-        problems.append(f"image_labels {tuple(labels.shape)} {labels.dtype}, expected bool (V, 17)")
-    if clips.dtype != torch.int16 or clips.ndim != 3 or clips.shape[:2] != (V, CLIPS_PER_VIDEO):
-        problems.append(f"clips {tuple(clips.shape)} {clips.dtype}, expected int16 (V, 10, N)")
-    if mats.dtype != torch.int64 or mats.shape != (V, CLIPS_PER_VIDEO) or \
-            (mats.numel() and (mats.min() < 0 or mats.max() >= NUM_MATERIALS)):
-        problems.append("clip_materials must be int64 (V, 10) with IDs 0-16")
-    if split.dtype != torch.int8 or split.shape != (V,) or not bool(((split >= 0) & (split <= 2)).all()):
-        problems.append("split must be int8 (V,) with values 0, 1, 2")
-    if list(d["materials"]) != MATERIALS:
-        problems.append("materials are not the paper's Table 1 order")
-    if problems:
-        raise DataError(f"{name} is malformed: {'; '.join(problems)}")
+        raise DataError(f"{name} lacks {', '.join(missing)}: {REBUILD}")
+    ids = d["video_ids"]
+    V = len(ids) if isinstance(ids, (list, tuple)) else -1
+    f, labels, clips, mats, split = (d[k] if isinstance(d[k], torch.Tensor) and d[k].dtype == t
+                                     else torch.zeros((0,) * 5, dtype=t) for k, t in TENSORS.items())
+    n = [int((split == s).sum()) for s in SPLITS.values()] if split.shape == (V,) else [0, 0, 0]
+    problems = [text for wrong, text in [
+        (V < 1 or not all(isinstance(i, str) for i in ids) or len(set(ids)) < V,
+         "video_ids must be a list of distinct strings, at least one"),
+        (f.ndim != 4 or f.shape[:2] != (V, 3) or f.shape[2] != f.shape[3] or f.shape[2] < 32,
+         "frames must be uint8 (V, 3, S, S), S 32 or more (VGG halves a frame five times)"),
+        (labels.shape != (V, NUM_MATERIALS), "image_labels must be bool (V, 17)"),
+        (clips.shape != (V, CLIPS_PER_VIDEO, SAMPLE_RATE), f"clips must be int16 (V, 10, {SAMPLE_RATE}), one second"),
+        (mats.shape != (V, CLIPS_PER_VIDEO) or bool(mats.numel() and (mats.min() < 0 or mats.max() >= NUM_MATERIALS)),
+         "clip_materials must be int64 (V, 10) with IDs 0-16"),
+        (n[0] < 2 or 0 in n or sum(n) != V, f"split must be int8 (V,) of 0, 1, 2, with 2 or more train videos and "
+                                            f"1 or more val and test videos (found {n[0]} / {n[1]} / {n[2]})"),
+        (type(d["sample_rate"]) is not int or d["sample_rate"] != SAMPLE_RATE, f"sample_rate must be {SAMPLE_RATE}"),
+        (not isinstance(d["materials"], (list, tuple)) or list(d["materials"]) != MATERIALS,
+         "materials must be the paper's Table 1 in order"),
+        (not isinstance(d["source"], str), "source must be a string")] if wrong]
+    if problems:  # the first only: one line to read
+        raise DataError(f"{name} is malformed: {problems[0]}: {REBUILD}")
+
+
+def fingerprint(d):
+    """16 hex digits of sha256 over a dataset dict's tensors and video ids. A run records it, so that a dataset
+    rebuilt at the same path (with another seed, say) is not taken for the one the run was trained on."""
+    h = hashlib.sha256()
+    for k in TENSORS:
+        t = d[k].detach().cpu().contiguous()
+        h.update(f"{k} {t.dtype} {tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy())  # the bytes, not copied
+    h.update(repr(list(d["video_ids"])).encode())
+    return h.hexdigest()[:16]
+
+
+KINDS = (b"PK\x03\x04", b"{", b"\x89PNG", b"RIFF")  # how the files we write begin: torch.save, JSON, PNG, WAV
+
+
+def ours(path):
+    """Whether `path` is a regular file, not a link, that begins as the files we write do (KINDS)."""
+    if os.path.islink(path) or not os.path.isfile(path):
+        return False
+    with open(path, "rb") as f:
+        return f.read(4).startswith(KINDS)
+
+
+def check_out(path, folder=False):
+    """Raise DataError unless `path` may be written: nothing there, or a file of KINDS (with `folder`: a folder
+    of such files), in a place we can write. Scripts call it before their work, so that no long run is lost at
+    its end for want of a place to save it; every write calls it too, so nothing else is ever replaced."""
+    if not path:
+        raise DataError("--out is empty: give a file or folder name")
+    if os.path.lexists(path):
+        is_folder = os.path.isdir(path) and not os.path.islink(path)
+        found = [os.path.join(r, name) for r, _, names in os.walk(path) for name in names] if is_folder else [path]
+        theirs = [p for p in found if not ours(p)] if folder == is_folder else [path]
+        if theirs:
+            raise DataError(f"{theirs[0]} is in the way and was not written by this program (left as it is): "
+                            f"move it away or choose another --out")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise DataError(f"{parent} is not a folder: choose another --out")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=parent, prefix=".tmp-"))
+    except OSError as e:
+        raise DataError(f"cannot write in {parent} ({e.strerror}): choose another --out") from None
 
 
 def atomic_write(path, write):
     """Call `write(f)` on a temporary file beside `path` (opened for bytes), then rename it to `path`: an error
     or an interrupt never leaves a half-written file, and an existing one stays intact until the new one is
-    complete. Every file the project writes goes through here: datasets, checkpoints, metrics.json, figures."""
+    complete. Only a file of KINDS is replaced (check_out): never a source file, a link or a device. Every
+    file the project writes goes through here."""
+    check_out(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.splitext(path)[1])
@@ -157,8 +213,34 @@ def atomic_save(obj, path):
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
+@contextlib.contextmanager
+def atomic_folder(path):
+    """`with atomic_folder(path) as folder:` write a run's files into `folder`, new, beside `path`; when the
+    block ends without error, it replaces `path` (nothing, or a folder of ours: check_out), so that the files
+    appear together or not at all. After an error or Ctrl-C, `path` is as it was."""
+    check_out(path, folder=True)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    folder = tempfile.mkdtemp(dir=parent, prefix=".tmp-")
+    old = folder + "-old"
+    try:
+        yield folder
+        os.chmod(folder, 0o755)  # mkdtemp makes it private (0700)
+        if os.path.lexists(path):
+            os.rename(path, old)
+        os.rename(folder, path)
+    except BaseException:
+        if os.path.lexists(old) and not os.path.lexists(path):
+            os.rename(old, path)  # stopped between the two renames: the earlier folder goes back
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def read_dataset(path):
     """The dataset dict at `path`, checked; DataError with a clear message otherwise."""
+    if not path:
+        raise DataError("--data is empty: give a dataset file made by data.py, or leave --data out for the toy")
     if not os.path.exists(path):
         raise DataError(f"no dataset file at {path}: make one with `python data.py toy --out {path}`")
     if os.path.isdir(path):
@@ -166,8 +248,7 @@ def read_dataset(path):
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise DataError(f"{path} is not a readable dataset file ({type(e).__name__}): rebuild it with "
-                        f"`python data.py toy` or `python data.py prepare ROOT`") from None
+        raise DataError(f"{path} is not a readable dataset file ({type(e).__name__}): {REBUILD}") from None
     check_dataset(d, path)
     return d
 
@@ -188,6 +269,7 @@ class Dataset:
     source: str
     sample_rate: int
     path: str
+    fingerprint: str              # `fingerprint` of the file's contents, recorded in every run
 
     @property
     def size(self):
@@ -222,7 +304,7 @@ def load(path, device):
                                                                            d["sample_rate"], size),
                    image_labels=d["image_labels"].to(device), clip_materials=d["clip_materials"].to(device),
                    split=d["split"].to(device), video_ids=list(d["video_ids"]), source=d["source"],
-                   sample_rate=int(d["sample_rate"]), path=path)
+                   sample_rate=d["sample_rate"], path=path, fingerprint=fingerprint(d))
 
 
 def pick_device(name, deterministic=False):
@@ -243,6 +325,44 @@ def pick_device(name, deterministic=False):
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's condition for repeatability
             torch.use_deterministic_algorithms(True, warn_only=True)      # warn where no such kernel exists
     return torch.device(name)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# What the four training scripts share beyond the data: flag ranges, batches, the check for divergence
+# ----------------------------------------------------------------------------------------------------------
+
+FLAGS = {"epochs": (lambda v: v >= 1, "1 or more"),
+         "batch_size": (lambda v: v >= 2, "2 or more (batch normalisation cannot train on one example)"),
+         "lr": (lambda v: 0 < v <= torch.finfo().max, "a positive number, at most float32's largest (3.4e38)"),
+         "momentum": (lambda v: 0 <= v < 1, "from 0 to below 1"),
+         "seed": (lambda v: 0 <= v < 2 ** 63, "from 0 to 2**63 - 1")}  # flag: (in range?, the range in words)
+
+
+def check_flags(args):
+    """Raise DataError naming the first flag of `args` (from argparse) outside its range in FLAGS."""
+    for name, (ok, allowed) in FLAGS.items():
+        if hasattr(args, name) and not ok(getattr(args, name)):
+            raise DataError(f"--{name.replace('_', '-')} must be {allowed}, got {getattr(args, name)}")
+
+
+def batches(order, batch_size):
+    """`order` (N,) cut into batches of `batch_size`; a lone last example joins the batch before it, since batch
+    normalisation cannot train on one (ResNet's last stage is 1x1 at 32 pixels)."""
+    parts = list(order.split(batch_size))
+    if len(parts) > 1 and len(parts[-1]) == 1:
+        parts[-2:] = [order[-batch_size - 1:]]
+    return parts
+
+
+def check_finite(values, epoch=None):
+    """Raise FloatingPointError if an epoch's training losses (steps,), or a model's outputs (no `epoch`), hold a
+    NaN or an infinity: a run that diverged stops before anything is saved. The outputs are checked because no
+    loss sees the result of an epoch's last step."""
+    bad = torch.nonzero(~torch.isfinite(values)).tolist()
+    if bad:
+        raise FloatingPointError(f"the training loss became {values[bad[0][0]].item()} at epoch {epoch}, step "
+                                 f"{bad[0][0] + 1}: lower --lr, or check the data" if epoch else
+                                 "the model's outputs are NaN or infinite (its weights overflowed): lower --lr")
 
 
 def main(argv=None):

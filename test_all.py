@@ -194,6 +194,10 @@ def test_load_puts_spectrograms_on_the_device_and_indexes_splits(tiny):
     parts = [ds.videos(s) for s in ["train", "val", "test"]]
     assert sorted(torch.cat(parts).tolist()) == list(range(24))
     assert "24 videos (12 train / 6 val / 6 test)" in ds.describe()
+    d = torch.load(tiny, weights_only=True)
+    assert ds.fingerprint == data.fingerprint(d) and re.fullmatch("[0-9a-f]{16}", ds.fingerprint)
+    d["clips"][0, 0, 0] += 1
+    assert data.fingerprint(d) != ds.fingerprint, "any change of the contents changes the fingerprint"
 
 
 def test_pick_device():
@@ -348,6 +352,7 @@ def test_sound_only_trains_prints_its_row_and_saves_the_run(tiny, tmp_path):
     assert np.array(m["test_confusion"]).sum() == 6 * 10  # every test clip counted once
     assert (folder / "confusion.png").read_bytes()[:8] == PNG
     check_moved(model["sound_tower"], "resnet", 1, data.NUM_MATERIALS)
+    assert m["data_fingerprint"] == model["data_fingerprint"] == data.fingerprint(torch.load(tiny, weights_only=True))
 
 
 def test_visual_only_weighted_with_vgg(tiny, tmp_path):
@@ -422,6 +427,22 @@ def test_flags_at_the_edges_of_their_range_work(tiny, tmp_path):
     assert json.load(open(tmp_path / f"tt_agg-resnet-seed{2 ** 63 - 1}" / "metrics.json"))["args"]["seed"] == 2 ** 63 - 1
 
 
+def test_a_last_batch_of_one_joins_the_one_before_and_a_new_run_replaces_the_earlier_folder(tiny, tmp_path):
+    """Batch normalisation cannot train on one example: 12 training frames in batches of 11 leave one, which
+    joins the batch before it. A run replaces an earlier run folder of its name whole: no stale file is left."""
+    assert [len(b) for b in data.batches(torch.arange(12), 11)] == [12]
+    assert [len(b) for b in data.batches(torch.arange(25), 8)] == [8, 8, 9]
+    assert [len(b) for b in data.batches(torch.arange(24), 8)] == [8, 8, 8], "no change where no batch of one"
+    assert torch.equal(torch.cat(data.batches(torch.arange(25), 8)), torch.arange(25))
+    earlier = tmp_path / "visual_only-resnet-seed0"
+    earlier.mkdir()
+    (earlier / "confusion.png").write_bytes(PNG)
+    r = run_here("visual_only.py", "--data", tiny, "--out", tmp_path, "--device", "cpu", "--epochs", "1",
+                 "--batch-size", 11)
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(earlier)) == ["metrics.json", "model.pt"] and os.listdir(tmp_path) == [earlier.name]
+
+
 class Evil:
     """A pickle that would run code when loaded without weights_only: it writes a marker file."""
 
@@ -452,7 +473,8 @@ def test_bad_data_and_flags_are_refused_in_one_line(script, bad_files, tiny, tmp
              for name in ["missing.pt", "notes.pt", "old.pt", "evil.pt", ""]]
     cases += [([flag, value], flag) for flag, value in [
         ("--epochs", 0), ("--batch-size", 0), ("--batch-size", -5), ("--lr", 0), ("--lr", -0.1), ("--lr", "inf"),
-        ("--lr", "nan"), ("--momentum", -0.5), ("--momentum", 1.5), ("--seed", -1), ("--seed", 2 ** 64)]]
+        ("--lr", "nan"), ("--lr", 1e300), ("--momentum", -0.5), ("--momentum", 1), ("--momentum", "nan"),
+        ("--batch-size", 1), ("--seed", -1), ("--seed", 2 ** 64)]]
     if not torch.cuda.is_available():
         cases.append((["--device", "cuda"], "--device cuda"))
     for flags, fact in cases:
@@ -465,6 +487,112 @@ def test_a_non_finite_loss_stops_the_run_naming_epoch_and_step(tiny, tmp_path):
                  "--device", "cpu")
     check_refused(r, "the training loss became", "at epoch 1, step")
     assert os.listdir(tmp_path) == [], "nothing saved from a run that diverged"
+
+
+def tiny_with(**changes):
+    """Makes OUT/d.pt: the tiny dataset with `changes` (field: function of the dataset dict) made to it."""
+    def make(tmp, tiny):
+        d = torch.load(tiny, weights_only=True)
+        torch.save({**d, **{k: change(d) for k, change in changes.items()}}, tmp / "d.pt")
+    return make
+
+
+def first(n):
+    """The first n videos of every field of the dataset with one entry per video."""
+    return {k: (lambda d, k=k: d[k][:n]) for k in [*data.TENSORS, "video_ids"]}
+
+
+def put(name, make):
+    """Makes OUT/name with `make(path)`: something in the way of an output."""
+    return lambda tmp, tiny: make(tmp / name)
+
+
+def with_stranger_note(path):
+    path.mkdir(parents=True)
+    (path / "metrics.json").write_text("{}\n")
+    (path / "notes.txt").write_text("mine\n")
+
+
+TINY, OUT = "{tiny}", "{out}"  # placeholders: the tiny dataset; a fresh folder that must not change
+REFUSED = {  # case: (command line, what to make in OUT first (None: nothing), facts the error line names)
+    # 2, 3: an output place that cannot be written, or something there that this program did not write
+    "--out is a file": (["sound_only.py", "--out", f"{OUT}/notes.txt"], put("notes.txt", lambda p: p.write_text("x")),
+                        [f"{OUT}/notes.txt"]),
+    "--out where nothing can be written": (["fc_agg.py", "--out", "/proc/matsound-runs"], None, ["/proc"]),
+    "a run folder holding a file of the user's": (["tt_agg.py", "--out", OUT],
+                                                  put("tt_agg-resnet-seed0", with_stranger_note), ["notes.txt"]),
+    "toy --out a source file": (["data.py", "toy", "--videos", "10", "--out", f"{OUT}/data.py"],
+                                put("data.py", lambda p: shutil.copyfile(os.path.join(HERE, "data.py"), p)),
+                                [f"{OUT}/data.py"]),
+    "toy --out a device (a named pipe)": (["data.py", "toy", "--videos", "10", "--out", f"{OUT}/pipe"],
+                                          put("pipe", os.mkfifo), [f"{OUT}/pipe"]),
+    "toy --out a link": (["data.py", "toy", "--videos", "10", "--out", f"{OUT}/link.pt"],
+                         lambda tmp, tiny: os.symlink(tiny, tmp / "link.pt"), ["link.pt"]),
+    "toy --out below a file": (["data.py", "toy", "--videos", "10", "--out", f"{OUT}/notes.txt/toy.pt"],
+                               put("notes.txt", lambda p: p.write_text("x")), ["notes.txt"]),
+    # 4: one step per epoch and a huge learning rate: finite weights that overflow, checked before saving
+    "one step at --lr 1e20": (["visual_only.py", "--out", OUT, "--batch-size", "100", "--lr", "1e20", "--epochs", "1"],
+                              None, ["NaN or infinite", "--lr"]),
+    # 7: dataset files edited or made by a stranger
+    "another sample rate": (["sound_only.py", "--data", f"{OUT}/d.pt"], tiny_with(sample_rate=lambda d: 44100),
+                            ["sample_rate", "22050"]),
+    "a float sample rate": (["sound_only.py", "--data", f"{OUT}/d.pt"], tiny_with(sample_rate=lambda d: 22050.0),
+                            ["sample_rate"]),
+    "half-second clips": (["fc_agg.py", "--data", f"{OUT}/d.pt"], tiny_with(clips=lambda d: d["clips"][..., ::2]),
+                          ["clips"]),
+    "ids as a tensor": (["tt_agg.py", "--data", f"{OUT}/d.pt"], tiny_with(video_ids=lambda d: torch.arange(24)),
+                        ["video_ids"]),
+    "an id twice": (["visual_only.py", "--data", f"{OUT}/d.pt"],
+                    tiny_with(video_ids=lambda d: d["video_ids"][:1] * 24), ["video_ids"]),
+    "zero videos": (["sound_only.py", "--data", f"{OUT}/d.pt"], tiny_with(**first(0)), ["video_ids"]),
+    "no validation video": (["visual_only.py", "--data", f"{OUT}/d.pt"],
+                            tiny_with(split=lambda d: torch.where(d["split"] == 1, 0, d["split"])), ["split", "/ 0 /"]),
+    "one training video": (["visual_only.py", "--data", f"{OUT}/d.pt"],
+                           tiny_with(split=lambda d: torch.tensor([0] + [1] * 11 + [2] * 12, dtype=torch.int8)),
+                           ["split", "1 / 11 / 12"]),
+    "16-pixel frames": (["fc_agg.py", "--data", f"{OUT}/d.pt", "--backbone", "vgg"],
+                        tiny_with(frames=lambda d: d["frames"][..., :16, :16]), ["frames", "32"]),
+    "int32 labels": (["visual_only.py", "--data", f"{OUT}/d.pt"],
+                     tiny_with(image_labels=lambda d: d["image_labels"].int()), ["image_labels", "bool"]),
+    "a source that is not text": (["tt_agg.py", "--data", f"{OUT}/d.pt"], tiny_with(source=lambda d: 3), ["source"]),
+    # 8: messages that name what is wrong and say what to do
+    "--data ''": (["sound_only.py", "--data", ""], None, ["--data is empty"]),
+    "a frame showing every material of its split": (
+        ["tt_agg.py", "--data", f"{OUT}/d.pt"],
+        tiny_with(image_labels=lambda d: d["image_labels"] | (d["split"] == 1)[:, None]), ["no negative", "--videos"]),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_input_beyond_the_handled_cases_is_refused_in_one_line_and_changes_nothing(case, tiny, tmp_path):
+    """Cases a careless or a hostile student tries: exit code 2, one line naming the fact, and nothing on disk
+    changed (no file written, replaced or removed, no temporary file left)."""
+    command, make, facts = REFUSED[case]
+    if make:
+        make(tmp_path, tiny)
+    argv = [a.format(tiny=tiny, out=tmp_path) for a in command]
+    if argv[0] != "data.py":
+        argv = [*argv[:1], "--data", tiny, "--out", tmp_path / "runs", "--device", "cpu", *argv[1:]]  # later wins
+    listing = lambda: (snapshot(tmp_path, tiny), sorted(tmp_path.rglob("*")))
+    before = listing()
+    check_refused(run_here(*argv), *[f.format(out=tmp_path) for f in facts])
+    assert listing() == before
+
+
+def test_ctrl_c_in_a_training_script_exits_130_and_keeps_the_earlier_run(tiny, tmp_path, monkeypatch):
+    """Ctrl-C while the run is being saved (metrics.json and model.pt written, the figure not yet): one line,
+    exit code 130, and the earlier run folder as it was: a run's files appear together or not at all."""
+    earlier = tmp_path / "sound_only-resnet-seed0"
+    earlier.mkdir()
+    (earlier / "metrics.json").write_text('{"earlier": true}\n')
+    before = snapshot(tmp_path)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(metrics, "save_png", interrupt)
+    r = run_here("sound_only.py", "--data", tiny, "--out", tmp_path, "--epochs", "1", "--device", "cpu")
+    assert r.returncode == 130 and r.stderr.startswith("interrupted: ") and r.stderr.count("\n") == 1, r.stderr
+    assert snapshot(tmp_path) == before and os.listdir(tmp_path) == [earlier.name]
 
 
 def test_every_torch_load_of_the_project_is_weights_only():
@@ -1185,6 +1313,14 @@ def no_test_hits(folder):
     (folder / "train.txt").write_text(f"{A}\n{C}\n{D}\n")  # fewer recordings to decode
 
 
+def byte_order_mark_then(mutate):
+    """A byte-order mark before train.txt's first id (as some Windows editors write), then `mutate`."""
+    def both(folder):
+        (folder / "train.txt").write_bytes(b"\xef\xbb\xbf" + (folder / "train.txt").read_bytes())
+        mutate(folder)
+    return both
+
+
 BAD = {  # case: (mutation of the archive, ROOT below the copy's top, what the error line names[, flags])
     "missing root": (None, "nowhere", ["nowhere"]),
     "no train.txt": (write("train.txt", None), "", ["train.txt"]),
@@ -1203,6 +1339,12 @@ BAD = {  # case: (mutation of the archive, ROOT below the copy's top, what the e
     "undecodable mp4": (write(f"{B}_denoised.mp4", b"\x00\x00\x00\x18ftypmp42" + b"junk" * 50), "",
                         [f"{B}_denoised.mp4"]),
     "no usable hit in the test list": (no_test_hits, "", ["test split"]),
+    "an id written ./ID": (write("test.txt", f"./{F247}\n".encode()), "", ["test.txt line 1", f"./{F247}"]),
+    "an id reaching out of ROOT": (write("train.txt", f"{A}\n../x/{B}\n".encode()), "", ["train.txt line 2"]),
+    "a byte-order mark is not part of the first id": (byte_order_mark_then(times_line(B, 3, "0.45 wodo hit static")),
+                                                      "", [f"{B}_times.txt line 3"]),
+    "--out a folder": (None, "", [os.path.join(HERE, "docs")], ["--out", os.path.join(HERE, "docs")]),
+    "--out where nothing can be written": (None, "", ["/proc"], ["--out", "/proc/matsound.pt"]),
 }
 
 

@@ -10,8 +10,8 @@ material is not in the frame), so the two classes are balanced and the loss need
 The trained towers are what retrieve.py uses to recommend sounds for an image (paper 3.5).
 """
 import argparse
-import math
 import os
+import sys
 import time
 
 import torch
@@ -36,7 +36,9 @@ def parse_args():
     parser.add_argument("--momentum", type=float, default=0.9,
                         help="SGD momentum; the paper does not say: 0.9, the usual value. No weight decay, "
                              "as the paper names no regularisation")
-    parser.add_argument("--batch-size", type=int, default=64, help="pairs per step (the paper does not say)")
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="pairs per step, 2 or more (the paper does not say); a last batch of one joins the "
+                             "batch before it")
     parser.add_argument("--seed", type=int, default=0, help="seeds weights, negatives, flips and batch order")
     parser.add_argument("--data", default=None,
                         help="a dataset file made by data.py (default: the toy dataset, built on first use)")
@@ -48,15 +50,7 @@ def parse_args():
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                         help="auto: bf16 autocast and channels-last on CUDA, fp32 on the CPU; fp32 turns both off")
     parser.add_argument("--out", default="runs", help="the run is saved in OUT/tt_agg-BACKBONE-seedSEED/")
-    args = parser.parse_args()
-    for flag, value, ok, allowed in [("--epochs", args.epochs, args.epochs >= 1, "1 or more"),
-                                     ("--batch-size", args.batch_size, args.batch_size >= 1, "1 or more"),
-                                     ("--lr", args.lr, 0 < args.lr < math.inf, "a positive number"),
-                                     ("--momentum", args.momentum, 0 <= args.momentum <= 1, "from 0 to 1"),
-                                     ("--seed", args.seed, 0 <= args.seed < 2 ** 63, "from 0 to 2**63 - 1")]:
-        if not ok:
-            parser.exit(2, f"error: {flag} must be {allowed}, got {value}\n")
-    return parser, args
+    return parser, parser.parse_args()
 
 
 class TwoTower(nn.Module):
@@ -87,7 +81,9 @@ def make_examples(ds, videos, generator):
     absent = ~ds.image_labels[videos][:, clip_material]            # (V, M) clip's material not in frame
     if not absent.any(1).all():
         bad = ds.video_ids[videos[~absent.any(1)][0]]
-        raise data.DataError(f"video {bad} shows every material heard in its split: no negative sound")
+        raise data.DataError(f"video {bad} shows every material heard in its split ({len(videos)} videos), so it has "
+                             f"no negative sound: the split needs videos of other materials (more recordings in "
+                             f"its list, or a larger toy: `python data.py toy --videos 70`)")
     negative = torch.multinomial(absent.float(), n, replacement=True, generator=generator).flatten()  # (M,)
     frame_video = torch.cat([clip_video, clip_video])
     sound_video = torch.cat([clip_video, clip_video[negative]])
@@ -106,11 +102,10 @@ def batch(ds, examples, idx, train):
 
 def train_epoch(model, optimizer, ds, examples, batch_size, epoch, precision):
     model.train()
-    n = len(examples[-1])
-    order = torch.randperm(n, device=examples[-1].device)
+    order = torch.randperm(len(examples[-1]), device=examples[-1].device)
     losses = []
-    for start in range(0, n, batch_size):
-        image, sound, label = batch(ds, examples, order[start:start + batch_size], train=True)
+    for idx in data.batches(order, batch_size):
+        image, sound, label = batch(ds, examples, idx, train=True)
         with backbones.autocast(image.device, precision):  # bf16 on CUDA: the towers' arithmetic only
             probability = model(image, sound)  # (B,)
         loss = F.binary_cross_entropy(probability.float(), label)  # in fp32, outside autocast (which refuses it)
@@ -119,10 +114,7 @@ def train_epoch(model, optimizer, ds, examples, batch_size, epoch, precision):
         optimizer.step()
         losses.append(loss.detach())  # kept on the device: no synchronisation per step
     losses = torch.stack(losses)
-    if not torch.isfinite(losses).all():
-        step = torch.nonzero(~torch.isfinite(losses))[0].item() + 1
-        raise FloatingPointError(f"the training loss became {losses[step - 1].item()} at epoch {epoch}, step "
-                                 f"{step}: lower --lr, or check the data")
+    data.check_finite(losses, epoch)  # a run that diverged stops here, before anything is saved
     return losses.mean().item()
 
 
@@ -133,12 +125,16 @@ def evaluate(model, ds, examples, batch_size, precision):
     positions = torch.arange(len(examples[-1]), device=examples[-1].device).split(batch_size)
     with backbones.autocast(ds.frames.device, precision):
         probability = torch.cat([model(*batch(ds, examples, idx, train=False)[:2]) for idx in positions]).float()
+    data.check_finite(probability)  # a model that diverged at its last step is not scored
     return metrics.binary_scores(probability > 0.5, examples[-1].bool())
 
 
 def main():
     parser, args = parse_args()
+    out = os.path.join(args.out, f"{SCRIPT}-{args.backbone}-seed{args.seed}")
     try:
+        data.check_flags(args)
+        data.check_out(out, folder=True)  # where the run goes: found out now, not after training
         device = data.pick_device(args.device, args.deterministic)
         args.precision = backbones.precision(args.precision, device)  # recorded with the run
         torch.manual_seed(args.seed)
@@ -158,10 +154,7 @@ def main():
     for epoch in range(1, args.epochs + 1):
         tick = time.time()
         train_examples = make_examples(ds, ds.videos("train"), generator)
-        try:
-            train_loss = train_epoch(model, optimizer, ds, train_examples, args.batch_size, epoch, args.precision)
-        except FloatingPointError as e:
-            parser.exit(2, f"error: {e}\n")
+        train_loss = train_epoch(model, optimizer, ds, train_examples, args.batch_size, epoch, args.precision)
         samples_per_s = len(train_examples[-1]) / (time.time() - tick)
         val = evaluate(model, ds, val_examples, args.batch_size, args.precision)
         curves.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
@@ -177,16 +170,25 @@ def main():
     metrics.print_row(f"Table 5 (TT_AGG), {backbones.BACKBONES[args.backbone]}, {ds.source} data",
                       val, test, paper, baseline, METRICS)
 
-    out = os.path.join(args.out, f"{SCRIPT}-{args.backbone}-seed{args.seed}")
-    metrics.write_json({"script": SCRIPT, "backbone": args.backbone, "args": vars(args), "data": ds.describe(),
-                        "source": ds.source, "val": val, "test": test, "curves": curves, "paper": paper,
-                        "baseline": baseline, "peak_memory_mb": metrics.peak_memory_mb(device)},
-                       os.path.join(out, "metrics.json"))
-    data.atomic_save({"script": SCRIPT, "backbone": args.backbone, "args": vars(args),
-                      "image_tower": model.image_tower.state_dict(),
-                      "sound_tower": model.sound_tower.state_dict()}, os.path.join(out, "model.pt"))
+    with data.atomic_folder(out) as folder:  # the run's files appear together or not at all
+        metrics.write_json({"script": SCRIPT, "backbone": args.backbone, "args": vars(args), "data": ds.describe(),
+                            "data_fingerprint": ds.fingerprint, "source": ds.source, "val": val, "test": test,
+                            "curves": curves, "paper": paper, "baseline": baseline,
+                            "peak_memory_mb": metrics.peak_memory_mb(device)},
+                           os.path.join(folder, "metrics.json"))
+        data.atomic_save({"script": SCRIPT, "backbone": args.backbone, "args": vars(args),
+                          "data_fingerprint": ds.fingerprint,
+                          "image_tower": model.image_tower.state_dict(),
+                          "sound_tower": model.sound_tower.state_dict()}, os.path.join(folder, "model.pt"))
     print(f"saved {out}/metrics.json and model.pt")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except FloatingPointError as e:  # a run that diverged (data.check_finite): nothing is saved
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; the run folder is saved whole or not at all
+        print("interrupted: nothing saved (an earlier run folder is unchanged)", file=sys.stderr)
+        sys.exit(130)

@@ -10,8 +10,8 @@ trains a second run whose loss weighs the positives up (`--weighted`, BCEWithLog
 The baseline for the two-tower model (tt_agg.py).
 """
 import argparse
-import math
 import os
+import sys
 import time
 
 import torch
@@ -39,8 +39,8 @@ def parse_args():
                         help="SGD momentum; the paper does not say: 0.9, the usual value. No weight decay, "
                              "as the paper names no regularisation")
     parser.add_argument("--batch-size", type=int, default=16,
-                        help="frames per step (the paper does not say; one frame per video, so fewer examples "
-                             "per epoch than the sound scripts)")
+                        help="frames per step, 2 or more (the paper does not say; one frame per video, so fewer "
+                             "examples per epoch than the sound scripts); a last batch of one joins the one before")
     parser.add_argument("--seed", type=int, default=0, help="seeds weights, flips and batch order")
     parser.add_argument("--data", default=None,
                         help="a dataset file made by data.py (default: the toy dataset, built on first use)")
@@ -52,15 +52,7 @@ def parse_args():
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                         help="auto: bf16 autocast and channels-last on CUDA, fp32 on the CPU; fp32 turns both off")
     parser.add_argument("--out", default="runs", help="the run is saved in OUT/visual_only-BACKBONE[-weighted]-seedSEED/")
-    args = parser.parse_args()
-    for flag, value, ok, allowed in [("--epochs", args.epochs, args.epochs >= 1, "1 or more"),
-                                     ("--batch-size", args.batch_size, args.batch_size >= 1, "1 or more"),
-                                     ("--lr", args.lr, 0 < args.lr < math.inf, "a positive number"),
-                                     ("--momentum", args.momentum, 0 <= args.momentum <= 1, "from 0 to 1"),
-                                     ("--seed", args.seed, 0 <= args.seed < 2 ** 63, "from 0 to 2**63 - 1")]:
-        if not ok:
-            parser.exit(2, f"error: {flag} must be {allowed}, got {value}\n")
-    return parser, args
+    return parser, parser.parse_args()
 
 
 def positive_weights(labels):
@@ -89,11 +81,10 @@ def batch(ds, examples, idx, train):
 
 def train_epoch(model, optimizer, ds, examples, batch_size, pos_weight, epoch, precision):
     model.train()
-    n = len(examples[-1])
-    order = torch.randperm(n, device=examples[-1].device)
+    order = torch.randperm(len(examples[-1]), device=examples[-1].device)
     losses = []
-    for start in range(0, n, batch_size):
-        image, label = batch(ds, examples, order[start:start + batch_size], train=True)
+    for idx in data.batches(order, batch_size):
+        image, label = batch(ds, examples, idx, train=True)
         with backbones.autocast(image.device, precision):  # bf16 on CUDA: the tower's arithmetic only
             logits = model(image)  # (B, 17)
         loss = F.binary_cross_entropy_with_logits(logits.float(), label, pos_weight=pos_weight)  # in fp32
@@ -102,10 +93,7 @@ def train_epoch(model, optimizer, ds, examples, batch_size, pos_weight, epoch, p
         optimizer.step()
         losses.append(loss.detach())  # kept on the device: no synchronisation per step
     losses = torch.stack(losses)
-    if not torch.isfinite(losses).all():
-        step = torch.nonzero(~torch.isfinite(losses))[0].item() + 1
-        raise FloatingPointError(f"the training loss became {losses[step - 1].item()} at epoch {epoch}, step "
-                                 f"{step}: lower --lr, or check the data")
+    data.check_finite(losses, epoch)  # a run that diverged stops here, before anything is saved
     return losses.mean().item()
 
 
@@ -117,19 +105,23 @@ def evaluate(model, ds, examples, batch_size, precision):
     positions = torch.arange(len(examples[-1]), device=examples[-1].device).split(batch_size)
     with backbones.autocast(ds.frames.device, precision):
         logits = torch.cat([model(batch(ds, examples, idx, train=False)[0]) for idx in positions]).float()  # (V, 17)
+    data.check_finite(logits)  # a model that diverged at its last step is not scored
     return metrics.binary_scores(logits > 0, examples[-1])
 
 
 def main():
     parser, args = parse_args()
+    name = f"{SCRIPT}-{args.backbone}" + ("-weighted" if args.weighted else "") + f"-seed{args.seed}"
+    out = os.path.join(args.out, name)
     try:
+        data.check_flags(args)
+        data.check_out(out, folder=True)  # where the run goes: found out now, not after training
         device = data.pick_device(args.device, args.deterministic)
         args.precision = backbones.precision(args.precision, device)  # recorded with the run
         torch.manual_seed(args.seed)
         ds = data.load(args.data, device)
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
-    name = f"{SCRIPT}-{args.backbone}" + ("-weighted" if args.weighted else "") + f"-seed{args.seed}"
     print(f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}, {args.precision}; "
           f"{backbones.BACKBONES[args.backbone]}; {'weighted' if args.weighted else 'unweighted'} loss; "
           f"{args.epochs} epochs", flush=True)
@@ -144,10 +136,7 @@ def main():
     curves, start = [], time.time()
     for epoch in range(1, args.epochs + 1):
         tick = time.time()
-        try:
-            train_loss = train_epoch(model, optimizer, ds, train_examples, args.batch_size, pos_weight, epoch, args.precision)
-        except FloatingPointError as e:
-            parser.exit(2, f"error: {e}\n")
+        train_loss = train_epoch(model, optimizer, ds, train_examples, args.batch_size, pos_weight, epoch, args.precision)
         samples_per_s = len(train_examples[-1]) / (time.time() - tick)
         val = evaluate(model, ds, val_examples, args.batch_size, args.precision)
         curves.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
@@ -165,17 +154,25 @@ def main():
                       f"{'weighted' if args.weighted else 'unweighted'}, {ds.source} data",
                       val, test, paper, baseline, METRICS)
 
-    out = os.path.join(args.out, name)
-    metrics.write_json({"script": SCRIPT, "backbone": args.backbone, "weighted": args.weighted,
-                        "args": vars(args), "data": ds.describe(), "source": ds.source, "val": val, "test": test,
-                        "curves": curves, "paper": paper, "baseline": baseline,
-                        "peak_memory_mb": metrics.peak_memory_mb(device),
-                        "pos_weight": pos_weight.tolist() if args.weighted else None},
-                       os.path.join(out, "metrics.json"))
-    data.atomic_save({"script": SCRIPT, "backbone": args.backbone, "args": vars(args),
-                      "image_tower": model.state_dict()}, os.path.join(out, "model.pt"))
+    with data.atomic_folder(out) as folder:  # the run's files appear together or not at all
+        metrics.write_json({"script": SCRIPT, "backbone": args.backbone, "weighted": args.weighted,
+                            "args": vars(args), "data": ds.describe(), "data_fingerprint": ds.fingerprint,
+                            "source": ds.source, "val": val, "test": test, "curves": curves, "paper": paper,
+                            "baseline": baseline, "peak_memory_mb": metrics.peak_memory_mb(device),
+                            "pos_weight": pos_weight.tolist() if args.weighted else None},
+                           os.path.join(folder, "metrics.json"))
+        data.atomic_save({"script": SCRIPT, "backbone": args.backbone, "args": vars(args),
+                          "data_fingerprint": ds.fingerprint,
+                          "image_tower": model.state_dict()}, os.path.join(folder, "model.pt"))
     print(f"saved {out}/metrics.json and model.pt")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except FloatingPointError as e:  # a run that diverged (data.check_finite): nothing is saved
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; the run folder is saved whole or not at all
+        print("interrupted: nothing saved (an earlier run folder is unchanged)", file=sys.stderr)
+        sys.exit(130)

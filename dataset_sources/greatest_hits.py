@@ -30,6 +30,7 @@ import argparse
 import glob
 import math
 import os
+import re
 import sys
 import time
 import zlib
@@ -42,7 +43,7 @@ import torch.nn.functional as F
 import torchaudio
 
 from data import (CLIPS_PER_VIDEO, FORMAT_VERSION, MATERIAL_ID, MATERIALS, NUM_MATERIALS, SAMPLE_RATE, SPLITS,
-                  DataError, atomic_save, check_dataset)
+                  DataError, atomic_save, check_dataset, check_out)
 from dataset_sources import summary
 
 FRAME_SIZE = 224  # frames resized to 224x224 without keeping the aspect ratio (paper 3.3.2)
@@ -62,7 +63,7 @@ def find_root(root):
     """The folder holding train.txt: ROOT itself or one or two levels below it (the archive unpacks to
     vis-data-256/vis-data-256/, so users may give either level, or the folder they unzipped into)."""
     if not os.path.isdir(root):
-        raise DataError(f"{root} is not a folder: give the folder you unpacked vis-data-256.zip into "
+        raise DataError(f"ROOT {root!r} is not a folder: give the folder you unpacked vis-data-256.zip into "
                         f"(the one holding train.txt and test.txt, or one above it)")
     for depth in range(3):
         found = sorted(glob.glob(os.path.join(glob.escape(root), *["*"] * depth, "train.txt")))
@@ -78,14 +79,17 @@ def find_root(root):
 
 
 def read_id_list(path):
-    """[(recording id, line number)] from train.txt or test.txt: one bare id per line, blank lines skipped."""
+    """[(recording id, line number)] from train.txt or test.txt: one bare id per line (a file name without a
+    folder, so that `./ID` cannot list a recording twice nor reach outside ROOT), blank lines skipped."""
     ids = []
-    with open(path, encoding="utf-8", errors="replace") as f:  # bytes that are not text fail the checks below
+    # utf-8-sig: a byte-order mark (as some Windows editors write) is not part of the first id; bytes that are
+    # not text fail the checks below
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
         for n, line in enumerate(f, 1):
             fields = line.split()
-            if len(fields) > 1:
-                raise DataError(f"{path} line {n}: expected one recording id, found {line.strip()[:80]!r}: "
-                                f"fix or delete this line")
+            if len(fields) > 1 or fields and not re.fullmatch(r"[\w-][\w.-]*", fields[0], re.ASCII):
+                raise DataError(f"{path} line {n}: expected one bare recording id (letters, digits, '-', '_', '.'; "
+                                f"no folder), found {line.strip()[:80]!r}: fix or delete this line")
             if fields:
                 ids.append((fields[0], n))
     return ids
@@ -94,7 +98,7 @@ def read_id_list(path):
 def read_times(path):
     """[Event] from `<id>_times.txt`, checked line by line (blank lines skipped)."""
     events = []
-    with open(path, encoding="utf-8", errors="replace") as f:  # a binary file fails the checks below, by line
+    with open(path, encoding="utf-8-sig", errors="replace") as f:  # a binary file fails the checks below
         for n, line in enumerate(f, 1):
             fields = line.split()
             if not fields:
@@ -351,6 +355,7 @@ def main(argv=None):
     try:
         if args.seed < 0:  # numpy's generators take only non-negative seeds
             raise DataError(f"--seed {args.seed}: give a seed of 0 or more")
+        check_out(args.out)  # before the long decoding pass, not after it
         d, report = prepare(args.root, args.seed)
         atomic_save(d, args.out)
     except DataError as e:

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from data import (CLIPS_PER_VIDEO, FORMAT_VERSION, MATERIAL_ID, MATERIALS, NUM_MATERIALS, SAMPLE_RATE,
-                  TOY_DEFAULTS, DataError, atomic_save, toy_path)
+                  TOY_DEFAULTS, DataError, atomic_save, check_out, toy_path)
 from dataset_sources import summary
 
 
@@ -375,13 +375,16 @@ def main(argv=None):
     try:
         if args.seed < 0:  # numpy's generators take only non-negative seeds
             raise DataError(f"--seed {args.seed}: give a seed of 0 or more")
+        check_out(out)  # before the work: a file that is not ours, or a place we cannot write, is refused now
         d = make_toy(args.videos, args.size, args.seed)
+        atomic_save(d, out)
     except DataError as e:
         parser.exit(2, f"error: {e}\n")
     except MemoryError:
         gib = args.videos * (3 * args.size ** 2 + CLIPS_PER_VIDEO * 2 * SAMPLE_RATE) / 2 ** 30
         parser.exit(2, f"error: --videos {args.videos} --size {args.size} does not fit in memory (about {gib:.0f} "
                        f"GiB): choose fewer videos or smaller frames\n")
-    atomic_save(d, out)
+    except KeyboardInterrupt:  # nothing was half-written (atomic_save): say so, without a traceback
+        parser.exit(130, f"interrupted: nothing written (an existing {out} is unchanged)\n")
     print(f"wrote {out} ({os.path.getsize(out) / 2**20:.1f} MiB) in {time.time() - start:.1f} s")
     print("\n".join(summary(d)))
