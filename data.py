@@ -1,4 +1,5 @@
-"""What every script reads: the dataset file, its check, spectrograms, the image transform, loading.
+"""What every script shares: the dataset file, its check, spectrograms, the image transform, loading; writing
+files so that nothing is half-written or replaced that is not ours; the checks of flags and of divergence.
 
 Every script reads the same kind of file, written by `torch.save` and read back with
 `torch.load(path, weights_only=True)`: a plain dict of tensors (`check_dataset` holds the exact contract).
@@ -157,12 +158,13 @@ def fingerprint(d):
 KINDS = (b"PK\x03\x04", b"{", b"\x89PNG", b"RIFF")  # how the files we write begin: torch.save, JSON, PNG, WAV
 
 
-def ours(path):
-    """Whether `path` is a regular file, not a link, that begins as the files we write do (KINDS)."""
+def kind(path):
+    """Which of KINDS the regular file at `path` begins with; None for anything else (a link too)."""
     if os.path.islink(path) or not os.path.isfile(path):
-        return False
+        return None
     with open(path, "rb") as f:
-        return f.read(4).startswith(KINDS)
+        head = f.read(4)
+    return next((k for k in KINDS if head.startswith(k)), None)
 
 
 def check_out(path, folder=False):
@@ -174,7 +176,7 @@ def check_out(path, folder=False):
     if os.path.lexists(path):
         is_folder = os.path.isdir(path) and not os.path.islink(path)
         found = [os.path.join(r, name) for r, _, names in os.walk(path) for name in names] if is_folder else [path]
-        theirs = [p for p in found if not ours(p)] if folder == is_folder else [path]
+        theirs = [p for p in found if kind(p) is None] if folder == is_folder else [path]
         if theirs:
             raise DataError(f"{theirs[0]} is in the way and was not written by this program (left as it is): "
                             f"move it away or choose another --out")
@@ -192,8 +194,8 @@ def check_out(path, folder=False):
 def atomic_write(path, write):
     """Call `write(f)` on a temporary file beside `path` (opened for bytes), then rename it to `path`: an error
     or an interrupt never leaves a half-written file, and an existing one stays intact until the new one is
-    complete. Only a file of KINDS is replaced (check_out): never a source file, a link or a device. Every
-    file the project writes goes through here."""
+    complete. Only a regular file of the same kind (KINDS) is replaced: never a source file, a link, a device.
+    Every file the project writes goes through here."""
     check_out(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -201,6 +203,9 @@ def atomic_write(path, write):
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        if os.path.lexists(path) and kind(path) != kind(tmp):  # e.g. a dataset over a metrics.json
+            raise DataError(f"{path} is a file of another kind than the one written: left as it is; move it "
+                            f"away or choose another --out")
         os.chmod(tmp, 0o644)  # mkstemp makes it private (0600); what the project writes is for every reader
         os.replace(tmp, path)
     except BaseException:
@@ -243,8 +248,9 @@ def read_dataset(path):
         raise DataError("--data is empty: give a dataset file made by data.py, or leave --data out for the toy")
     if not os.path.exists(path):
         raise DataError(f"no dataset file at {path}: make one with `python data.py toy --out {path}`")
-    if os.path.isdir(path):
-        raise DataError(f"{path} is a folder, not a dataset file (a .pt made by data.py)")
+    if not os.path.isfile(path):  # a folder, or a device or pipe that reading could hang on
+        raise DataError(f"{path} is {'a folder' if os.path.isdir(path) else 'not a regular file'}, not a dataset "
+                        f"file (a .pt made by data.py)")
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:

@@ -528,6 +528,8 @@ REFUSED = {  # case: (command line, what to make in OUT first (None: nothing), f
                                           put("pipe", os.mkfifo), [f"{OUT}/pipe"]),
     "toy --out a link": (["data.py", "toy", "--videos", "10", "--out", f"{OUT}/link.pt"],
                          lambda tmp, tiny: os.symlink(tiny, tmp / "link.pt"), ["link.pt"]),
+    "toy --out a file of another kind": (["data.py", "toy", "--videos", "10", "--out", f"{OUT}/metrics.json"],
+                                         put("metrics.json", lambda p: p.write_text("{}\n")), ["metrics.json"]),
     "toy --out below a file": (["data.py", "toy", "--videos", "10", "--out", f"{OUT}/notes.txt/toy.pt"],
                                put("notes.txt", lambda p: p.write_text("x")), ["notes.txt"]),
     # 4: one step per epoch and a huge learning rate: finite weights that overflow, checked before saving

@@ -81,7 +81,7 @@ def make_examples(ds, videos, generator):
     absent = ~ds.image_labels[videos][:, clip_material]            # (V, M) clip's material not in frame
     if not absent.any(1).all():
         bad = ds.video_ids[videos[~absent.any(1)][0]]
-        raise data.DataError(f"video {bad} shows every material heard in its split ({len(videos)} videos), so it has "
+        raise data.DataError(f"video {bad} shows every material heard in its split ({len(videos)} in all), so it has "
                              f"no negative sound: the split needs videos of other materials (more recordings in "
                              f"its list, or a larger toy: `python data.py toy --videos 70`)")
     negative = torch.multinomial(absent.float(), n, replacement=True, generator=generator).flatten()  # (M,)
