@@ -21,9 +21,7 @@ product). A retrieved sound is "good", relevant, when its material is among the 
 import argparse
 import math
 import os
-import shutil
 import statistics
-import tempfile
 import warnings
 import wave
 
@@ -473,29 +471,6 @@ def write_wav(clip, sample_rate, path):
     data.atomic_write(path, write)
 
 
-def replace_folder(out, write):
-    """Call `write(folder)` on a new temporary folder beside `out`, then swap it in for `out`: the run's files
-    appear together, and after an error or Ctrl-C an earlier `out` is left as it was (the swap itself is two
-    renames, a moment apart)."""
-    parent, old = os.path.dirname(os.path.abspath(out)), None
-    os.makedirs(parent, exist_ok=True)
-    new = tempfile.mkdtemp(dir=parent, prefix=f".tmp-{os.path.basename(out)}-")  # hidden from the study
-    try:
-        write(new)
-        os.chmod(new, 0o755)  # mkdtemp makes it private; results are for every reader
-        if os.path.exists(out):
-            old = new + "-old"
-            os.rename(out, old)
-        os.rename(new, out)
-    except BaseException:
-        if old and not os.path.exists(out):
-            os.rename(old, out)
-        shutil.rmtree(new, ignore_errors=True)
-        raise
-    if old:
-        shutil.rmtree(old)
-
-
 def main(argv=None):
     parser, args = parse_args(argv)
     try:
@@ -606,14 +581,16 @@ def retrieve(parser, args):
     out = os.path.join(args.out, f"{SCRIPT}-{backbone}{'-sound-to-image' if query_kind == 'sound' else ''}"
                                  f"-seed{trained_seed}")
 
-    def write(folder):
-        for name, clip in zip(names, clips):
-            write_wav(clip, ds.sample_rate, os.path.join(folder, name))
-        plot_sheet(m, pictures, os.path.join(folder, "top5_sheet.png"))
-        plot_curves(m, ds.source, os.path.join(folder, "precision_at_k.png"))
-        plot_per_material(m, os.path.join(folder, "per_material.png"))
-        metrics.write_json(m, os.path.join(folder, "metrics.json"))
-    replace_folder(out, write)
+    try:
+        with data.atomic_folder(out) as folder:  # the run's files appear together or not at all
+            for name, clip in zip(names, clips):
+                write_wav(clip, ds.sample_rate, os.path.join(folder, name))
+            plot_sheet(m, pictures, os.path.join(folder, "top5_sheet.png"))
+            plot_curves(m, ds.source, os.path.join(folder, "precision_at_k.png"))
+            plot_per_material(m, os.path.join(folder, "per_material.png"))
+            metrics.write_json(m, os.path.join(folder, "metrics.json"))
+    except data.DataError as e:  # --out holds something that is not ours: left as it is
+        parser.exit(2, f"error: {e}\n")
     print(f"saved {out}/: metrics.json, precision_at_k.png, per_material.png, top5_sheet.png, "
           f"{'top5/*.wav' if query_kind == 'image' else names[0]}")
 
