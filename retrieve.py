@@ -483,6 +483,10 @@ def retrieve(parser, args):
     try:
         device = data.pick_device(args.device)
         image_tower, sound_tower, checkpoint = load_towers(args.run, device)
+        out = os.path.join(args.out, f"{SCRIPT}-{checkpoint['backbone']}"
+                           f"{'-sound-to-image' if args.direction == 'sound-to-image' else ''}"
+                           f"-seed{int(checkpoint['args'].get('seed', 0))}")
+        data.check_out(out, folder=True)  # where the results go: found out now, not after the work
         trained_on = checkpoint["args"].get("data")  # None: the default toy dataset
         if args.data is None:  # the dataset the towers were trained on, so that its test split is unseen
             if trained_on is not None and not os.path.exists(trained_on):
@@ -578,8 +582,6 @@ def retrieve(parser, args):
     pictures = frames + spectrograms if query_kind == "image" else spectrograms + frames
     names = [f"top5/{t['rank']}-{t['material']}.wav" for t in top5] if query_kind == "image" else \
         [f"query-{q['material']}.wav"]
-    out = os.path.join(args.out, f"{SCRIPT}-{backbone}{'-sound-to-image' if query_kind == 'sound' else ''}"
-                                 f"-seed{trained_seed}")
 
     try:
         with data.atomic_folder(out) as folder:  # the run's files appear together or not at all
