@@ -150,3 +150,19 @@ def test_the_student_copy_blanks_functions_and_its_scripts_run(tmp_path, tiny):
     blank = train(partial, "--weighted")
     assert blank.returncode != 0 and "exercise pos_weight" in blank.stderr and "-k pos_weight" in blank.stderr
     assert run("teaching/make_student_copy.py", out).returncode == 2, "an existing folder is refused"
+
+
+def test_the_notebook_runs_the_main_job_and_the_retrieval(tmp_path):
+    """teaching/matsound.ipynb, executed top to bottom on the CPU with a tiny toy and one epoch (its parameter
+    cell rewritten), so that it cannot drift from the scripts. nbclient is a test-only dependency."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.read(os.path.join(TEACHING, "matsound.ipynb"), as_version=4)
+    [parameters] = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    parameters.source = f'REPO_URL = ""\nVIDEOS = 24\nEPOCHS = 1\nK = 5\nDEVICE = "cpu"\nRUNS = {str(tmp_path)!r}'
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": TEACHING}}).execute()
+    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "Table 5 (TT_AGG)" in outputs and "precision@" in outputs.lower(), outputs[-2000:]
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 3, "the curves, the precision@K curve and the top-5 sheet"

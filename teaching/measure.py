@@ -88,11 +88,15 @@ def run(folder, command, seed, toy, epochs, device, log):
     """One training run in `folder`; returns its metrics.json as a dict."""
     args = [sys.executable, *command, "--seed", str(seed), "--epochs", str(epochs), "--data", toy,
             "--device", device, "--out", "runs"]
+    tick = time.time()
     with open(log, "w") as f:
         subprocess.run(args, cwd=folder, stdout=f, stderr=subprocess.STDOUT, check=True)
     backbone = command[command.index("--backbone") + 1]
     with open(os.path.join(folder, "runs", f"{command[0][:-3]}-{backbone}-seed{seed}", "metrics.json")) as f:
-        return json.load(f)
+        m = json.load(f)
+    print(f"{os.path.basename(folder)}: python {' '.join(command)} --seed {seed}: test accuracy "
+          f"{m['test']['accuracy']:.4f} ({time.time() - tick:.0f} s)", flush=True)
+    return m
 
 
 def spread(values):
