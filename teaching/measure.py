@@ -72,8 +72,9 @@ def prepare(name, out, videos, baseline_toy):
     shutil.rmtree(folder, ignore_errors=True)
     copy_project(folder)
     patch = os.path.join(PATCHES, f"{name}.patch")
-    if name != "baseline":
-        subprocess.run(["git", "apply", patch], cwd=folder, check=True)
+    if name != "baseline":  # `git apply`, or `patch` where git is not installed
+        apply = ["git", "apply", patch] if shutil.which("git") else ["patch", "-p1", "--quiet", "-i", patch]
+        subprocess.run(apply, cwd=folder, check=True)
     toy = os.path.join("data", f"toy-v{videos}-s32-seed0.pt")
     if baseline_toy and "dataset_sources/" not in open(patch).read():
         os.makedirs(os.path.join(folder, "data"))
