@@ -24,6 +24,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+from study.claims import interval  # noqa: E402  (the study's 95% t-interval of a mean over seeds)
+
 PATCHES = os.path.join(HERE, "patches")
 
 # exercise -> (script and its flags, the numbers compared: (label, where in metrics.json))
@@ -31,7 +34,7 @@ SOUND = ["sound_only.py", "--backbone", "resnet"]
 TT_RESNET = ["tt_agg.py", "--backbone", "resnet"]
 EXERCISES = {
     "01-weight-decay": (SOUND, [("val accuracy", "val.accuracy"), ("test accuracy", "test.accuracy"),
-                                ("val - test gap", "gap")]),
+                                ("val - test accuracy", "gap")]),
     "02-one-sound-per-image": (TT_RESNET, [("test accuracy", "test.accuracy"), ("test F1", "test.f1")]),
     "03-single-material-frames": (TT_RESNET, [("test accuracy", "test.accuracy"), ("test F1", "test.f1")]),
     "04-random-negatives": (TT_RESNET, [("test accuracy", "test.accuracy"), ("test F1", "test.f1")]),
@@ -100,11 +103,34 @@ def run(folder, command, seed, toy, epochs, device, log):
     return m
 
 
-def spread(values):
-    """'+mean ± std' of the seeds' values; 'n/a' where a value is undefined (e.g. no dirt clip in the test)."""
+def spread(values, sign=""):
+    """'mean ± std' of the seeds' values ('+' shown with sign="+"); 'n/a' where a value is undefined (e.g. a
+    material with no clip in the test split)."""
     if any(v != v for v in values):
-        return " n/a"
-    return f"{statistics.mean(values):+.3f} ± {statistics.stdev(values) if len(values) > 1 else 0:.3f}"
+        return "n/a"
+    return f"{statistics.mean(values):{sign}.3f} ± {statistics.stdev(values) if len(values) > 1 else 0:.3f}"
+
+
+def verdict(diff):
+    """The paired difference's 95% interval over seeds, and whether it excludes 0: 'up', 'down' or 'within noise'."""
+    if any(d != d for d in diff) or len(diff) < 2:
+        return "n/a | n/a"
+    mean, half, _ = interval(diff)
+    word = "up" if mean - half > 0 else "down" if mean + half < 0 else "no change" if half == mean == 0 else \
+        "within noise"
+    return f"[{mean - half:+.3f}, {mean + half:+.3f}] | {word}"
+
+
+def table(key):
+    """The key as markdown rows: for each exercise and number, both arms and their paired difference."""
+    lines = ["| exercise | command | number | unchanged code | patched | patched - unchanged | 95% interval | "
+             "verdict |", "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    for name, numbers in key.items():
+        for label, arms in numbers.items():
+            diff = [p - b for p, b in zip(arms["patched"], arms["baseline"])]
+            lines.append(f"| {name} | `python {' '.join(EXERCISES[name][0])}` | {label} | {spread(arms['baseline'])} | "
+                         f"{spread(arms['patched'])} | {spread(diff, '+')} | {verdict(diff)} |")
+    return lines
 
 
 def main(argv=None):
@@ -146,18 +172,10 @@ def main(argv=None):
                                                  args.device, os.path.join(folders[name], f"log-{seed}.txt"))
         results = {key: future.result() for key, future in jobs.items()}
     took = time.time() - start
-    lines = [f"| exercise | command | number | unchanged code | patched | patched - unchanged |",
-             "| --- | --- | --- | ---: | ---: | ---: |"]
-    key = {}
-    for name in args.exercises:
-        command, watched = EXERCISES[name]
-        for label, where in watched:
-            base = [number(results[(tuple(command), s)], where) for s in args.seeds]
-            patched = [number(results[(name, s)], where) for s in args.seeds]
-            diff = [p - b for p, b in zip(patched, base)]
-            key.setdefault(name, {})[label] = {"baseline": base, "patched": patched}
-            lines.append(f"| {name} | `python {' '.join(command)}` | {label} | {spread(base)[1:]} | "
-                         f"{spread(patched)[1:]} | {spread(diff)} |")
+    key = {name: {label: {"baseline": [number(results[(tuple(EXERCISES[name][0]), s)], where) for s in args.seeds],
+                          "patched": [number(results[(name, s)], where) for s in args.seeds]}
+                  for label, where in EXERCISES[name][1]} for name in args.exercises}
+    lines = table(key)
     header = (f"seeds {' '.join(map(str, args.seeds))}, {args.epochs} epochs, toy of {args.videos} videos, "
               f"device {args.device}; mean ± std over seeds; {took:.0f} s in all")
     print("\n".join([header, ""] + lines))
