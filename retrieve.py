@@ -68,25 +68,23 @@ def parse_args(argv=None):
                                      formatter_class=Formatter)
     parser.add_argument("--k", type=int, default=None,
                         help="rank the top K, K = 1..k (paper: 50); none: 50, or the library size when smaller")
-    parser.add_argument("--direction", choices=list(DIRECTIONS), default="image-to-sound",
-                        help="image-to-sound: each test image ranks a sound library (the paper's); "
-                             "sound-to-image: each test sound ranks the test frames")
-    parser.add_argument("--run", default="runs/tt_agg-resnet-seed0",
-                        help="the tt_agg run folder whose model.pt holds the trained towers, or that model.pt "
-                             "itself (the paper uses ResNet, 4.4.1)")
-    parser.add_argument("--query", default=None,
-                        help="the test video whose frame (sound-to-image: first clip) is the single query "
-                             "shown; none: a random test query drawn with --seed")
+    parser.add_argument("--direction", choices=list(DIRECTIONS), default="image-to-sound", help="image-to-sound: "
+                        "each test image ranks a sound library (the paper's); sound-to-image: each test sound ranks "
+                        "the test frames")
+    parser.add_argument("--run", default="runs/tt_agg-resnet-seed0", help="the tt_agg run folder whose model.pt "
+                        "holds the trained towers, or that model.pt itself (the paper uses ResNet, 4.4.1)")
+    parser.add_argument("--query", default=None, help="the test video whose frame (sound-to-image: first clip) is "
+                        "the single query shown; none: a random test query drawn with --seed")
     parser.add_argument("--seed", type=int, default=0, help="seeds the choice of the random query")
-    parser.add_argument("--library", choices=["all", "train"], default="all",
-                        help="image-to-sound: the sounds to rank, every clip of train + validation + test "
-                             "(paper 4.4.1), or the training clips only (paper 3.5)")
-    parser.add_argument("--exclude-own-video", action="store_true",
-                        help="leave the query video's own items (an image's ten sounds, a sound's frame) out "
-                             "of its library: recorded with the very scene, they make the task easier than it "
-                             "looks (no effect with --library train, which holds no test video)")
-    parser.add_argument("--data", default=None,
-                        help="a dataset file made by data.py; none: the one the run was trained on")
+    parser.add_argument("--library", choices=["all", "train"], default="all", help="image-to-sound: the sounds to "
+                        "rank, every clip of train + validation + test (paper 4.4.1), or the training clips only "
+                        "(paper 3.5)")
+    parser.add_argument("--exclude-own-video", action="store_true", help="leave the query video's own items (an "
+                        "image's ten sounds, a sound's frame) out of its library: recorded with the very scene, they "
+                        "make the task easier than it looks (no effect with --library train, which holds no test "
+                        "video)")
+    parser.add_argument("--data", default=None, help="a dataset file made by data.py; none: the one the run was "
+                        "trained on")
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
                         help="auto: CUDA when a GPU is visible, else CPU")
     parser.add_argument("--out", default="runs", help="the results are saved in OUT/retrieve-BACKBONE["
@@ -477,8 +475,7 @@ def retrieve(parser, args):
     query_kind, item_kind = DIRECTIONS[args.direction]
     # The train library holds no test video: the query's own sounds are left out whether asked or not.
     own_left_out = args.exclude_own_video or args.library == "train"
-    same_file = lambda p: os.path.realpath(p or data.toy_path(**data.TOY_DEFAULTS))
-    if same_file(args.data) != same_file(trained_on):
+    if len({os.path.realpath(p or data.toy_path(**data.TOY_DEFAULTS)) for p in (args.data, trained_on)}) > 1:
         print(f"note: the towers were trained on {trained_on or 'the default toy dataset'}, retrieving on "
               f"{args.data}: its test images may have been seen in training")
     print(f"{SCRIPT}: {ds.describe()}; device {device}; {backbones.BACKBONES[backbone]} TT_AGG towers from "
@@ -534,8 +531,8 @@ def retrieve(parser, args):
     print("\n".join(format_per_material(m)))
 
     # The raw clips (memory-mapped: only those used are read): the WAVs and the sheet's spectrograms.
-    sounds = [(t["video_id"], t["clip"]) for t in ([q] if query_kind == "sound" else top5)]
-    clips = [raw["clips"][ds.video_ids.index(v), c] for v, c in sounds]  # (N,) int16 each
+    clips = [raw["clips"][ds.video_ids.index(t["video_id"]), t["clip"]]  # (N,) int16 each
+             for t in ([q] if query_kind == "sound" else top5)]
     # Drawn at 128 pixels, finer than the toy's 32-pixel model input, so that a reader sees the hit's shape.
     spectrograms = list(data.spectrogram(torch.stack(clips), ds.sample_rate, 128))  # (1, 128, 128) each
     frames = [ds.frames[ds.video_ids.index(t["video_id"])] for t in ([q] if query_kind == "image" else top5)]
