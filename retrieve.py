@@ -68,25 +68,23 @@ def parse_args(argv=None):
                                      formatter_class=Formatter)
     parser.add_argument("--k", type=int, default=None,
                         help="rank the top K, K = 1..k (paper: 50); none: 50, or the library size when smaller")
-    parser.add_argument("--direction", choices=list(DIRECTIONS), default="image-to-sound",
-                        help="image-to-sound: each test image ranks a sound library (the paper's); "
-                             "sound-to-image: each test sound ranks the test frames")
-    parser.add_argument("--run", default="runs/tt_agg-resnet-seed0",
-                        help="the tt_agg run folder whose model.pt holds the trained towers, or that model.pt "
-                             "itself (the paper uses ResNet, 4.4.1)")
-    parser.add_argument("--query", default=None,
-                        help="the test video whose frame (sound-to-image: first clip) is the single query "
-                             "shown; none: a random test query drawn with --seed")
+    parser.add_argument("--direction", choices=list(DIRECTIONS), default="image-to-sound", help="image-to-sound: "
+                        "each test image ranks a sound library (the paper's); sound-to-image: each test sound ranks "
+                        "the test frames")
+    parser.add_argument("--run", default="runs/tt_agg-resnet-seed0", help="the tt_agg run folder whose model.pt "
+                        "holds the trained towers, or that model.pt itself (the paper uses ResNet, 4.4.1)")
+    parser.add_argument("--query", default=None, help="the test video whose frame (sound-to-image: first clip) is "
+                        "the single query shown; none: a random test query drawn with --seed")
     parser.add_argument("--seed", type=int, default=0, help="seeds the choice of the random query")
-    parser.add_argument("--library", choices=["all", "train"], default="all",
-                        help="image-to-sound: the sounds to rank, every clip of train + validation + test "
-                             "(paper 4.4.1), or the training clips only (paper 3.5)")
-    parser.add_argument("--exclude-own-video", action="store_true",
-                        help="leave the query video's own items (an image's ten sounds, a sound's frame) out "
-                             "of its library: recorded with the very scene, they make the task easier than it "
-                             "looks (no effect with --library train, which holds no test video)")
-    parser.add_argument("--data", default=None,
-                        help="a dataset file made by data.py; none: the one the run was trained on")
+    parser.add_argument("--library", choices=["all", "train"], default="all", help="image-to-sound: the sounds to "
+                        "rank, every clip of train + validation + test (paper 4.4.1), or the training clips only "
+                        "(paper 3.5)")
+    parser.add_argument("--exclude-own-video", action="store_true", help="leave the query video's own items (an "
+                        "image's ten sounds, a sound's frame) out of its library: recorded with the very scene, they "
+                        "make the task easier than it looks (no effect with --library train, which holds no test "
+                        "video)")
+    parser.add_argument("--data", default=None, help="a dataset file made by data.py; none: the one the run was "
+                        "trained on")
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
                         help="auto: CUDA when a GPU is visible, else CPU")
     parser.add_argument("--out", default="runs", help="the results are saved in OUT/retrieve-BACKBONE["
@@ -173,13 +171,11 @@ def random_first_rank(n, r):
 
 
 def measure(similarity, relevant, own, query, k):
-    """Every metric of one retrieval. similarity, relevant, own (Q, N), own[q, n]: item n is from query q's
-    own video; query: the position of the single query shown (the paper's view). Returns
-
-    - the precision@K curves, K = 1..k: "single" (that query), "mean" and "std" over the queries, "random";
-    - the table: {row: {"single", "all", "std", "random"}}, "all" over every query (the mean; the median for
-      "median rank"), "std" its spread over the queries where it means something;
-    - per query, for the per-material table: precision@MATERIAL_K, AP and random AP.
+    """Every metric of one retrieval. similarity, relevant, own (Q, N), own[q, n]: item n is from query q's own
+    video; query: the position of the single query shown (the paper's view). Returns the precision@K curves,
+    K = 1..k ("single": that query, "mean" and "std" over the queries, "random"); the table {row: {"single", "all",
+    "std", "random"}}, "all" over every query (the mean; the median for "median rank"), "std" its spread where it
+    means something; the number of queries without a relevant item; per query precision@MATERIAL_K, AP, random AP.
     """
     n = relevant.shape[1]
     precision = precision_at_k(similarity, relevant, k).cpu()                         # (Q, k)
@@ -213,13 +209,9 @@ def measure(similarity, relevant, own, query, k):
 def per_material(query_materials, material_precision, ap, random_ap):
     """P@MATERIAL_K, AP (mean over the queries where defined) and random AP averaged over the queries of each
     material; query_materials (Q, 17) bool, so an image showing several materials counts toward each."""
-    rows = []
-    for i, name in enumerate(data.MATERIALS):
-        of = query_materials[:, i].cpu()
-        if of.any():
-            rows.append({"material": name, "queries": int(of.sum()), "precision": material_precision[of].mean().item(),
-                         "ap": ap[of].nanmean().item(), "random_ap": random_ap[of].nanmean().item()})
-    return rows
+    return [{"material": name, "queries": int(of.sum()), "precision": material_precision[of].mean().item(),
+             "ap": ap[of].nanmean().item(), "random_ap": random_ap[of].nanmean().item()}
+            for name, of in zip(data.MATERIALS, query_materials.cpu().T) if of.any()]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -227,49 +219,35 @@ def per_material(query_materials, material_precision, ap, random_ap):
 # ----------------------------------------------------------------------------------------------------------
 
 def load_towers(run, device):
-    """TT_AGG's trained towers from RUN/model.pt (or RUN itself, a .pt file), in eval mode, and the checkpoint;
-    a DataError naming the file and the command that makes a good one when it is missing or not usable."""
+    """TT_AGG's trained towers from RUN/model.pt (or RUN, a .pt file), in eval mode, and the checkpoint; a DataError
+    naming the file and the command that makes a good one when it is missing or not usable."""
     path = run if os.path.isfile(run) else os.path.join(run, "model.pt")
     guess = (os.path.basename(os.path.dirname(os.path.abspath(path))) + "-").split("-")[1]  # tt_agg-vgg-seed0 -> vgg
     make = f"`python tt_agg.py --backbone {guess if guess in backbones.BACKBONES else 'resnet'}`"
     if not os.path.exists(path):
         raise data.DataError(f"no checkpoint at {path}: train the two-tower model first with {make}")
     try:
-        with warnings.catch_warnings():  # torch warns on stderr about some pickles: the one error line is enough
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(action="ignore"):  # torch's warnings about some pickles: one line is enough
             checkpoint = torch.load(path, weights_only=True, map_location=device)  # tensors only, never code
         if checkpoint.get("script") != "tt_agg" or not isinstance(checkpoint.get("args"), dict):
             raise ValueError(f"made by {checkpoint['script']}.py" if checkpoint.get("script") else "it names no script")
-        image_tower, sound_tower = (backbones.tower(checkpoint["backbone"], channels, backbones.EMBEDDING_DIM)
-                                    for channels in (3, 1))
-        image_tower.load_state_dict(checkpoint["image_tower"])
-        sound_tower.load_state_dict(checkpoint["sound_tower"])
-        if not all(t.isfinite().all() for net in (image_tower, sound_tower) for t in net.state_dict().values()):
-            raise ValueError("its towers hold NaN or infinite weights: the training diverged")
+        towers = [backbones.tower(checkpoint["backbone"], channels, backbones.EMBEDDING_DIM) for channels in (3, 1)]
+        for tower, key in zip(towers, ["image_tower", "sound_tower"]):
+            tower.load_state_dict(checkpoint[key])
+            if not all(t.isfinite().all() for t in tower.state_dict().values()):
+                raise ValueError("its towers hold NaN or infinite weights: the training diverged")
     except Exception as e:  # unreadable, refused (a pickle that would run code), another script's, or damaged
         why = ("refused: it holds Python objects, and loading them could run code" if "GLOBAL" in str(e) else
                str(e) if isinstance(e, ValueError) else  # torch's own messages run to many lines: the first
                f"{type(e).__name__}: {e}".splitlines()[0].split(". ")[0][:100])
         raise data.DataError(f"{path} is not a usable TT_AGG checkpoint ({why}): point --run at a run folder "
                              f"made by {make}") from None
-    return image_tower.to(device).eval(), sound_tower.to(device).eval(), checkpoint  # eval: BN's running stats
-
-
-def check_fingerprint(checkpoint, raw, path):
-    """The dataset's fingerprint (16 hex digits of its content), or None where data.py cannot make one; a
-    DataError when the towers were trained on a dataset with another fingerprint (a regenerated file)."""
-    fingerprint = getattr(data, "fingerprint", None)  # older data.py: no fingerprint, nothing to compare
-    found = fingerprint(raw) if fingerprint else None
-    if found and checkpoint.get("data_fingerprint") not in (None, found):
-        raise data.DataError(f"the dataset at {path} is not the one the towers were trained on (regenerated?): "
-                             f"give that one with --data, or train again")
-    return found
+    return *(tower.to(device).eval() for tower in towers), checkpoint  # eval: BN's running statistics
 
 
 def make_task(ds, direction, library, exclude_own_video):
-    """Who ranks what: the queries and the library's items, each a (video, clip) pair of (n,) tensors (clip
-    None: frames), and candidates (Q, N), the item positions each query ranks (all, or all but its own
-    video's)."""
+    """Who ranks what: the queries and the library's items, each a (video, clip) pair of (n,) tensors (clip None:
+    frames), and candidates (Q, N), the item positions each query ranks (all, or all but its own video's)."""
     test = ds.videos("test")
     clips = torch.arange(data.CLIPS_PER_VIDEO, device=test.device)
     if direction == "image-to-sound":
@@ -292,18 +270,15 @@ def pick_query(ds, query_video, video_id, seed):
     if video_id in ids:
         return ids.index(video_id)
     examples = ", ".join(list(dict.fromkeys(ids))[:3])
-    if video_id in ds.video_ids:
-        split = next(s for s, i in data.SPLITS.items() if i == int(ds.split[ds.video_ids.index(video_id)]))
-        raise data.DataError(f"--query {video_id} is a {split} video: the query must be a test video, e.g. "
-                             f"{examples}")
-    raise data.DataError(f"unknown --query {video_id}: no such video in {ds.path}; test videos are e.g. "
-                         f"{examples}")
+    if video_id not in ds.video_ids:
+        raise data.DataError(f"unknown --query {video_id}: no such video in {ds.path}; test videos are e.g. {examples}")
+    split = list(data.SPLITS)[int(ds.split[ds.video_ids.index(video_id)])]
+    raise data.DataError(f"--query {video_id} is a {split} video: the query must be a test video, e.g. {examples}")
 
 
 @torch.no_grad()
 def embed(ds, tower, video, clip):
-    """Unit-length embeddings (n, 128) of the frames of `video` (clip None) or the sounds (video, clip), in
-    order, in batches (no flips)."""
+    """Unit-length embeddings (n, 128) of the frames of `video` (clip None) or the sounds (video, clip), in order."""
     out = []
     for i in torch.arange(len(video), device=video.device).split(BATCH_SIZE):
         x = (data.image_transform(ds.frames[video[i]], ds.size, train=False) if clip is None else
@@ -317,10 +292,9 @@ def embed(ds, tower, video, clip):
 # ----------------------------------------------------------------------------------------------------------
 
 def format_retrieval_table(ms, source=None):
-    """The retrieval table of retrieve.py's metrics.json dicts `ms`, one per seed of the towers (one or more),
-    as lines: precision@K, mAP, recall@K of the own recording and the first own item's rank, each beside
-    random retrieval. One run: the single query shown, and the value over every test query with its spread;
-    several: the mean ± std (sample std, n - 1) over the runs of each run's value over every test query."""
+    """The retrieval table of metrics.json dicts `ms` (one per seed of the towers) as lines, each row beside random
+    retrieval. One run: the single query and the value over every test query ± its spread; several: the mean ±
+    std (sample std, n - 1) over the runs of each run's value over every test query."""
     m, several = ms[0], len(ms) > 1
     query, item = DIRECTIONS[m.get("direction", "image-to-sound")]
     shown = "" if several else f"; one {query}: {m['query']['video_id']} ({', '.join(m['query']['labels'])})"
@@ -367,35 +341,34 @@ def format_per_material(m):
 
 def library_words(m):
     """'all, 240 sounds, the query's own video included', as the figures say it."""
-    _, item = DIRECTIONS[m["direction"]]
     if m["library"] == "train":
         return f"train, {m['library_size']} sounds, none from a test video"
-    own = "left out" if m["exclude_own_video"] else "included"
-    return f"{m['library']}, {m['library_size']} {item}s, the query's own video {own}"
+    return (f"{m['library']}, {m['library_size']} {DIRECTIONS[m['direction']][1]}s, the query's own video "
+            f"{'left out' if m['exclude_own_video'] else 'included'}")
+
+
+def where(x):
+    """A query or an item of metrics.json as its video, and its clip for a sound: 'toy-0-0021 clip 0'."""
+    return x["video_id"] + (f" clip {x['clip']}" if "clip" in x else "")
 
 
 def plot_curves(m, source, path):
-    """precision_at_k.png: Figure 8's curve for the single query, with the mean +- std over every test query
-    and random retrieval beside it."""
+    """precision_at_k.png: Figure 8's curve for the single query, beside the mean ± std over every test query and
+    random retrieval."""
     from matplotlib.ticker import MaxNLocator
-    plt = metrics.pyplot()
     query, item = DIRECTIONS[m["direction"]]
-    k = torch.arange(1, m["k"] + 1)
-    mean, std = torch.tensor(m["mean"]), torch.tensor(m["std"])
-    fig, ax = plt.subplots(figsize=(9, 6), layout="constrained")
+    k, mean, std = torch.arange(1, m["k"] + 1), torch.tensor(m["mean"]), torch.tensor(m["std"])
+    fig, ax = metrics.pyplot().subplots(figsize=(9, 6), layout="constrained")
     ax.fill_between(k, (mean - std).clamp(0, 1), (mean + std).clamp(0, 1), color="tab:blue", alpha=0.2,
                     label=f"± std over the {m['queries']} test {query}s")
     ax.plot(k, mean, color="tab:blue", label=f"mean over the {m['queries']} test {query}s (mAP "
                                               f"{m['table']['mAP']['all']:.3f})")
-    ax.plot(k, m["single"], color="tab:orange", marker=".",
-            label=f"one test {query} ({m['query']['video_id']}: {', '.join(m['query']['labels'])})"
-                  + (", as in the paper" if query == "image" else ""))
+    ax.plot(k, m["single"], color="tab:orange", marker=".", label=f"one test {query} ({m['query']['video_id']}: "
+            f"{', '.join(m['query']['labels'])})" + (", as in the paper" if query == "image" else ""))
     ax.plot(k, m["random"], color="0.4", linestyle="--", label=f"random retrieval (mean over test {query}s)")
-    ax.set_xlim(0.5, m["k"] + 0.5)
+    ax.set(xlim=(0.5, m["k"] + 0.5), ylim=(-0.02, 1.02),  # a curve at 0 stays visible above the axis
+           xlabel=f"K ({item}s retrieved)", ylabel=f"share of good {item}s in the top K")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # K counts items: no K = 2.5
-    ax.set_ylim(-0.02, 1.02)  # a curve at 0 stays visible above the axis
-    ax.set_xlabel(f"K ({item}s retrieved)")
-    ax.set_ylabel(f"share of good {item}s in the top K")
     ax.grid(alpha=0.3)
     fig.legend(loc="outside lower center", ncol=2, fontsize=9)  # below the axes: never over a curve
     ax.set_title(f"{'Figure 8: ' if query == 'image' else ''}share of good {item}s in the top K, "
@@ -410,14 +383,11 @@ def plot_sheet(m, pictures, path):
     plt = metrics.pyplot()
     query, item = DIRECTIONS[m["direction"]]
     q = m["query"]
-    titles = [(f"query: {q['video_id']}" + (f" clip {q['clip']}" if "clip" in q else "") +
-               f"\n{'shows' if query == 'image' else 'material'}: {', '.join(q['labels'])}", "black")]
-    for hit in m["top5"]:
-        what = hit.get("material") or ", ".join(hit["labels"])
-        where = f"{hit['video_id']}" + (f" clip {hit['clip']}" if "clip" in hit else "")
-        titles.append((f"{hit['rank']}. {what}: {'good' if hit['good'] else 'not good'}\n{where}"
-                       f"{' (own video)' if hit['video_id'] == q['video_id'] else ''}\ncosine "
-                       f"{hit['similarity']:.3f}", "tab:green" if hit["good"] else "tab:red"))
+    titles = [(f"query: {where(q)}\n{'shows' if query == 'image' else 'material'}: {', '.join(q['labels'])}",
+               "black")] + [(f"{h['rank']}. {h.get('material') or ', '.join(h['labels'])}: "
+                             f"{'good' if h['good'] else 'not good'}\n{where(h)}"
+                             f"{' (own video)' if h['video_id'] == q['video_id'] else ''}\ncosine "
+                             f"{h['similarity']:.3f}", "tab:green" if h["good"] else "tab:red") for h in m["top5"]]
     fig, axes = plt.subplots(1, len(pictures), figsize=(2.9 * len(pictures), 3.6), layout="constrained")
     for ax, picture, (title, color) in zip(axes, pictures, titles):
         if len(picture) == 3:  # a frame
@@ -427,11 +397,9 @@ def plot_sheet(m, pictures, path):
                       extent=(0, 1, 0, picture.shape[-2]))
             ax.set_xlabel("time (s); mel frequency up", fontsize=8)
         ax.set_title(title, fontsize=9, color=color)
-        ax.set_yticks([])
-        ax.set_xticks([] if len(picture) == 3 else [0, 1])
-        for spine in ax.spines.values() if color != "black" else []:
-            spine.set_color(color)
-            spine.set_linewidth(3)
+        ax.set(yticks=[], xticks=[] if len(picture) == 3 else [0, 1])
+        if color != "black":
+            plt.setp(list(ax.spines.values()), color=color, linewidth=3)
     fig.suptitle(f"Top {len(pictures) - 1} {item}s for one test {query}, {backbones.BACKBONES[m['backbone']]} "
                  f"TT_AGG (library: {library_words(m)})\ngreen: the sound's material is in the frame (good), "
                  f"red: it is not", fontsize=10)
@@ -440,19 +408,16 @@ def plot_sheet(m, pictures, path):
 
 def plot_per_material(m, path):
     """per_material.png: precision@K and AP per query material, random AP marked beside them."""
-    plt = metrics.pyplot()
-    query, _ = DIRECTIONS[m["direction"]]
-    rows = m["per_material"]
+    query, rows = DIRECTIONS[m["direction"]][0], m["per_material"]
     y = torch.arange(len(rows)).float()
-    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.35 * len(rows)), layout="constrained")
+    fig, ax = metrics.pyplot().subplots(figsize=(8, 1.5 + 0.35 * len(rows)), layout="constrained")
     ax.barh(y - 0.2, [r["precision"] for r in rows], 0.4, color="tab:blue", label=f"precision@{m['per_material_k']}")
     ax.barh(y + 0.2, [r["ap"] for r in rows], 0.4, color="tab:orange", label="AP")
     ax.plot([r["random_ap"] for r in rows], y + 0.2, "k|", markersize=12, label="random AP")
     ax.set_yticks(y, [f"{r['material']} ({r['queries']})" for r in rows])
     ax.invert_yaxis()  # Table 1's order, top to bottom
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("mean over the test queries of the material")
-    ax.set_ylabel(f"query material (number of test {query}s)")
+    ax.set(xlim=(0, 1), xlabel="mean over the test queries of the material",
+           ylabel=f"query material (number of test {query}s)")
     ax.grid(axis="x", alpha=0.3)
     fig.legend(loc="outside lower center", ncol=3, fontsize=9)  # below the axes: never over a bar
     ax.set_title(f"Retrieval per material, {query} queries, {backbones.BACKBONES[m['backbone']]} TT_AGG\n"
@@ -461,13 +426,11 @@ def plot_per_material(m, path):
 
 
 def write_wav(clip, sample_rate, path):
-    """(N,) int16 clip -> mono 16-bit PCM WAV."""
+    """(N,) int16 clip -> mono 16-bit PCM WAV (little-endian samples)."""
     def write(f):
         with wave.open(f, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(sample_rate)
-            w.writeframes(clip.cpu().numpy().astype("<i2").tobytes())  # WAV samples are little-endian
+            w.setparams((1, 2, sample_rate, 0, "NONE", "not compressed"))
+            w.writeframes(clip.cpu().numpy().astype("<i2").tobytes())
     data.atomic_write(path, write)
 
 
@@ -483,9 +446,9 @@ def retrieve(parser, args):
     try:
         device = data.pick_device(args.device)
         image_tower, sound_tower, checkpoint = load_towers(args.run, device)
+        trained_seed = int(checkpoint["args"].get("seed", 0))
         out = os.path.join(args.out, f"{SCRIPT}-{checkpoint['backbone']}"
-                           f"{'-sound-to-image' if args.direction == 'sound-to-image' else ''}"
-                           f"-seed{int(checkpoint['args'].get('seed', 0))}")
+                           f"{'-sound-to-image' if args.direction == 'sound-to-image' else ''}-seed{trained_seed}")
         data.check_out(out, folder=True)  # where the results go: found out now, not after the work
         trained_on = checkpoint["args"].get("data")  # None: the default toy dataset
         if args.data is None:  # the dataset the towers were trained on, so that its test split is unseen
@@ -495,7 +458,9 @@ def retrieve(parser, args):
             args.data = trained_on
         ds = data.load(args.data, device)
         raw = torch.load(ds.path, map_location="cpu", weights_only=True, mmap=True)  # read where used: 5 clips
-        fingerprint = check_fingerprint(checkpoint, raw, ds.path)
+        if checkpoint.get("data_fingerprint") not in (None, ds.fingerprint):  # a regenerated dataset
+            raise data.DataError(f"the dataset at {ds.path} is not the one the towers were trained on (regenerated?): "
+                                 f"give that one with --data, or train again")
         queries, items, candidates = make_task(ds, args.direction, args.library, args.exclude_own_video)
         query = pick_query(ds, queries[0], args.query, args.seed)
         n = candidates.shape[1]  # the library size of each query
@@ -506,12 +471,11 @@ def retrieve(parser, args):
                                  f"({library}{', less the query video' if args.exclude_own_video else ''})")
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
-    backbone, trained_seed = checkpoint["backbone"], int(checkpoint["args"].get("seed", 0))
+    backbone = checkpoint["backbone"]
     query_kind, item_kind = DIRECTIONS[args.direction]
     # The train library holds no test video: the query's own sounds are left out whether asked or not.
     own_left_out = args.exclude_own_video or args.library == "train"
-    same_file = lambda p: os.path.realpath(p or data.toy_path(**data.TOY_DEFAULTS))
-    if same_file(args.data) != same_file(trained_on):
+    if len({os.path.realpath(p or data.toy_path(**data.TOY_DEFAULTS)) for p in (args.data, trained_on)}) > 1:
         print(f"note: the towers were trained on {trained_on or 'the default toy dataset'}, retrieving on "
               f"{args.data}: its test images may have been seen in training")
     print(f"{SCRIPT}: {ds.describe()}; device {device}; {backbones.BACKBONES[backbone]} TT_AGG towers from "
@@ -520,9 +484,8 @@ def retrieve(parser, args):
 
     # Embed once: every query and every library item; each query's similarity to the items it ranks.
     towers = {"image": image_tower, "sound": sound_tower}
-    query_embedding = embed(ds, towers[query_kind], *queries)                   # (Q, 128)
-    item_embedding = embed(ds, towers[item_kind], *items)                       # (L, 128)
-    similarity = (query_embedding @ item_embedding.T).gather(1, candidates)    # (Q, N): cosines
+    similarity = (embed(ds, towers[query_kind], *queries) @ embed(ds, towers[item_kind], *items).T  # (Q, L)
+                  ).gather(1, candidates)                                       # (Q, N): cosines
     # Relevant ("good", 4.4.1): the sound's material is among the frame's labels. Own: the query's own video.
     item_video = items[0][candidates]                                           # (Q, N)
     if query_kind == "image":
@@ -536,12 +499,9 @@ def retrieve(parser, args):
     curves, table, without_relevant, per_query = measure(similarity, relevant, own, query, args.k)
 
     def describe(video, clip):  # a query or item as metrics.json and the sheet say it
-        d = {"video_id": ds.video_ids[video]}
-        if clip is None:
-            d["labels"] = [data.MATERIALS[i] for i in torch.nonzero(ds.image_labels[video]).flatten().tolist()]
-        else:
-            d.update(clip=int(clip), material=data.MATERIALS[ds.clip_materials[video, clip]])
-        return d
+        return {"video_id": ds.video_ids[video], **(
+            {"labels": [data.MATERIALS[i] for i in torch.nonzero(ds.image_labels[video]).flatten().tolist()]}
+            if clip is None else {"clip": int(clip), "material": data.MATERIALS[ds.clip_materials[video, clip]]})}
     top = rank(similarity, relevant)[query, :TOP].tolist()  # the single query's best items, ties pessimistic
     top_items = [candidates[query, j].item() for j in top]
     q = describe(queries[0][query], None if queries[1] is None else queries[1][query])
@@ -557,16 +517,13 @@ def retrieve(parser, args):
          "queries": len(similarity),
          "query": {"index": query, **q, "random": relevant[query].float().mean().item()},  # its random P@K
          **curves, "table": table, "queries_without_relevant": without_relevant, "top5": top5,
-         "per_material_k": min(MATERIAL_K, n), "per_material": per_material(query_materials, *per_query)}
-    if fingerprint:
-        m["data_fingerprint"] = fingerprint
+         "per_material_k": min(MATERIAL_K, n), "per_material": per_material(query_materials, *per_query),
+         "data_fingerprint": ds.fingerprint}
 
-    print(f"query: test {query_kind} {q['video_id']}" + (f" clip {q['clip']}" if "clip" in q else "") +
-          f" ({', '.join(q['labels'])}); its top {len(top5)} {item_kind}s:")
+    print(f"query: test {query_kind} {where(q)} ({', '.join(q['labels'])}); its top {len(top5)} {item_kind}s:")
     for hit in top5:
         print(f"  {hit['rank']}. {hit.get('material') or ', '.join(hit['labels']):<20} "
-              f"{'good' if hit['good'] else 'not good':<9} {hit['video_id']}"
-              f"{' clip ' + str(hit['clip']) if 'clip' in hit else ''}  cosine {hit['similarity']:.3f}"
+              f"{'good' if hit['good'] else 'not good':<9} {where(hit)}  cosine {hit['similarity']:.3f}"
               f"{'  (own video)' if hit['video_id'] == q['video_id'] else ''}")
     print("\n".join(format_retrieval_table([m], metrics.source_name(ds.source))))
     if query_kind == "image":
@@ -574,8 +531,8 @@ def retrieve(parser, args):
     print("\n".join(format_per_material(m)))
 
     # The raw clips (memory-mapped: only those used are read): the WAVs and the sheet's spectrograms.
-    sounds = [(t["video_id"], t["clip"]) for t in ([q] if query_kind == "sound" else top5)]
-    clips = [raw["clips"][ds.video_ids.index(v), c] for v, c in sounds]  # (N,) int16 each
+    clips = [raw["clips"][ds.video_ids.index(t["video_id"]), t["clip"]]  # (N,) int16 each
+             for t in ([q] if query_kind == "sound" else top5)]
     # Drawn at 128 pixels, finer than the toy's 32-pixel model input, so that a reader sees the hit's shape.
     spectrograms = list(data.spectrogram(torch.stack(clips), ds.sample_rate, 128))  # (1, 128, 128) each
     frames = [ds.frames[ds.video_ids.index(t["video_id"])] for t in ([q] if query_kind == "image" else top5)]
