@@ -28,8 +28,7 @@ KINDS = (b"PK\x03\x04", b"{", b"\x89PNG", b"RIFF")  # how the files we write beg
 class DataError(Exception):
     """A problem with the user's data or flags, worth one clear line (no traceback)."""
 
-# ----------------------------------------------------------------------------------------------------------
-# Spectrograms and the image transform: the inputs every model sees
+# --- Spectrograms and the image transform: the inputs every model sees -------------------------------------
 
 N_MELS = 64  # mel bands: enough to resolve the modal peaks that tell materials apart, few enough to keep
 #              every band non-empty at n_fft = 1024 and 22,050 Hz
@@ -79,19 +78,21 @@ def image_transform(frames, size, train):
     return x
 
 
-# ----------------------------------------------------------------------------------------------------------
-# The dataset file: check, fingerprint, read, load onto the device
+# --- The dataset file: check, fingerprint, read, load onto the device -------------------------------------
 
 def check_dataset(d, name="dataset"):
     """Raise DataError unless `d` follows the contract above in full: a bad file stops here, in one line."""
-    keys = [*TENSORS, "video_ids", "sample_rate", "materials", "source"]
-    missing = [k for k in keys if k not in d] if isinstance(d, dict) else None
-    first = ("is not a dataset dict" if missing is None else
-             f"has format version {d.get('format_version')}, this code reads version {FORMAT_VERSION}"
-             if d.get("format_version") != FORMAT_VERSION else f"lacks {', '.join(missing)}" if missing else None)
-    if first:
-        raise DataError(f"{name} {first}: {REBUILD}")
-    V = len(ids) if isinstance(ids := d["video_ids"], (list, tuple)) else -1
+    def refuse(problem):
+        raise DataError(f"{name} {problem}: {REBUILD}")
+    if not isinstance(d, dict):
+        refuse("is not a dataset dict")
+    if d.get("format_version") != FORMAT_VERSION:
+        refuse(f"has format version {d.get('format_version')}, this code reads version {FORMAT_VERSION}")
+    if missing := [k for k in [*TENSORS, "video_ids", "sample_rate", "materials", "source"] if k not in d]:
+        refuse(f"lacks {', '.join(missing)}")
+    ids = d["video_ids"]
+    V = len(ids) if isinstance(ids, (list, tuple)) else -1
+    # each tensor, or an empty one of its type where it is not a tensor of that type (so its shape check fails)
     f, labels, clips, mats, split = (d[k] if isinstance(d[k], torch.Tensor) and d[k].dtype == t
                                      else torch.zeros((0,) * 5, dtype=t) for k, t in TENSORS.items())
     n = [int((split == s).sum()) for s in SPLITS.values()] if split.shape == (V,) else [0, 0, 0]
@@ -111,7 +112,7 @@ def check_dataset(d, name="dataset"):
          "materials must be the paper's Table 1 in order"),
         (not isinstance(d["source"], str), "source must be a string")] if wrong]
     if problems:  # the first only: one line to read
-        raise DataError(f"{name} is malformed: {problems[0]}: {REBUILD}")
+        refuse(f"is malformed: {problems[0]}")
 
 def fingerprint(d):
     """16 hex digits of sha256 over a dataset dict's tensors and ids: a file rebuilt at the same path differs."""
@@ -183,8 +184,7 @@ def pick_device(name, deterministic=False):
             torch.use_deterministic_algorithms(True, warn_only=True)      # warn where no such kernel exists
     return torch.device(name)
 
-# ----------------------------------------------------------------------------------------------------------
-# Writing: nothing half-written, nothing replaced that is not ours
+# --- Writing: nothing half-written, nothing replaced that is not ours -------------------------------------
 
 def kind(path):
     """Which of KINDS the regular file at `path` begins with; None for anything else (a link too)."""
@@ -255,8 +255,7 @@ def atomic_folder(path):
         raise
     shutil.rmtree(old, ignore_errors=True)
 
-# ----------------------------------------------------------------------------------------------------------
-# What the training scripts share: flag ranges, batches, divergence
+# --- What the training scripts share: flag ranges, batches, divergence ------------------------------------
 
 FLAGS = {"epochs": (lambda v: v >= 1, "1 or more"),
          "batch_size": (lambda v: v >= 2, "2 or more (batch normalisation cannot train on one example)"),
