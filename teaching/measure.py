@@ -94,7 +94,8 @@ def run(folder, command, seed, toy, epochs, device, log):
             "--device", device, "--out", "runs"]
     tick = time.time()
     with open(log, "w") as f:
-        subprocess.run(args, cwd=folder, stdout=f, stderr=subprocess.STDOUT, check=True)
+        if subprocess.run(args, cwd=folder, stdout=f, stderr=subprocess.STDOUT).returncode:
+            raise RuntimeError(f"`python {' '.join(command)} --seed {seed}` failed in {folder}: its output is in {log}")
     backbone = command[command.index("--backbone") + 1]
     with open(os.path.join(folder, "runs", f"{command[0][:-3]}-{backbone}-seed{seed}", "metrics.json")) as f:
         m = json.load(f)
@@ -170,7 +171,10 @@ def main(argv=None):
             for name in args.exercises:
                 jobs[(name, seed)] = pool.submit(run, folders[name], EXERCISES[name][0], seed, toy, args.epochs,
                                                  args.device, os.path.join(folders[name], f"log-{seed}.txt"))
-        results = {key: future.result() for key, future in jobs.items()}
+        try:
+            results = {key: future.result() for key, future in jobs.items()}
+        except RuntimeError as e:  # one line; the runs still going finish first
+            parser.exit(1, f"error: {e}\n")
     took = time.time() - start
     key = {name: {label: {"baseline": [number(results[(tuple(EXERCISES[name][0]), s)], where) for s in args.seeds],
                           "patched": [number(results[(name, s)], where) for s in args.seeds]}
