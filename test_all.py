@@ -901,6 +901,20 @@ def archive(tmp_path_factory):
 def row(d, rid):
     return d["video_ids"].index(rid)
 
+def test_the_validation_draw_is_stratified_seeded_and_independent_of_the_lists_order():
+    """20% of train.txt becomes validation; every material in two or more recordings is in both splits."""
+    rng = np.random.default_rng(0)
+    materials = {f"r{i:03d}": {int(m) for m in rng.choice(16, rng.integers(1, 4), replace=False)} for i in range(100)}
+    materials["r007"].add(16)
+    materials["r042"].add(16)  # a rare material: two recordings
+    split = greatest_hits.split_train_list(materials, seed=0)
+    assert sorted(split) == sorted(materials) and sum(split.values()) == 20
+    for m in range(17):
+        assert {split[r] for r in materials if m in materials[r]} == {0, 1}, m
+    assert split == greatest_hits.split_train_list(dict(reversed(materials.items())), seed=0)
+    assert split != greatest_hits.split_train_list(materials, seed=1)
+
+
 def test_prepare_writes_the_contract_with_the_official_splits_every_annotated_material_and_a_frame(archive):
     """check_dataset passes (224x224 frames, 22,050 Hz clips); E (no usable hit) is left out and named, A and D
     counted as padded; test.txt is the test set, train.txt's kept recordings split 3 train / 1 validation; the
@@ -1239,7 +1253,8 @@ def test_exercise_precision_at_k():
     assert p.flatten().tolist() == pytest.approx([1.0, 0.5, 2 / 3, 0.5, 1.0, 1.0, 1.0, 1.0])
     assert retrieve.precision_at_k(similarity, relevant, 2).shape == (2, 2)
     tied = retrieve.precision_at_k(torch.zeros(1, 4), torch.tensor([[1, 0, 0, 0]], dtype=torch.bool), 4)
-    assert tied.flatten().tolist() == pytest.approx([0.0, 0.0, 0.0, 0.25]), "a constant similarity ranks relevant items last"
+    assert tied.flatten().tolist() == pytest.approx([0.0, 0.0, 0.0, 0.25]), \
+        "a constant similarity ranks relevant items last"
 
 
 def test_exercise_average_precision():

@@ -263,12 +263,35 @@ def prepare_recording(folder, rid, events, seed):
             "frame_time": t, "padded": len(hits) < CLIPS_PER_VIDEO}
 
 
-def split_train_list(train_ids, seed):
-    """{id: 0 or 1}: 20% of the (kept) train.txt recordings, drawn with the seed, become validation; the
-    paper's 586/147 of 733. Ids are sorted first, so the order of lines in train.txt does not matter."""
-    ids = sorted(train_ids)
-    val = set(np.random.default_rng([seed, 977]).permutation(len(ids))[:round(0.2 * len(ids))].tolist())
-    return {rid: SPLITS["val"] if i in val else SPLITS["train"] for i, rid in enumerate(ids)}
+def split_train_list(materials, seed):
+    """{id: 0 or 1}: 20% of the (kept) train.txt recordings become validation, the paper's 586/147 of 733.
+
+    `materials`: {id: set of the material IDs annotated in it}. The draw is stratified and seeded: for each
+    material, rarest first, that no validation recording shows yet, one recording showing it moves to
+    validation, if the 20% allows and each of that recording's materials keeps a training recording; the rest
+    of the 20% is drawn at random among the recordings that can move so (in a list too small for that, among
+    all). So a material in two or more recordings is in both splits, as in the paper's Figure 2. Ids are
+    sorted first: the order of the lines in train.txt does not matter.
+    """
+    ids = sorted(materials)
+    rng = np.random.default_rng([seed, 977])
+    size, val = round(0.2 * len(ids)), set()
+    holders = {m: [r for r in ids if m in materials[r]] for m in range(NUM_MATERIALS)}
+
+    def movable(r):  # to validation, leaving each of its materials a training recording
+        return r not in val and all(len([h for h in holders[m] if h not in val]) >= 2 for m in materials[r])
+    for m in sorted(holders, key=lambda m: (len(holders[m]), m)):
+        candidates = [r for r in holders[m] if movable(r)]
+        if len(val) < size and not val & set(holders[m]) and candidates:
+            val.add(candidates[rng.integers(len(candidates))])
+    order = [ids[i] for i in rng.permutation(len(ids))]
+    for r in order:  # the rest of the 20% at random, among the recordings that can move so ...
+        if len(val) < size and movable(r):
+            val.add(r)
+    for r in order:  # ... and, in a list too small for that, any
+        if len(val) < size and r not in val:
+            val.add(r)
+    return {rid: SPLITS["val"] if rid in val else SPLITS["train"] for rid in ids}
 
 
 def progress(done, total, start):
@@ -318,7 +341,8 @@ def prepare(root, seed=0):
         progress(V, V, start)
     finally:
         print(file=sys.stderr)  # end the bar's line, so that what follows (an error too) starts a new one
-    val = split_train_list([rid for rid in kept if recordings[rid][0] == "train"], seed)
+    val = split_train_list({rid: {MATERIAL_ID[e.material] for e in recordings[rid][1] if e.material is not None}
+                            for rid in kept if recordings[rid][0] == "train"}, seed)
     split = torch.tensor([val.get(rid, SPLITS["test"]) for rid in kept], dtype=torch.int8)
     for name, s in SPLITS.items():
         if not (split == s).any():
@@ -342,7 +366,7 @@ def main(argv=None):
                                                  "into the dataset file every script reads with --data: one 224x224 "
                                                  "frame and ten one-second hit clips per recording; test.txt is the "
                                                  "test set, train.txt is split 80/20 into train and validation with "
-                                                 "--seed.")
+                                                 "--seed, stratified by material.")
     parser.add_argument("root", metavar="ROOT", help="the folder holding train.txt and test.txt, or one or two "
                                                      "levels above it (the archive nests vis-data-256/vis-data-256)")
     parser.add_argument("--out", default=os.path.join("data", "greatest_hits.pt"),
