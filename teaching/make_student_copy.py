@@ -20,6 +20,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+from teaching.measure import copy_project  # noqa: E402
 
 # name (for `pytest -k`) -> (file, function or Class.method, what to write)
 BLANKS = {
@@ -35,7 +37,6 @@ BLANKS = {
                           "the mean of precision@k over the ranks k of the relevant items"),
     "spectrogram": ("data.py", "spectrogram", "a square, per-clip normalised log-mel image"),
 }
-LEAVE_OUT = [".git", "data", "runs", "runs-*", "__pycache__", ".pytest_cache", "teaching-runs", ".tmp-*"]
 TEACHER_ONLY = [os.path.join("teaching", "patches"), os.path.join("teaching", "KEY.md")]
 
 
@@ -73,7 +74,7 @@ def main(argv=None):
         parser.exit(2, f"error: {args.out} is inside the project: name a folder outside it\n")
     staging = out + ".partial"
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(ROOT, staging, ignore=shutil.ignore_patterns(*LEAVE_OUT))
+    copy_project(staging)  # as measure.py copies it: no data, runs or git history
     for path in TEACHER_ONLY:
         target = os.path.join(staging, path)
         shutil.rmtree(target) if os.path.isdir(target) else os.path.exists(target) and os.remove(target)
