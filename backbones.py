@@ -19,6 +19,7 @@ Choices where the paper is silent or loose:
   makes it a VGG -- are unchanged.
 - No pretrained weights: nothing can be downloaded, and the paper does not mention pretraining.
 """
+
 import torch
 import torch.nn as nn
 import torchvision
@@ -38,10 +39,12 @@ def tower(backbone, in_channels, out_features):
         features = torchvision.models.vgg11_bn(weights=None).features  # 8 conv+BN+ReLU, 5 max-pools
         if in_channels != 3:
             features[0] = nn.Conv2d(in_channels, 64, kernel_size=3, padding=1)
-        return nn.Sequential(features,                      # (B, 512, S/32, S/32)
-                             nn.AdaptiveAvgPool2d(1),       # (B, 512, 1, 1)
-                             nn.Flatten(),                  # (B, 512)
-                             nn.Linear(512, out_features))  # (B, out_features)
+        return nn.Sequential(
+            features,  # (B, 512, S/32, S/32)
+            nn.AdaptiveAvgPool2d(1),  # (B, 512, 1, 1)
+            nn.Flatten(),  # (B, 512)
+            nn.Linear(512, out_features),
+        )  # (B, out_features)
     raise ValueError(f"unknown backbone {backbone!r}: choose one of {', '.join(BACKBONES)}")
 
 

@@ -2,14 +2,39 @@
 ('toy' or 'greatest-hits'), format_version, seed, size, made by `python data.py toy` or `python data.py prepare
 ROOT`) and its check, spectrograms, the image transform, loading; writing files so that nothing is half-written
 or replaced that is not ours; the checks of flags and of divergence. Files are read with weights_only=True."""
-import argparse, contextlib, hashlib, math, os, shutil, sys, tempfile
+
+import argparse
+import contextlib
+import hashlib
+import math
+import os
+import shutil
+import sys
+import tempfile
 
 import torch
 import torch.nn.functional as F
 import torchaudio
 
-MATERIALS = ["plastic", "drywall", "rock", "metal", "leaf", "grass", "paper", "water", "gravel", "glass",
-             "tile", "ceramic", "plastic-bag", "dirt", "cloth", "wood", "carpet"]  # Table 1's IDs, used everywhere
+MATERIALS = [
+    "plastic",
+    "drywall",
+    "rock",
+    "metal",
+    "leaf",
+    "grass",
+    "paper",
+    "water",
+    "gravel",
+    "glass",
+    "tile",
+    "ceramic",
+    "plastic-bag",
+    "dirt",
+    "cloth",
+    "wood",
+    "carpet",
+]  # Table 1's IDs, used everywhere
 NUM_MATERIALS = len(MATERIALS)  # 17
 MATERIAL_ID = {name: i for i, name in enumerate(MATERIALS)}  # the annotation files' lowercase names -> ID
 CLIPS_PER_VIDEO, FORMAT_VERSION = 10, 1
@@ -17,16 +42,19 @@ SPLITS = {"train": 0, "val": 1, "test": 2}
 SAMPLE_RATE = 22050  # both sources: the toy is made at this rate, the real 96 kHz recordings resampled to it
 TOY_DEFAULTS = dict(videos=70, size=32, seed=0)  # the default toy, small enough for a laptop CPU (README)
 TENSORS = {  # the dataset file's tensors, their types and shapes (V videos, S pixels, N samples)
-    "frames": torch.uint8,          # (V, 3, S, S)  one RGB frame per video
-    "image_labels": torch.bool,     # (V, 17)       every material present in the video (multi-label, paper 3.3.2)
-    "clips": torch.int16,           # (V, 10, N)    ten one-second mono clips per video, each centred on a hit (3.1)
+    "frames": torch.uint8,  # (V, 3, S, S)  one RGB frame per video
+    "image_labels": torch.bool,  # (V, 17)       every material present in the video (multi-label, paper 3.3.2)
+    "clips": torch.int16,  # (V, 10, N)    ten one-second mono clips per video, each centred on a hit (3.1)
     "clip_materials": torch.int64,  # (V, 10)       the material ID of each clip (Table 1 order)
-    "split": torch.int8}            # (V,)          0 train, 1 validation, 2 test, by video
+    "split": torch.int8,
+}  # (V,)          0 train, 1 validation, 2 test, by video
 REBUILD = "rebuild it with `python data.py toy` or `python data.py prepare ROOT`"
 KINDS = (b"PK\x03\x04", b"{", b"\x89PNG", b"RIFF")  # how the files we write begin: torch.save, JSON, PNG, WAV
 
+
 class DataError(Exception):
     """A problem with the user's data or flags, worth one clear line (no traceback)."""
+
 
 # --- Spectrograms and the image transform: the inputs every model sees -------------------------------------
 
@@ -50,14 +78,20 @@ def spectrogram(clips, sample_rate, size):
     if clips.dtype == torch.int16:
         x = x / 32768.0
     n_fft = 2 ** round(math.log2(0.046 * sample_rate))
-    mel = torchaudio.transforms.MelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, hop_length=n_fft // 4,
-                                               n_mels=N_MELS, power=2.0).to(x.device)
+    mel = torchaudio.transforms.MelSpectrogram(
+        sample_rate=sample_rate, n_fft=n_fft, hop_length=n_fft // 4, n_mels=N_MELS, power=2.0
+    ).to(x.device)
     out = []
     for chunk in x.split(512):  # bounded memory for ~10,000 clips
         s = torch.log(mel(chunk) + 1e-10)  # (B, 64, T)
         s = (s - s.mean(dim=(1, 2), keepdim=True)) / (s.std(dim=(1, 2), keepdim=True) + 1e-5)
-        s = F.interpolate(s[:, None], size=(size, size), mode="bilinear", align_corners=False,
-                          antialias=s.shape[-1] > size or s.shape[-2] > size)  # (B, 1, size, size)
+        s = F.interpolate(
+            s[:, None],
+            size=(size, size),
+            mode="bilinear",
+            align_corners=False,
+            antialias=s.shape[-1] > size or s.shape[-2] > size,
+        )  # (B, 1, size, size)
         out.append(s)
     return torch.cat(out).reshape(*lead, 1, size, size)
 
@@ -80,10 +114,13 @@ def image_transform(frames, size, train):
 
 # --- The dataset file: check, fingerprint, read, load onto the device -------------------------------------
 
+
 def check_dataset(d, name="dataset"):
     """Raise DataError unless `d` follows the contract above in full: a bad file stops here, in one line."""
+
     def refuse(problem):
         raise DataError(f"{name} {problem}: {REBUILD}")
+
     if not isinstance(d, dict):
         refuse("is not a dataset dict")
     if d.get("format_version") != FORMAT_VERSION:
@@ -93,26 +130,52 @@ def check_dataset(d, name="dataset"):
     ids = d["video_ids"]
     V = len(ids) if isinstance(ids, (list, tuple)) else -1
     # each tensor, or an empty one of its type where it is not a tensor of that type (so its shape check fails)
-    f, labels, clips, mats, split = (d[k] if isinstance(d[k], torch.Tensor) and d[k].dtype == t
-                                     else torch.zeros((0,) * 5, dtype=t) for k, t in TENSORS.items())
+    f, labels, clips, mats, split = (
+        d[k] if isinstance(d[k], torch.Tensor) and d[k].dtype == t else torch.zeros((0,) * 5, dtype=t)
+        for k, t in TENSORS.items()
+    )
     n = [int((split == s).sum()) for s in SPLITS.values()] if split.shape == (V,) else [0, 0, 0]
-    problems = [text for wrong, text in [
-        (V < 1 or not all(isinstance(i, str) for i in ids) or len(set(ids)) < V,
-         "video_ids must be a list of distinct strings, at least one"),
-        (f.ndim != 4 or f.shape[:2] != (V, 3) or f.shape[2] != f.shape[3] or f.shape[2] < 32,
-         "frames must be uint8 (V, 3, S, S), S 32 or more (VGG halves a frame five times)"),
-        (labels.shape != (V, NUM_MATERIALS), "image_labels must be bool (V, 17)"),
-        (clips.shape != (V, CLIPS_PER_VIDEO, SAMPLE_RATE), f"clips must be int16 (V, 10, {SAMPLE_RATE}), one second"),
-        (mats.shape != (V, CLIPS_PER_VIDEO) or bool(mats.numel() and (mats.min() < 0 or mats.max() >= NUM_MATERIALS)),
-         "clip_materials must be int64 (V, 10) with IDs 0-16"),
-        (n[0] < 2 or 0 in n or sum(n) != V, f"split must be int8 (V,) of 0, 1, 2, with 2 or more train videos and "
-                                            f"1 or more val and test videos (found {n[0]} / {n[1]} / {n[2]})"),
-        (type(d["sample_rate"]) is not int or d["sample_rate"] != SAMPLE_RATE, f"sample_rate must be {SAMPLE_RATE}"),
-        (not isinstance(d["materials"], (list, tuple)) or list(d["materials"]) != MATERIALS,
-         "materials must be the paper's Table 1 in order"),
-        (not isinstance(d["source"], str), "source must be a string")] if wrong]
+    problems = [
+        text
+        for wrong, text in [
+            (
+                V < 1 or not all(isinstance(i, str) for i in ids) or len(set(ids)) < V,
+                "video_ids must be a list of distinct strings, at least one",
+            ),
+            (
+                f.ndim != 4 or f.shape[:2] != (V, 3) or f.shape[2] != f.shape[3] or f.shape[2] < 32,
+                "frames must be uint8 (V, 3, S, S), S 32 or more (VGG halves a frame five times)",
+            ),
+            (labels.shape != (V, NUM_MATERIALS), "image_labels must be bool (V, 17)"),
+            (
+                clips.shape != (V, CLIPS_PER_VIDEO, SAMPLE_RATE),
+                f"clips must be int16 (V, 10, {SAMPLE_RATE}), one second",
+            ),
+            (
+                mats.shape != (V, CLIPS_PER_VIDEO)
+                or bool(mats.numel() and (mats.min() < 0 or mats.max() >= NUM_MATERIALS)),
+                "clip_materials must be int64 (V, 10) with IDs 0-16",
+            ),
+            (
+                n[0] < 2 or 0 in n or sum(n) != V,
+                f"split must be int8 (V,) of 0, 1, 2, with 2 or more train videos and "
+                f"1 or more val and test videos (found {n[0]} / {n[1]} / {n[2]})",
+            ),
+            (
+                type(d["sample_rate"]) is not int or d["sample_rate"] != SAMPLE_RATE,
+                f"sample_rate must be {SAMPLE_RATE}",
+            ),
+            (
+                not isinstance(d["materials"], (list, tuple)) or list(d["materials"]) != MATERIALS,
+                "materials must be the paper's Table 1 in order",
+            ),
+            (not isinstance(d["source"], str), "source must be a string"),
+        ]
+        if wrong
+    ]
     if problems:  # the first only: one line to read
         refuse(f"is malformed: {problems[0]}")
+
 
 def fingerprint(d):
     """16 hex digits of sha256 over a dataset dict's tensors and ids: a file rebuilt at the same path differs."""
@@ -124,14 +187,20 @@ def fingerprint(d):
     h.update(repr(list(d["video_ids"])).encode())
     return h.hexdigest()[:16]
 
+
 def read_dataset(path):
     """The dataset dict at `path`, checked; DataError with a clear message otherwise."""
-    if not path or not os.path.isfile(path):  # nothing, a folder, or a device or pipe that reading could hang on
-        raise DataError("--data is empty: give a dataset file made by data.py, or leave --data out for the toy"
-                        if not path else f"no dataset file at {path}: make one with `python data.py toy --out {path}`"
-                        if not os.path.exists(path) else
-                        f"{path} is {'a folder' if os.path.isdir(path) else 'not a regular file'}, not a dataset "
-                        f"file (a .pt made by data.py)")
+    if not path or not os.path.isfile(
+        path
+    ):  # nothing, a folder, or a device or pipe that reading could hang on
+        raise DataError(
+            "--data is empty: give a dataset file made by data.py, or leave --data out for the toy"
+            if not path
+            else f"no dataset file at {path}: make one with `python data.py toy --out {path}`"
+            if not os.path.exists(path)
+            else f"{path} is {'a folder' if os.path.isdir(path) else 'not a regular file'}, not a dataset "
+            f"file (a .pt made by data.py)"
+        )
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -139,8 +208,10 @@ def read_dataset(path):
     check_dataset(d, path)
     return d
 
+
 def toy_path(videos, size, seed):
     return os.path.join("data", f"toy-v{videos}-s{size}-seed{seed}.pt")
+
 
 class Dataset:
     """The whole dataset on the device, loaded once, so a batch is an index slice: TENSORS but clips as spectrograms
@@ -148,8 +219,13 @@ class Dataset:
 
     def __init__(self, d, path, device):
         self.frames, self.image_labels, self.clip_materials, self.split = (
-            d[k].to(device) for k in ["frames", "image_labels", "clip_materials", "split"])
-        self.size, self.sample_rate, self.fingerprint = d["frames"].shape[-1], d["sample_rate"], fingerprint(d)
+            d[k].to(device) for k in ["frames", "image_labels", "clip_materials", "split"]
+        )
+        self.size, self.sample_rate, self.fingerprint = (
+            d["frames"].shape[-1],
+            d["sample_rate"],
+            fingerprint(d),
+        )
         self.spectrograms = spectrogram(d["clips"].to(device), self.sample_rate, self.size)
         self.video_ids, self.source, self.path = list(d["video_ids"]), d["source"], path
 
@@ -158,8 +234,11 @@ class Dataset:
 
     def describe(self):
         n = [len(self.videos(s)) for s in SPLITS]
-        return (f"{self.source} data {self.path}: {len(self.video_ids)} videos ({n[0]} train / {n[1]} val / {n[2]} "
-                f"test), {self.size}x{self.size} frames, {CLIPS_PER_VIDEO} clips of {self.sample_rate} Hz per video")
+        return (
+            f"{self.source} data {self.path}: {len(self.video_ids)} videos ({n[0]} train / {n[1]} val / {n[2]} "
+            f"test), {self.size}x{self.size} frames, {CLIPS_PER_VIDEO} clips of {self.sample_rate} Hz per video"
+        )
+
 
 def load(path, device):
     """The dataset file at `path` (None: the default toy, built on first use) on `device`, as a `Dataset`."""
@@ -167,9 +246,11 @@ def load(path, device):
         path = toy_path(**TOY_DEFAULTS)
         if not os.path.exists(path):
             from dataset_sources import toy  # the generator, needed only this once
+
             print(f"building the toy dataset {path} (first use; reused afterwards)", flush=True)
             atomic_save(toy.make_toy(**TOY_DEFAULTS), path)
     return Dataset(read_dataset(path), path, device)
+
 
 def pick_device(name, deterministic=False):
     """'auto' -> CUDA when present, else CPU; 'cuda' without a GPU is an error. `deterministic`: no cudnn
@@ -180,11 +261,15 @@ def pick_device(name, deterministic=False):
     if name == "cuda":
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = not deterministic, deterministic
         if deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's condition for repeatability
-            torch.use_deterministic_algorithms(True, warn_only=True)      # warn where no such kernel exists
+            os.environ.setdefault(
+                "CUBLAS_WORKSPACE_CONFIG", ":4096:8"
+            )  # cuBLAS's condition for repeatability
+            torch.use_deterministic_algorithms(True, warn_only=True)  # warn where no such kernel exists
     return torch.device(name)
 
+
 # --- Writing: nothing half-written, nothing replaced that is not ours -------------------------------------
+
 
 def kind(path):
     """Which of KINDS the regular file at `path` begins with; None for anything else (a link too)."""
@@ -193,25 +278,34 @@ def kind(path):
             head = f.read(4)
         return next((k for k in KINDS if head.startswith(k)), None)
 
+
 def check_out(path, folder=False):
     """Raise DataError unless `path` may be written: nothing there or a file of KINDS (`folder`: a folder of them),
     in a writable place. Scripts call it before their work, and every write does, so nothing else is replaced."""
     if not path:
         raise DataError("--out is empty: give a file or folder name")
     is_folder = os.path.isdir(path) and not os.path.islink(path)
-    found = [os.path.join(r, name) for r, _, names in os.walk(path) for name in names] if is_folder else [path]
+    found = (
+        [os.path.join(r, name) for r, _, names in os.walk(path) for name in names] if is_folder else [path]
+    )
     theirs = [p for p in found if kind(p) is None] if folder == is_folder else [path]
     if os.path.lexists(path) and theirs:
-        raise DataError(f"{theirs[0]} is in the way and was not written by this program (left as it is): "
-                        f"move it away or choose another --out")
+        raise DataError(
+            f"{theirs[0]} is in the way and was not written by this program (left as it is): "
+            f"move it away or choose another --out"
+        )
     parent = os.path.dirname(os.path.abspath(path))
     while not os.path.lexists(parent):
         parent = os.path.dirname(parent)
     try:  # a folder we can write in?
         os.rmdir(tempfile.mkdtemp(dir=parent, prefix=".tmp-"))
     except OSError as e:
-        raise DataError(f"{parent} is not a folder: choose another --out" if not os.path.isdir(parent) else
-                        f"cannot write in {parent} ({e.strerror}): choose another --out") from None
+        raise DataError(
+            f"{parent} is not a folder: choose another --out"
+            if not os.path.isdir(parent)
+            else f"cannot write in {parent} ({e.strerror}): choose another --out"
+        ) from None
+
 
 def atomic_write(path, write):
     """Every file the project writes: `write(f)` on a temporary file beside `path` (bytes), renamed to `path`, so
@@ -223,16 +317,20 @@ def atomic_write(path, write):
         with os.fdopen(fd, "wb") as f:
             write(f)
         if os.path.lexists(path) and kind(path) != kind(tmp):  # e.g. a dataset over a metrics.json
-            raise DataError(f"{path} is a file of another kind than the one written: left as it is; move it "
-                            f"away or choose another --out")
+            raise DataError(
+                f"{path} is a file of another kind than the one written: left as it is; move it "
+                f"away or choose another --out"
+            )
         os.chmod(tmp, 0o644)  # mkstemp makes it private (0600); what the project writes is for every reader
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
 
+
 def atomic_save(obj, path):  # torch.save, through atomic_write
     atomic_write(path, lambda f: torch.save(obj, f))
+
 
 @contextlib.contextmanager
 def atomic_folder(path):
@@ -255,13 +353,17 @@ def atomic_folder(path):
         raise
     shutil.rmtree(old, ignore_errors=True)
 
+
 # --- What the training scripts share: flag ranges, batches, divergence ------------------------------------
 
-FLAGS = {"epochs": (lambda v: v >= 1, "1 or more"),
-         "batch_size": (lambda v: v >= 2, "2 or more (batch normalisation cannot train on one example)"),
-         "lr": (lambda v: 0 < v <= torch.finfo().max, "a positive number, at most float32's largest (3.4e38)"),
-         "momentum": (lambda v: 0 <= v < 1, "from 0 to below 1"),
-         "seed": (lambda v: 0 <= v < 2 ** 63, "from 0 to 2**63 - 1")}  # flag: (in range?, the range in words)
+FLAGS = {
+    "epochs": (lambda v: v >= 1, "1 or more"),
+    "batch_size": (lambda v: v >= 2, "2 or more (batch normalisation cannot train on one example)"),
+    "lr": (lambda v: 0 < v <= torch.finfo().max, "a positive number, at most float32's largest (3.4e38)"),
+    "momentum": (lambda v: 0 <= v < 1, "from 0 to below 1"),
+    "seed": (lambda v: 0 <= v < 2**63, "from 0 to 2**63 - 1"),
+}  # flag: (in range?, the range in words)
+
 
 def check_flags(args):
     """Raise DataError naming the first flag of `args` (from argparse) outside its range in FLAGS."""
@@ -269,28 +371,41 @@ def check_flags(args):
         if hasattr(args, name) and not ok(getattr(args, name)):
             raise DataError(f"--{name.replace('_', '-')} must be {allowed}, got {getattr(args, name)}")
 
+
 def batches(order, batch_size):
     """`order` (N,) in batches; a lone last example joins the one before (batch norm cannot train on one)."""
     parts = list(order.split(batch_size))
     if len(parts) > 1 and len(parts[-1]) == 1:
-        parts[-2:] = [order[-batch_size - 1:]]
+        parts[-2:] = [order[-batch_size - 1 :]]
     return parts
+
 
 def check_finite(values, epoch=None):
     """Raise FloatingPointError if an epoch's losses (steps,) or a model's outputs (no `epoch`: no loss sees the
     last step's result) hold a NaN or an infinity: a diverged run stops before anything is saved."""
     if bad := torch.nonzero(~torch.isfinite(values)).tolist():
-        raise FloatingPointError(f"the training loss became {values[bad[0][0]].item()} at epoch {epoch}, step "
-                                 f"{bad[0][0] + 1}: lower --lr, or check the data" if epoch else
-                                 "the model's outputs are NaN or infinite (its weights overflowed): lower --lr")
+        raise FloatingPointError(
+            f"the training loss became {values[bad[0][0]].item()} at epoch {epoch}, step "
+            f"{bad[0][0] + 1}: lower --lr, or check the data"
+            if epoch
+            else "the model's outputs are NaN or infinite (its weights overflowed): lower --lr"
+        )
+
 
 def main(argv=None):
     """`python data.py toy ...` and `python data.py prepare ROOT ...`: handed over to dataset_sources/."""
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="data.py", usage="%(prog)s [-h] {toy,prepare} ...",
-                                     description="Make the dataset file every script reads.")
-    parser.add_argument("command", choices=["toy", "prepare"], help="toy: synthesise the toy Greatest Hits; "
-                        "prepare: convert the unpacked real one (`python data.py toy --help`: their flags)")
+    parser = argparse.ArgumentParser(
+        prog="data.py",
+        usage="%(prog)s [-h] {toy,prepare} ...",
+        description="Make the dataset file every script reads.",
+    )
+    parser.add_argument(
+        "command",
+        choices=["toy", "prepare"],
+        help="toy: synthesise the toy Greatest Hits; "
+        "prepare: convert the unpacked real one (`python data.py toy --help`: their flags)",
+    )
     name = {"toy": "toy", "prepare": "greatest_hits"}[parser.parse_args(argv[:1]).command]
     __import__(f"dataset_sources.{name}", fromlist=[name]).main(argv[1:])  # only greatest_hits imports PyAV
 

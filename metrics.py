@@ -13,38 +13,50 @@ Every script counts with these functions, so that numbers in different tables me
 
 `python metrics.py runs/` (a whole study's Tables 2-5 and Figures 2, 5-9) hands over to study/summary.py.
 """
+
 import json
 import resource
 
 import torch
 
-import backbones
 import data
 
 # The paper's numbers, by (script, backbone, weighted). Tables 2-5 of the paper.
 PAPER = {
     ("sound_only", "resnet", False): {"table": 2, "val": {"accuracy": 0.9449}, "test": {"accuracy": 0.5501}},
     ("sound_only", "vgg", False): {"table": 2, "val": {"accuracy": 0.7978}, "test": {"accuracy": 0.5450}},
-    ("visual_only", "resnet", False): {"table": 3,
+    ("visual_only", "resnet", False): {
+        "table": 3,
         "val": {"accuracy": 0.8148, "precision": 0.4081, "recall": 0.9665, "f1": 0.5739},
-        "test": {"accuracy": 0.7623, "precision": 0.2899, "recall": 0.7107, "f1": 0.4118}},
-    ("visual_only", "resnet", True): {"table": 3,
+        "test": {"accuracy": 0.7623, "precision": 0.2899, "recall": 0.7107, "f1": 0.4118},
+    },
+    ("visual_only", "resnet", True): {
+        "table": 3,
         "val": {"accuracy": 0.8148, "precision": 0.4026, "recall": 0.8996, "f1": 0.5563},
-        "test": {"accuracy": 0.7728, "precision": 0.3018, "recall": 0.6954, "f1": 0.4209}},
-    ("visual_only", "vgg", False): {"table": 3,
+        "test": {"accuracy": 0.7728, "precision": 0.3018, "recall": 0.6954, "f1": 0.4209},
+    },
+    ("visual_only", "vgg", False): {
+        "table": 3,
         "val": {"accuracy": 0.7918, "precision": 0.3557, "recall": 0.9518, "f1": 0.5179},
-        "test": {"accuracy": 0.7580, "precision": 0.2898, "recall": 0.7437, "f1": 0.4171}},
-    ("visual_only", "vgg", True): {"table": 3,
+        "test": {"accuracy": 0.7580, "precision": 0.2898, "recall": 0.7437, "f1": 0.4171},
+    },
+    ("visual_only", "vgg", True): {
+        "table": 3,
         "val": {"accuracy": 0.7661, "precision": 0.3265, "recall": 0.9407, "f1": 0.4847},
-        "test": {"accuracy": 0.7363, "precision": 0.2707, "recall": 0.7792, "f1": 0.4018}},
+        "test": {"accuracy": 0.7363, "precision": 0.2707, "recall": 0.7792, "f1": 0.4018},
+    },
     ("fc_agg", "resnet", False): {"table": 4, "val": {"accuracy": 0.9526}, "test": {"accuracy": 0.5425}},
     ("fc_agg", "vgg", False): {"table": 4, "val": {"accuracy": 0.9066}, "test": {"accuracy": 0.5480}},
-    ("tt_agg", "resnet", False): {"table": 5,
+    ("tt_agg", "resnet", False): {
+        "table": 5,
         "val": {"accuracy": 0.8040, "precision": 0.7563, "recall": 0.8959, "f1": 0.8202},
-        "test": {"accuracy": 0.7124, "precision": 0.6897, "recall": 0.8048, "f1": 0.7428}},
-    ("tt_agg", "vgg", False): {"table": 5,
+        "test": {"accuracy": 0.7124, "precision": 0.6897, "recall": 0.8048, "f1": 0.7428},
+    },
+    ("tt_agg", "vgg", False): {
+        "table": 5,
         "val": {"accuracy": 0.6634, "precision": 0.6424, "recall": 0.7536, "f1": 0.6936},
-        "test": {"accuracy": 0.5460, "precision": 0.5305, "recall": 0.8019, "f1": 0.6385}},
+        "test": {"accuracy": 0.5460, "precision": 0.5305, "recall": 0.8019, "f1": 0.6385},
+    },
 }
 PAPER_FIGURE_8 = "the top 25 sounds all good, the share of good sounds no lower than about 75% up to K = 50"
 
@@ -52,6 +64,7 @@ PAPER_FIGURE_8 = "the top 25 sounds all good, the share of good sounds no lower 
 # ----------------------------------------------------------------------------------------------------------
 # Metrics
 # ----------------------------------------------------------------------------------------------------------
+
 
 def accuracy(pred, target):
     """Share of positions where the predicted class equals the target class."""
@@ -70,14 +83,21 @@ def binary_scores(pred, target):
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"accuracy": (pred == target).float().mean().item(), "precision": precision, "recall": recall,
-            "f1": f1}
+    return {
+        "accuracy": (pred == target).float().mean().item(),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+    }
 
 
 def confusion_matrix(pred, target, num_classes):
     """(num_classes, num_classes) int64 counts: row = true class, column = predicted class."""
-    return torch.bincount(target.flatten() * num_classes + pred.flatten(),
-                          minlength=num_classes * num_classes).reshape(num_classes, num_classes).cpu()
+    return (
+        torch.bincount(target.flatten() * num_classes + pred.flatten(), minlength=num_classes * num_classes)
+        .reshape(num_classes, num_classes)
+        .cpu()
+    )
 
 
 def coappearance(image_labels):
@@ -91,11 +111,14 @@ def coappearance(image_labels):
 # Trivial baselines: what a model that learned nothing scores on the same examples
 # ----------------------------------------------------------------------------------------------------------
 
+
 def majority_baseline(train_target, target):
     """Always predict the most common training class (Tables 2 and 4)."""
     majority = torch.bincount(train_target.flatten()).argmax()
-    return {"name": f"majority class ({majority.item()})", "accuracy": accuracy(torch.full_like(target, majority),
-                                                                               target)}
+    return {
+        "name": f"majority class ({majority.item()})",
+        "accuracy": accuracy(torch.full_like(target, majority), target),
+    }
 
 
 def all_negative_baseline(target):
@@ -115,12 +138,17 @@ def chance_baseline(target):
 # Showing and saving results
 # ----------------------------------------------------------------------------------------------------------
 
+
 def format_row(title, val, test, paper, baseline, names):
     """The lines of one results row in the paper's table layout: validation and test columns, our numbers,
     the paper's, and the trivial baseline (on our test set; its validation numbers on our validation set)."""
     w, group = 30, 11 * len(names) - 1
     heads = " ".join(f"{n[:10]:>10}" for n in names)
-    lines = [title, f"{'':<{w}} | {'validation':^{group}} | {'test':^{group}}", f"{'':<{w}} | {heads} | {heads}"]
+    lines = [
+        title,
+        f"{'':<{w}} | {'validation':^{group}} | {'test':^{group}}",
+        f"{'':<{w}} | {heads} | {heads}",
+    ]
 
     def cells(d):
         return " ".join(f"{d[n]:>10.4f}" if d and n in d else f"{'-':>10}" for n in names)
@@ -129,8 +157,10 @@ def format_row(title, val, test, paper, baseline, names):
     if paper:
         lines.append(f"{'paper':<{w}} | {cells(paper['val'])} | {cells(paper['test'])}")
     if baseline:
-        lines.append(f"{'baseline: ' + baseline['test']['name']:<{w}} | {cells(baseline['val'])} | "
-                     f"{cells(baseline['test'])}")
+        lines.append(
+            f"{'baseline: ' + baseline['test']['name']:<{w}} | {cells(baseline['val'])} | "
+            f"{cells(baseline['test'])}"
+        )
     return lines
 
 
@@ -153,23 +183,26 @@ def peak_memory_mb(device):
     """The most memory this run has held: on CUDA the tensors' peak on the GPU, on the CPU the process's peak
     resident size (which includes Python and the libraries, about 0.5 GB before any data)."""
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 10  # Linux reports KiB
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux reports KiB
 
 
 def pyplot():
     """matplotlib's pyplot on the Agg backend: PNG files only, no display needed (servers, tests)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
 def save_png(fig, path):
     """Write a figure as a PNG through data.atomic_write (never a half-written PNG), then close it."""
     try:  # bbox "tight": whatever sticks out of the axes (long tick labels, a legend below) is kept, not cut
-        data.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight",
-                                                      pad_inches=0.15))
+        data.atomic_write(
+            path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight", pad_inches=0.15)
+        )
     finally:
         pyplot().close(fig)
 
@@ -186,8 +219,9 @@ def draw_confusion(ax, matrix, names, title, name_rows=True, name_columns=True):
     im = ax.imshow(rates.numpy(), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")  # crisp cells
     ids = [str(i) for i in range(len(names))]
     full = [f"{i} {n}" for i, n in enumerate(names)]
-    ax.set_xticks(range(len(names)), full if name_columns else ids, rotation=90 if name_columns else 0,
-                  fontsize=8)
+    ax.set_xticks(
+        range(len(names)), full if name_columns else ids, rotation=90 if name_columns else 0, fontsize=8
+    )
     ax.set_yticks(range(len(names)), full if name_rows else ids, fontsize=8)
     ax.set_xlabel("predicted material")
     ax.set_ylabel("true material" + (" (grey: no clips in this set)" if (clips == 0).any() else ""))
@@ -216,4 +250,5 @@ def format_confusion(matrix):
 
 if __name__ == "__main__":
     from study import summary  # `python metrics.py runs/`: the study summary, kept under its known name
+
     summary.main()

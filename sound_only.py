@@ -6,6 +6,7 @@ The baseline for the multimodal FC_AGG model (fc_agg.py): the same task, the mat
 from the sound alone. Each clip's square log-mel spectrogram (data.spectrogram) goes through one tower
 with 17 outputs, trained with cross-entropy.
 """
+
 import argparse
 import os
 import sys
@@ -23,28 +24,55 @@ METRICS = ["accuracy"]
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--backbone", choices=sorted(backbones.BACKBONES), default="resnet",
-                        help="network architecture (paper 3.2)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--backbone",
+        choices=sorted(backbones.BACKBONES),
+        default="resnet",
+        help="network architecture (paper 3.2)",
+    )
     parser.add_argument("--epochs", type=int, default=30, help="training epochs (paper: 30)")
     parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (paper: 0.01)")
-    parser.add_argument("--momentum", type=float, default=0.9,
-                        help="SGD momentum; the paper does not say: 0.9, the usual value. No weight decay, "
-                             "as the paper names no regularisation")
-    parser.add_argument("--batch-size", type=int, default=64,
-                        help="clips per step, 2 or more (the paper does not say); a last batch of one joins the "
-                             "batch before it")
+    parser.add_argument(
+        "--momentum",
+        type=float,
+        default=0.9,
+        help="SGD momentum; the paper does not say: 0.9, the usual value. No weight decay, "
+        "as the paper names no regularisation",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="clips per step, 2 or more (the paper does not say); a last batch of one joins the "
+        "batch before it",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seeds weights and batch order")
-    parser.add_argument("--data", default=None,
-                        help="a dataset file made by data.py (default: the toy dataset, built on first use)")
-    parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
-                        help="auto: CUDA when a GPU is visible, else CPU")
-    parser.add_argument("--deterministic", action="store_true",
-                        help="on CUDA, trade speed for repeatable runs (no cudnn autotuning, deterministic "
-                             "kernels); CPU runs repeat to the last digit anyway")
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
-                        help="auto: bf16 autocast and channels-last on CUDA, fp32 on the CPU; fp32 turns both off")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="a dataset file made by data.py (default: the toy dataset, built on first use)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cuda", "cpu"],
+        default="auto",
+        help="auto: CUDA when a GPU is visible, else CPU",
+    )
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="on CUDA, trade speed for repeatable runs (no cudnn autotuning, deterministic "
+        "kernels); CPU runs repeat to the last digit anyway",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "bf16", "fp32"],
+        default="auto",
+        help="auto: bf16 autocast and channels-last on CUDA, fp32 on the CPU; fp32 turns both off",
+    )
     parser.add_argument("--out", default="runs", help="the run is saved in OUT/sound_only-BACKBONE-seedSEED/")
     return parser, parser.parse_args()
 
@@ -55,16 +83,16 @@ def make_examples(ds, videos):
     Returns (sound_video, sound_clip, label), each (len(videos) * 10,), on the device.
     """
     n = data.CLIPS_PER_VIDEO
-    clip_video = videos.repeat_interleave(n)                        # (M,) every clip of these videos
+    clip_video = videos.repeat_interleave(n)  # (M,) every clip of these videos
     clip_index = torch.arange(n, device=videos.device).repeat(len(videos))
-    clip_material = ds.clip_materials[clip_video, clip_index]      # (M,)
+    clip_material = ds.clip_materials[clip_video, clip_index]  # (M,)
     return clip_video, clip_index, clip_material
 
 
 def batch(ds, examples, idx):
     """The tensors of the examples at positions `idx`: index slices of what is already on the device."""
     sound_video, sound_clip, label = examples
-    sound = ds.spectrograms[sound_video[idx], sound_clip[idx]]                # (B, 1, S, S)
+    sound = ds.spectrograms[sound_video[idx], sound_clip[idx]]  # (B, 1, S, S)
     return sound, label[idx]
 
 
@@ -110,48 +138,94 @@ def main():
         ds = data.load(args.data, device)
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
-    print(f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}, {args.precision}; "
-          f"{backbones.BACKBONES[args.backbone]}; {args.epochs} epochs", flush=True)
+    print(
+        f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}, {args.precision}; "
+        f"{backbones.BACKBONES[args.backbone]}; {args.epochs} epochs",
+        flush=True,
+    )
 
     model = backbones.tower(args.backbone, 1, data.NUM_MATERIALS)  # spectrogram -> 17 logits
     model = model.to(device, memory_format=backbones.memory_format(args.precision))
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
-    train_examples, val_examples, test_examples = (make_examples(ds, ds.videos(s)) for s in ["train", "val", "test"])
+    train_examples, val_examples, test_examples = (
+        make_examples(ds, ds.videos(s)) for s in ["train", "val", "test"]
+    )
     curves, start = [], time.time()
     for epoch in range(1, args.epochs + 1):
         tick = time.time()
         train_loss = train_epoch(model, optimizer, ds, train_examples, args.batch_size, epoch, args.precision)
         samples_per_s = len(train_examples[-1]) / (time.time() - tick)
         val, _ = evaluate(model, ds, val_examples, args.batch_size, args.precision)
-        curves.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
-                       "samples_per_s": samples_per_s, "elapsed_s": time.time() - start})
-        print(f"epoch {epoch:2d}/{args.epochs} | train loss {train_loss:.4f} | val " +
-              " ".join(f"{k} {v:.4f}" for k, v in val.items()) +
-              f" | {samples_per_s:.0f} clips/s | {time.time() - start:.0f} s", flush=True)
+        curves.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                **{f"val_{k}": v for k, v in val.items()},
+                "samples_per_s": samples_per_s,
+                "elapsed_s": time.time() - start,
+            }
+        )
+        print(
+            f"epoch {epoch:2d}/{args.epochs} | train loss {train_loss:.4f} | val "
+            + " ".join(f"{k} {v:.4f}" for k, v in val.items())
+            + f" | {samples_per_s:.0f} clips/s | {time.time() - start:.0f} s",
+            flush=True,
+        )
 
     val, _ = evaluate(model, ds, val_examples, args.batch_size, args.precision)
     test, test_prediction = evaluate(model, ds, test_examples, args.batch_size, args.precision)
-    baseline = {s: metrics.majority_baseline(train_examples[-1], examples[-1])
-                for s, examples in [("val", val_examples), ("test", test_examples)]}
+    baseline = {
+        s: metrics.majority_baseline(train_examples[-1], examples[-1])
+        for s, examples in [("val", val_examples), ("test", test_examples)]
+    }
     paper = metrics.PAPER[(SCRIPT, args.backbone, False)]
     confusion = metrics.confusion_matrix(test_prediction, test_examples[-1], data.NUM_MATERIALS)
     print("test confusion matrix (rows true material, columns predicted; IDs as in Table 1):")
     print("\n".join(metrics.format_confusion(confusion)))
-    metrics.print_row(f"Table 2 (sound network), {backbones.BACKBONES[args.backbone]}, {ds.source} data",
-                      val, test, paper, baseline, METRICS)
+    metrics.print_row(
+        f"Table 2 (sound network), {backbones.BACKBONES[args.backbone]}, {ds.source} data",
+        val,
+        test,
+        paper,
+        baseline,
+        METRICS,
+    )
 
     with data.atomic_folder(out) as folder:  # the run's files appear together or not at all
-        metrics.write_json({"script": SCRIPT, "backbone": args.backbone, "args": vars(args), "data": ds.describe(),
-                            "data_fingerprint": ds.fingerprint, "source": ds.source, "val": val, "test": test,
-                            "curves": curves, "paper": paper, "baseline": baseline,
-                            "test_confusion": confusion.tolist(), "peak_memory_mb": metrics.peak_memory_mb(device)},
-                           os.path.join(folder, "metrics.json"))
-        data.atomic_save({"script": SCRIPT, "backbone": args.backbone, "args": vars(args),
-                          "data_fingerprint": ds.fingerprint,
-                          "sound_tower": model.state_dict()}, os.path.join(folder, "model.pt"))
-        metrics.save_confusion_png(confusion, data.MATERIALS, f"Figure 5: sound only, "
-                                   f"{backbones.BACKBONES[args.backbone]}, test set, {ds.source} data",
-                                   os.path.join(folder, "confusion.png"))
+        metrics.write_json(
+            {
+                "script": SCRIPT,
+                "backbone": args.backbone,
+                "args": vars(args),
+                "data": ds.describe(),
+                "data_fingerprint": ds.fingerprint,
+                "source": ds.source,
+                "val": val,
+                "test": test,
+                "curves": curves,
+                "paper": paper,
+                "baseline": baseline,
+                "test_confusion": confusion.tolist(),
+                "peak_memory_mb": metrics.peak_memory_mb(device),
+            },
+            os.path.join(folder, "metrics.json"),
+        )
+        data.atomic_save(
+            {
+                "script": SCRIPT,
+                "backbone": args.backbone,
+                "args": vars(args),
+                "data_fingerprint": ds.fingerprint,
+                "sound_tower": model.state_dict(),
+            },
+            os.path.join(folder, "model.pt"),
+        )
+        metrics.save_confusion_png(
+            confusion,
+            data.MATERIALS,
+            f"Figure 5: sound only, {backbones.BACKBONES[args.backbone]}, test set, {ds.source} data",
+            os.path.join(folder, "confusion.png"),
+        )
     print(f"saved {out}/metrics.json, model.pt and confusion.png")
 
 

@@ -9,6 +9,7 @@ fixture per kind: `tiny` (a toy dataset), `tt_run` (a trained two-tower run), `r
 process (`run_here`), or in a new Python (`run`) where that matters. `check_refused`: exit code 2, one line, no
 traceback, and the key facts (a path, a flag) named in it.
 """
+
 import contextlib
 import io
 import itertools
@@ -41,14 +42,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = ["sound_only.py", "visual_only.py", "fc_agg.py", "tt_agg.py"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
+
 def run(*argv, block=()):
     """`python *argv` in a new Python, where the modules in `block` cannot be imported."""
     env = {**os.environ, "PYTHONHASHSEED": "0", "CUDA_VISIBLE_DEVICES": ""}
     if block:
-        argv = ["-c", f"import runpy, sys; sys.modules.update(dict.fromkeys({list(block)})); "
-                      f"sys.argv = {list(map(str, argv))}; runpy.run_path(sys.argv[0], run_name='__main__')"]
-    return subprocess.run([sys.executable, *map(str, argv)], cwd=HERE, env=env, capture_output=True, text=True,
-                          timeout=600)
+        argv = [
+            "-c",
+            f"import runpy, sys; sys.modules.update(dict.fromkeys({list(block)})); "
+            f"sys.argv = {list(map(str, argv))}; runpy.run_path(sys.argv[0], run_name='__main__')",
+        ]
+    return subprocess.run(
+        [sys.executable, *map(str, argv)], cwd=HERE, env=env, capture_output=True, text=True, timeout=600
+    )
+
 
 def run_here(script, *argv):
     """`python script *argv` in this process (no new Python importing torch): what `run` returns, or the exception
@@ -65,6 +72,7 @@ def run_here(script, *argv):
         sys.argv = old_argv
     return subprocess.CompletedProcess(sys.argv, code, out.getvalue(), err.getvalue())
 
+
 def check_refused(r, *facts):
     """Exit code 2, no traceback, one line "error: ..." on stderr (after data.py prepare's progress bar, if any),
     naming each of `facts`."""
@@ -74,11 +82,17 @@ def check_refused(r, *facts):
     for fact in facts:
         assert str(fact) in last, (fact, last)
 
+
 def snapshot(*folders):
     """{path: (size, mtime, inode)} of every file under `folders`: a write or a replacement changes it."""
-    return {os.path.join(root, name): (st.st_size, st.st_mtime_ns, st.st_ino) for folder in folders
-            for root, _, names in os.walk(folder) for name in names
-            for st in [os.stat(os.path.join(root, name))]}
+    return {
+        os.path.join(root, name): (st.st_size, st.st_mtime_ns, st.st_ino)
+        for folder in folders
+        for root, _, names in os.walk(folder)
+        for name in names
+        for st in [os.stat(os.path.join(root, name))]
+    }
+
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
@@ -90,6 +104,7 @@ def tiny(tmp_path_factory):
 
 # --- data.py: Table 1, the dataset file, writing, spectrograms, the image transform, loading, batches -------
 
+
 def test_table_1_and_the_dataset_file_read_checked_and_loaded(tmp_path, tiny):
     assert data.MATERIALS[0] == "plastic" and data.MATERIALS[13] == "dirt" and data.MATERIALS[16] == "carpet"
     assert data.MATERIAL_ID["plastic-bag"] == 12 and len(set(data.MATERIALS)) == data.NUM_MATERIALS == 17
@@ -98,9 +113,14 @@ def test_table_1_and_the_dataset_file_read_checked_and_loaded(tmp_path, tiny):
     torch.save({**d, "format_version": 0}, tmp_path / "old.pt")
     torch.save({k: v for k, v in d.items() if k != "clips"}, tmp_path / "partial.pt")
     torch.save({**d, "clips": torch.zeros(24, 3, 5)}, tmp_path / "broken.pt")
-    for name, message in [("missing.pt", "no dataset file"), ("", "is a folder"), ("junk.pt", "not a readable"),
-                          ("old.pt", "format version 0"), ("partial.pt", "lacks clips"),
-                          ("broken.pt", "malformed: clips")]:
+    for name, message in [
+        ("missing.pt", "no dataset file"),
+        ("", "is a folder"),
+        ("junk.pt", "not a readable"),
+        ("old.pt", "format version 0"),
+        ("partial.pt", "lacks clips"),
+        ("broken.pt", "malformed: clips"),
+    ]:
         with pytest.raises(data.DataError, match=message):
             data.read_dataset(str(tmp_path / name))
     ds = data.load(tiny, data.pick_device("cpu"))
@@ -115,12 +135,16 @@ def test_table_1_and_the_dataset_file_read_checked_and_loaded(tmp_path, tiny):
         with pytest.raises(data.DataError, match="no CUDA GPU"):
             data.pick_device("cuda")
 
+
 def failing_write(error):
     """A writer (for data.atomic_write, or in torch.save's place) that writes part of a file, then fails."""
+
     def write(*obj_and_file):
         obj_and_file[-1].write(b"PK\x03\x04 half a file")
         raise error
+
     return write
+
 
 @pytest.mark.parametrize("error", [RuntimeError("disk full"), KeyboardInterrupt()])
 def test_a_failed_write_leaves_the_old_file_intact_and_no_temporary_file(tmp_path, error):
@@ -138,8 +162,10 @@ def test_a_failed_write_leaves_the_old_file_intact_and_no_temporary_file(tmp_pat
     assert path.read_bytes() == before and json.load(open(tmp_path / "metrics.json")) == {"a": 1}
     assert sorted(os.listdir(tmp_path)) == ["d.pt", "metrics.json"]
 
+
 def tone(freq, rate=data.SAMPLE_RATE):
     return torch.sin(2 * math.pi * freq * torch.arange(rate) / rate)
+
 
 def test_the_model_inputs_a_normalised_log_mel_image_frequency_up_and_a_frame_flipped_in_training_only():
     rate, size = data.SAMPLE_RATE, 32
@@ -147,7 +173,9 @@ def test_the_model_inputs_a_normalised_log_mel_image_frequency_up_and_a_frame_fl
     assert s.shape == (2, 3, 1, 32, 32) and s.dtype == torch.float32
     assert s.mean(dim=(-1, -2)).abs().max() < 0.1 and (s.std(dim=(-1, -2)) - 1).abs().max() < 0.2
     x = tone(440) * 0.1 + torch.randn(rate, generator=torch.Generator().manual_seed(0)) * 0.01
-    assert torch.allclose(data.spectrogram(x, rate, size), data.spectrogram(4 * x, rate, size), atol=1e-3), "gain"
+    assert torch.allclose(data.spectrogram(x, rate, size), data.spectrogram(4 * x, rate, size), atol=1e-3), (
+        "gain"
+    )
     low, high = data.spectrogram(torch.stack([tone(300), tone(6000)]), rate, size)[:, 0]
     row = lambda s: s.mean(1).argmax().item()  # the mel row with the most energy
     assert row(high) > row(low) + size // 4
@@ -168,6 +196,7 @@ def test_the_model_inputs_a_normalised_log_mel_image_frequency_up_and_a_frame_fl
     torch.manual_seed(0)
     assert torch.equal(y, data.image_transform(frames, 32, train=True)), "the seed repeats the flips"
 
+
 def test_a_last_batch_of_one_joins_the_one_before():
     assert [len(b) for b in data.batches(torch.arange(12), 11)] == [12]
     assert [len(b) for b in data.batches(torch.arange(25), 8)] == [8, 8, 9]
@@ -177,10 +206,13 @@ def test_a_last_batch_of_one_joins_the_one_before():
 
 # --- backbones.py -----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("backbone", ["resnet", "vgg"])
 def test_towers_are_fresh_networks_mapping_frames_and_spectrograms_to_embeddings_or_logits(backbone):
     torch.manual_seed(0)
-    for channels, out, size in [(3, 128, 32), (1, 128, 33), (3, 17, 64)] + [(1, 17, 224)] * (backbone == "resnet"):
+    for channels, out, size in [(3, 128, 32), (1, 128, 33), (3, 17, 64)] + [(1, 17, 224)] * (
+        backbone == "resnet"
+    ):
         net = backbones.tower(backbone, channels, out).eval()
         with torch.no_grad():
             y = net(torch.randn(2, channels, size, size))
@@ -188,9 +220,12 @@ def test_towers_are_fresh_networks_mapping_frames_and_spectrograms_to_embeddings
     a, b = (backbones.tower(backbone, 3, 128).state_dict() for _ in range(2))
     assert not torch.equal(*(next(v for k, v in t.items() if k.endswith("weight")) for t in (a, b)))
     if backbone == "resnet":
-        assert 11e6 < backbones.count_parameters(backbones.tower("resnet", 3, 128)) < 12e6  # ResNet-18's 11.2M
+        assert (
+            11e6 < backbones.count_parameters(backbones.tower("resnet", 3, 128)) < 12e6
+        )  # ResNet-18's 11.2M
     with pytest.raises(ValueError, match="unknown backbone"):
         backbones.tower("alexnet", 3, 17)
+
 
 def test_precision_bf16_autocasts_the_towers_and_uses_channels_last():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
@@ -205,21 +240,30 @@ def test_precision_bf16_autocasts_the_towers_and_uses_channels_last():
 
 # --- metrics.py, against scikit-learn or hand-computed cases ----------------------------------------------
 
+
 @pytest.mark.parametrize("density", [0.1, 0.5, 0.0])
 def test_scores_and_confusion_matrix_match_scikit_learn(density):
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
     g = torch.Generator().manual_seed(0)
     target = torch.randint(0, 17, (500,), generator=g)
-    pred = torch.where(torch.rand(500, generator=g) < density, target, torch.randint(0, 17, (500,), generator=g))
+    pred = torch.where(
+        torch.rand(500, generator=g) < density, target, torch.randint(0, 17, (500,), generator=g)
+    )
     assert metrics.accuracy(pred, target) == pytest.approx(accuracy_score(target, pred))
-    assert np.array_equal(metrics.confusion_matrix(pred, target, 17).numpy(),
-                          confusion_matrix(target, pred, labels=list(range(17))))
+    assert np.array_equal(
+        metrics.confusion_matrix(pred, target, 17).numpy(),
+        confusion_matrix(target, pred, labels=list(range(17))),
+    )
     target, pred = torch.rand(60, 17, generator=g) < 0.1, torch.rand(60, 17, generator=g) < density
     ours = metrics.binary_scores(pred, target)
-    p, r, f, _ = precision_recall_fscore_support(target.numpy(), pred.numpy(), average="micro", zero_division=0)
+    p, r, f, _ = precision_recall_fscore_support(
+        target.numpy(), pred.numpy(), average="micro", zero_division=0
+    )
     assert (ours["precision"], ours["recall"], ours["f1"]) == pytest.approx((p, r, f))
     # The paper's multilabel accuracy counts every label entry (3.3.2), not whole rows (sklearn's subset accuracy).
     assert ours["accuracy"] == pytest.approx(accuracy_score(target.flatten().numpy(), pred.flatten().numpy()))
+
 
 def test_coappearance_baselines_and_the_table_row_by_hand():
     labels = torch.tensor([[1, 1, 0], [1, 0, 1], [1, 1, 0]], dtype=torch.bool)
@@ -231,8 +275,14 @@ def test_coappearance_baselines_and_the_table_row_by_hand():
     chance = metrics.chance_baseline(torch.tensor([1.0, 0.0, 1.0, 0.0]))
     assert chance["accuracy"] == chance["precision"] == chance["f1"] == 0.5
     ours = {"accuracy": 0.75, "precision": 0.5, "recall": 1.0, "f1": 2 / 3}
-    lines = metrics.format_row("Table 5", ours, ours, metrics.PAPER[("tt_agg", "resnet", False)],
-                               {"val": chance, "test": chance}, ["accuracy", "precision", "recall", "f1"])
+    lines = metrics.format_row(
+        "Table 5",
+        ours,
+        ours,
+        metrics.PAPER[("tt_agg", "resnet", False)],
+        {"val": chance, "test": chance},
+        ["accuracy", "precision", "recall", "f1"],
+    )
     text = "\n".join(lines)
     assert lines[0] == "Table 5" and "validation" in lines[1] and "test" in lines[1]
     assert all(s in text for s in ["this run", "0.6667", "0.8040", "0.7428", "baseline: chance (coin flip)"])
@@ -241,6 +291,7 @@ def test_coappearance_baselines_and_the_table_row_by_hand():
 
 # --- The four experiments, run through their command lines on the tiny dataset ----------------------------
 
+
 def train(script, tiny, out, *flags, runner=run_here):
     """Run an experiment script as a user would; returns (stdout, metrics.json, model.pt, run folder)."""
     r = runner(script, "--data", tiny, "--out", out, "--device", "cpu", *flags)
@@ -248,15 +299,28 @@ def train(script, tiny, out, *flags, runner=run_here):
     seed = flags[flags.index("--seed") + 1] if "--seed" in flags else 0
     backbone = flags[flags.index("--backbone") + 1] if "--backbone" in flags else "resnet"
     folder = out / f"{script[:-3]}-{backbone}{'-weighted' * ('--weighted' in flags)}-seed{seed}"
-    return r.stdout, json.load(open(folder / "metrics.json")), torch.load(folder / "model.pt", weights_only=True), \
-        folder
+    return (
+        r.stdout,
+        json.load(open(folder / "metrics.json")),
+        torch.load(folder / "model.pt", weights_only=True),
+        folder,
+    )
+
 
 @pytest.fixture(scope="session")
 def tt_run(tiny, tmp_path_factory):
     """`tt_agg.py --epochs 1 --deterministic` on `tiny`, in a new Python where PyAV cannot be imported (training
     never needs it), trained once for the session: (stdout, metrics.json, model.pt, run folder)."""
-    return train("tt_agg.py", tiny, tmp_path_factory.mktemp("tt_run"), "--epochs", "1", "--deterministic",
-                 runner=lambda *argv: run(*argv, block=["av"]))
+    return train(
+        "tt_agg.py",
+        tiny,
+        tmp_path_factory.mktemp("tt_run"),
+        "--epochs",
+        "1",
+        "--deterministic",
+        runner=lambda *argv: run(*argv, block=["av"]),
+    )
+
 
 def check_run(m, model, script, backbone, names, epochs, tower, in_channels, out_features):
     """metrics.json's scores beside the paper's and the baseline's, a curve entry per epoch; the saved `tower`
@@ -271,28 +335,49 @@ def check_run(m, model, script, backbone, names, epochs, tower, in_channels, out
     torch.manual_seed(0)
     first = next(k for k in model[tower] if k.endswith("weight"))
     start = backbones.tower(backbone, in_channels, out_features).state_dict()[first]
-    assert 0 < (model[tower][first] - start).norm() / start.norm() < 0.5, f"{first} did not train from its seed"
+    assert 0 < (model[tower][first] - start).norm() / start.norm() < 0.5, (
+        f"{first} did not train from its seed"
+    )
+
 
 def test_sound_only_trains_prints_its_row_and_saves_the_run(tiny, tmp_path):
-    out, m, model, folder = train("sound_only.py", tiny, tmp_path, "--epochs", "2", "--batch-size", 10 ** 9)
-    assert m["args"]["batch_size"] == 10 ** 9, "a batch larger than the split"
+    out, m, model, folder = train("sound_only.py", tiny, tmp_path, "--epochs", "2", "--batch-size", 10**9)
+    assert m["args"]["batch_size"] == 10**9, "a batch larger than the split"
     assert "sound_only: toy data" in out and out.count("epoch ") == 2 and "clips/s" in out
     assert "Table 2 (sound network), ResNet-18, toy data" in out and "baseline: majority class" in out
-    assert "0.9449" in out and "0.5501" in out and "true\\pred" in out  # the paper's row; the confusion matrix
+    assert (
+        "0.9449" in out and "0.5501" in out and "true\\pred" in out
+    )  # the paper's row; the confusion matrix
     check_run(m, model, "sound_only", "resnet", ["accuracy"], 2, "sound_tower", 1, data.NUM_MATERIALS)
-    assert np.array(m["test_confusion"]).sum() == 6 * 10 and (folder / "confusion.png").read_bytes()[:8] == PNG
-    assert m["data_fingerprint"] == model["data_fingerprint"] == data.fingerprint(torch.load(tiny, weights_only=True))
+    assert (
+        np.array(m["test_confusion"]).sum() == 6 * 10 and (folder / "confusion.png").read_bytes()[:8] == PNG
+    )
+    assert (
+        m["data_fingerprint"]
+        == model["data_fingerprint"]
+        == data.fingerprint(torch.load(tiny, weights_only=True))
+    )
+
 
 def test_visual_only_weighted_and_fc_agg_with_vgg(tiny, tmp_path):
-    out, m, model, folder = train("visual_only.py", tiny, tmp_path, "--backbone", "vgg", "--weighted", "--epochs", "1")
+    out, m, model, folder = train(
+        "visual_only.py", tiny, tmp_path, "--backbone", "vgg", "--weighted", "--epochs", "1"
+    )
     assert "pos_weight per material" in out and "Table 3 (visual network), VGG-11-BN, weighted" in out
     assert "baseline: all negative" in out and "0.7661" in out
-    check_run(m, model, "visual_only", "vgg", ["accuracy", "precision", "recall", "f1"], 1, "image_tower", 3, 17)
+    check_run(
+        m, model, "visual_only", "vgg", ["accuracy", "precision", "recall", "f1"], 1, "image_tower", 3, 17
+    )
     assert m["weighted"] and len(m["pos_weight"]) == 17 and folder.name == "visual_only-vgg-weighted-seed0"
     out, m, model, folder = train("fc_agg.py", tiny, tmp_path, "--backbone", "vgg", "--epochs", "1")
-    assert "Table 4 (FC_AGG), VGG-11-BN, toy data" in out and "0.9066" in out and (folder / "confusion.png").exists()
+    assert (
+        "Table 4 (FC_AGG), VGG-11-BN, toy data" in out
+        and "0.9066" in out
+        and (folder / "confusion.png").exists()
+    )
     check_run(m, model, "fc_agg", "vgg", ["accuracy"], 1, "image_tower", 3, backbones.EMBEDDING_DIM)
     assert set(model) >= {"image_tower", "sound_tower", "classifier", "args"}
+
 
 def test_tt_agg_trains_without_pyav_and_a_seeded_run_repeats_to_the_last_digit(tt_run, tiny, tmp_path):
     """tt_run was trained with `av` blocked; trained again here with the same seed (initialisation, flips, batch
@@ -300,27 +385,39 @@ def test_tt_agg_trains_without_pyav_and_a_seeded_run_repeats_to_the_last_digit(t
     out, m, model, folder = tt_run
     assert "Table 5 (TT_AGG), ResNet-18, toy data" in out and "baseline: chance (coin flip)" in out
     assert "pairs/s" in out and "0.7428" in out and "device cpu (deterministic)" in out.splitlines()[0]
-    check_run(m, model, "tt_agg", "resnet", ["accuracy", "precision", "recall", "f1"], 1, "image_tower", 3, 128)
+    check_run(
+        m, model, "tt_agg", "resnet", ["accuracy", "precision", "recall", "f1"], 1, "image_tower", 3, 128
+    )
     assert set(model) >= {"image_tower", "sound_tower", "args"}
     _, again, _, _ = train("tt_agg.py", tiny, tmp_path, "--epochs", "1", "--deterministic")
-    strip = lambda m: [{k: v for k, v in c.items() if k not in {"samples_per_s", "elapsed_s"}} for c in m["curves"]]
+    strip = lambda m: [
+        {k: v for k, v in c.items() if k not in {"samples_per_s", "elapsed_s"}} for c in m["curves"]
+    ]
     assert m["val"] == again["val"] and m["test"] == again["test"] and strip(m) == strip(again)
     import tt_agg  # its pairs: each positive (a frame, its own clip) matched by a negative not in the frame
+
     ds = data.load(tiny, torch.device("cpu"))
     videos = ds.videos("train")
-    frame_video, sound_video, sound_clip, label = tt_agg.make_examples(ds, videos, torch.Generator().manual_seed(0))
+    frame_video, sound_video, sound_clip, label = tt_agg.make_examples(
+        ds, videos, torch.Generator().manual_seed(0)
+    )
     assert label.sum() == len(label) / 2 == 10 * len(videos)
     in_frame = ds.image_labels[frame_video, ds.clip_materials[sound_video, sound_clip]]
     assert in_frame[label == 1].all() and not in_frame[label == 0].any()
     assert (sound_video[label == 1] == frame_video[label == 1]).all()
     assert set(sound_video.tolist()) <= set(videos.tolist()), "negatives come from the same split"
 
-@pytest.mark.parametrize("script, flags", [
-    ("tt_agg.py", ["--precision", "bf16"]),
-    # the largest seed (tt_agg.py seeds its validation and test pairs with seed + 1 and + 2), no momentum, a tiny
-    # learning rate (a batch larger than the split: sound_only's test)
-    ("tt_agg.py", ["--seed", 2 ** 63 - 1, "--momentum", 0, "--lr", 1e-9]),
-    ("visual_only.py", ["--precision", "bf16", "--batch-size", 11])])  # 12 frames: a last batch of one joins in
+
+@pytest.mark.parametrize(
+    "script, flags",
+    [
+        ("tt_agg.py", ["--precision", "bf16"]),
+        # the largest seed (tt_agg.py seeds its validation and test pairs with seed + 1 and + 2), no momentum, a tiny
+        # learning rate (a batch larger than the split: sound_only's test)
+        ("tt_agg.py", ["--seed", 2**63 - 1, "--momentum", 0, "--lr", 1e-9]),
+        ("visual_only.py", ["--precision", "bf16", "--batch-size", 11]),
+    ],
+)  # 12 frames: a last batch of one joins in
 def test_the_bf16_path_and_flags_at_the_edges_of_their_range_train(script, flags, tiny, tmp_path):
     """bf16 autocast and channels-last, CUDA's default, taken on the CPU for one epoch: losses and scores stay fp32
     and finite. A run replaces an earlier run folder of its name whole: no stale file is left."""
@@ -335,7 +432,10 @@ def test_the_bf16_path_and_flags_at_the_edges_of_their_range_train(script, flags
     assert math.isfinite(m["curves"][0]["train_loss"]) and 0 <= m["test"]["accuracy"] <= 1
     model = torch.load(tmp_path / name / "model.pt", weights_only=True)
     assert all(t.dtype == torch.float32 for t in model["image_tower"].values() if t.is_floating_point())
-    assert sorted(os.listdir(tmp_path / name)) == ["metrics.json", "model.pt"] and os.listdir(tmp_path) == [name]
+    assert sorted(os.listdir(tmp_path / name)) == ["metrics.json", "model.pt"] and os.listdir(tmp_path) == [
+        name
+    ]
+
 
 class RunsCode:
     """Pickled, this becomes a call of os.system that makes a marker file: what weights_only loading refuses."""
@@ -346,6 +446,7 @@ class RunsCode:
     def __reduce__(self):
         return os.system, (f"touch {self.marker}",)
 
+
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_bad_data_and_flags_are_refused_in_one_line(script, tiny, tmp_path):
     """Each --data that is not a dataset file and each flag out of its range, before anything is written; the
@@ -353,79 +454,163 @@ def test_bad_data_and_flags_are_refused_in_one_line(script, tiny, tmp_path):
     (tmp_path / "notes.pt").write_text("not a dataset\n")
     torch.save({**torch.load(tiny, weights_only=True), "format_version": 0}, tmp_path / "old.pt")
     torch.save({"frames": RunsCode(tmp_path / "ran")}, tmp_path / "evil.pt")
-    cases = [(["--data", tmp_path / name], tmp_path / name) for name in ["missing.pt", "notes.pt", "old.pt", "evil.pt"]]
-    cases += [([flag, value], flag) for flag, value in [
-        ("--epochs", 0), ("--batch-size", 0), ("--batch-size", -5), ("--lr", 0), ("--lr", -0.1), ("--lr", "inf"),
-        ("--lr", "nan"), ("--lr", 1e300), ("--momentum", -0.5), ("--momentum", 1), ("--momentum", "nan"),
-        ("--batch-size", 1), ("--seed", -1), ("--seed", 2 ** 64), ("--data", "")]]
+    cases = [
+        (["--data", tmp_path / name], tmp_path / name)
+        for name in ["missing.pt", "notes.pt", "old.pt", "evil.pt"]
+    ]
+    cases += [
+        ([flag, value], flag)
+        for flag, value in [
+            ("--epochs", 0),
+            ("--batch-size", 0),
+            ("--batch-size", -5),
+            ("--lr", 0),
+            ("--lr", -0.1),
+            ("--lr", "inf"),
+            ("--lr", "nan"),
+            ("--lr", 1e300),
+            ("--momentum", -0.5),
+            ("--momentum", 1),
+            ("--momentum", "nan"),
+            ("--batch-size", 1),
+            ("--seed", -1),
+            ("--seed", 2**64),
+            ("--data", ""),
+        ]
+    ]
     cases += [(["--device", "cuda"], "--device cuda")] * (not torch.cuda.is_available())
     for flags, fact in cases:
         check_refused(run_here(script, "--data", tiny, "--out", tmp_path / "runs", *flags), fact)
     assert not (tmp_path / "ran").exists() and not (tmp_path / "runs").exists()
 
+
 def tiny_with(**changes):
     """Makes OUT/d.pt: the tiny dataset with `changes` (field: function of the dataset dict) made to it."""
+
     def make(tmp, tiny):
         d = torch.load(tiny, weights_only=True)
         torch.save({**d, **{k: change(d) for k, change in changes.items()}}, tmp / "d.pt")
+
     return make
+
 
 def put(name, make):
     """Makes OUT/name with `make(path)`: something in the way of an output."""
     return lambda tmp, tiny: make(tmp / name)
+
 
 def stranger_note(path):
     path.mkdir(parents=True)
     (path / "metrics.json").write_text("{}\n")
     (path / "notes.txt").write_text("mine\n")
 
+
 OUT, D = "{out}", "{out}/d.pt"  # a fresh folder that must not change; the dataset made there
 TOY = ["data.py", "toy", "--videos", "10", "--out"]
 REFUSED = {  # case: (command line, what to make in OUT first (None: nothing), facts the error line names)
     # an output place that cannot be written, or something there that this program did not write
-    "--out is a file": (["sound_only.py", "--out", f"{OUT}/notes.txt"], put("notes.txt", lambda p: p.write_text("x")),
-                        [f"{OUT}/notes.txt"]),
+    "--out is a file": (
+        ["sound_only.py", "--out", f"{OUT}/notes.txt"],
+        put("notes.txt", lambda p: p.write_text("x")),
+        [f"{OUT}/notes.txt"],
+    ),
     "--out where nothing can be written": (["fc_agg.py", "--out", "/proc/matsound-runs"], None, ["/proc"]),
-    "a run folder holding a file of the user's": (["tt_agg.py", "--out", OUT],
-                                                  put("tt_agg-resnet-seed0", stranger_note), ["notes.txt"]),
-    "toy --out a source file": ([*TOY, f"{OUT}/data.py"],
-                                put("data.py", lambda p: shutil.copyfile(os.path.join(HERE, "data.py"), p)),
-                                [f"{OUT}/data.py"]),
+    "a run folder holding a file of the user's": (
+        ["tt_agg.py", "--out", OUT],
+        put("tt_agg-resnet-seed0", stranger_note),
+        ["notes.txt"],
+    ),
+    "toy --out a source file": (
+        [*TOY, f"{OUT}/data.py"],
+        put("data.py", lambda p: shutil.copyfile(os.path.join(HERE, "data.py"), p)),
+        [f"{OUT}/data.py"],
+    ),
     "toy --out a named pipe": ([*TOY, f"{OUT}/pipe"], put("pipe", os.mkfifo), [f"{OUT}/pipe"]),
-    "toy --out a link": ([*TOY, f"{OUT}/link.pt"], lambda tmp, tiny: os.symlink(tiny, tmp / "link.pt"), ["link.pt"]),
-    "toy --out a file of another kind": ([*TOY, f"{OUT}/metrics.json"],
-                                         put("metrics.json", lambda p: p.write_text("{}\n")), ["metrics.json"]),
-    "toy --out below a file": ([*TOY, f"{OUT}/notes.txt/toy.pt"], put("notes.txt", lambda p: p.write_text("x")),
-                               ["notes.txt"]),
+    "toy --out a link": (
+        [*TOY, f"{OUT}/link.pt"],
+        lambda tmp, tiny: os.symlink(tiny, tmp / "link.pt"),
+        ["link.pt"],
+    ),
+    "toy --out a file of another kind": (
+        [*TOY, f"{OUT}/metrics.json"],
+        put("metrics.json", lambda p: p.write_text("{}\n")),
+        ["metrics.json"],
+    ),
+    "toy --out below a file": (
+        [*TOY, f"{OUT}/notes.txt/toy.pt"],
+        put("notes.txt", lambda p: p.write_text("x")),
+        ["notes.txt"],
+    ),
     # divergence: a NaN loss, or one step per epoch and a huge learning rate (weights overflow, seen in the outputs)
-    "a non-finite loss": (["sound_only.py", "--out", OUT, "--lr", "1e12", "--epochs", "1"], None,
-                          ["the training loss became", "at epoch 1, step"]),
-    "one step at --lr 1e20": (["visual_only.py", "--out", OUT, "--batch-size", "100", "--lr", "1e20", "--epochs", "1"],
-                              None, ["NaN or infinite", "--lr"]),
+    "a non-finite loss": (
+        ["sound_only.py", "--out", OUT, "--lr", "1e12", "--epochs", "1"],
+        None,
+        ["the training loss became", "at epoch 1, step"],
+    ),
+    "one step at --lr 1e20": (
+        ["visual_only.py", "--out", OUT, "--batch-size", "100", "--lr", "1e20", "--epochs", "1"],
+        None,
+        ["NaN or infinite", "--lr"],
+    ),
     # dataset files edited or made by a stranger
-    "another sample rate": (["sound_only.py", "--data", D], tiny_with(sample_rate=lambda d: 44100),
-                            ["sample_rate", "22050"]),
-    "a float sample rate": (["sound_only.py", "--data", D], tiny_with(sample_rate=lambda d: 22050.0), ["sample_rate"]),
-    "half-second clips": (["fc_agg.py", "--data", D], tiny_with(clips=lambda d: d["clips"][..., ::2]), ["clips"]),
-    "ids as a tensor": (["tt_agg.py", "--data", D], tiny_with(video_ids=lambda d: torch.arange(24)), ["video_ids"]),
-    "an id twice": (["visual_only.py", "--data", D], tiny_with(video_ids=lambda d: d["video_ids"][:1] * 24),
-                    ["video_ids"]),
-    "zero videos": (["sound_only.py", "--data", D],
-                    tiny_with(**{k: (lambda d, k=k: d[k][:0]) for k in [*data.TENSORS, "video_ids"]}), ["video_ids"]),
-    "no validation video": (["visual_only.py", "--data", D],
-                            tiny_with(split=lambda d: torch.where(d["split"] == 1, 0, d["split"])), ["split", "/ 0 /"]),
-    "one training video": (["visual_only.py", "--data", D],
-                           tiny_with(split=lambda d: torch.tensor([0] + [1] * 11 + [2] * 12, dtype=torch.int8)),
-                           ["split", "1 / 11 / 12"]),
-    "16-pixel frames": (["fc_agg.py", "--data", D, "--backbone", "vgg"],
-                        tiny_with(frames=lambda d: d["frames"][..., :16, :16]), ["frames", "32"]),
-    "int32 labels": (["visual_only.py", "--data", D], tiny_with(image_labels=lambda d: d["image_labels"].int()),
-                     ["image_labels", "bool"]),
+    "another sample rate": (
+        ["sound_only.py", "--data", D],
+        tiny_with(sample_rate=lambda d: 44100),
+        ["sample_rate", "22050"],
+    ),
+    "a float sample rate": (
+        ["sound_only.py", "--data", D],
+        tiny_with(sample_rate=lambda d: 22050.0),
+        ["sample_rate"],
+    ),
+    "half-second clips": (
+        ["fc_agg.py", "--data", D],
+        tiny_with(clips=lambda d: d["clips"][..., ::2]),
+        ["clips"],
+    ),
+    "ids as a tensor": (
+        ["tt_agg.py", "--data", D],
+        tiny_with(video_ids=lambda d: torch.arange(24)),
+        ["video_ids"],
+    ),
+    "an id twice": (
+        ["visual_only.py", "--data", D],
+        tiny_with(video_ids=lambda d: d["video_ids"][:1] * 24),
+        ["video_ids"],
+    ),
+    "zero videos": (
+        ["sound_only.py", "--data", D],
+        tiny_with(**{k: (lambda d, k=k: d[k][:0]) for k in [*data.TENSORS, "video_ids"]}),
+        ["video_ids"],
+    ),
+    "no validation video": (
+        ["visual_only.py", "--data", D],
+        tiny_with(split=lambda d: torch.where(d["split"] == 1, 0, d["split"])),
+        ["split", "/ 0 /"],
+    ),
+    "one training video": (
+        ["visual_only.py", "--data", D],
+        tiny_with(split=lambda d: torch.tensor([0] + [1] * 11 + [2] * 12, dtype=torch.int8)),
+        ["split", "1 / 11 / 12"],
+    ),
+    "16-pixel frames": (
+        ["fc_agg.py", "--data", D, "--backbone", "vgg"],
+        tiny_with(frames=lambda d: d["frames"][..., :16, :16]),
+        ["frames", "32"],
+    ),
+    "int32 labels": (
+        ["visual_only.py", "--data", D],
+        tiny_with(image_labels=lambda d: d["image_labels"].int()),
+        ["image_labels", "bool"],
+    ),
     "a source that is not text": (["tt_agg.py", "--data", D], tiny_with(source=lambda d: 3), ["source"]),
     "a frame showing every material of its split": (
-        ["tt_agg.py", "--data", D], tiny_with(image_labels=lambda d: d["image_labels"] | (d["split"] == 1)[:, None]),
-        ["no negative", "--videos"]),
+        ["tt_agg.py", "--data", D],
+        tiny_with(image_labels=lambda d: d["image_labels"] | (d["split"] == 1)[:, None]),
+        ["no negative", "--videos"],
+    ),
 }
+
 
 @pytest.mark.parametrize("case", list(REFUSED))
 def test_input_beyond_the_handled_cases_is_refused_in_one_line_and_changes_nothing(case, tiny, tmp_path):
@@ -435,11 +620,21 @@ def test_input_beyond_the_handled_cases_is_refused_in_one_line_and_changes_nothi
         make(tmp_path, tiny)
     argv = [a.format(out=tmp_path) for a in command]
     if argv[0] != "data.py":
-        argv = [*argv[:1], "--data", tiny, "--out", tmp_path / "runs", "--device", "cpu", *argv[1:]]  # later wins
+        argv = [
+            *argv[:1],
+            "--data",
+            tiny,
+            "--out",
+            tmp_path / "runs",
+            "--device",
+            "cpu",
+            *argv[1:],
+        ]  # later wins
     listing = lambda: (snapshot(tmp_path, tiny), sorted(tmp_path.rglob("*")))
     before = listing()
     check_refused(run_here(*argv), *[f.format(out=tmp_path) for f in facts])
     assert listing() == before
+
 
 def test_ctrl_c_in_a_training_script_exits_130_and_keeps_the_earlier_run(tiny, tmp_path, monkeypatch):
     """Ctrl-C while the run is saved (the figure not yet): exit code 130, one line, the earlier run as it was."""
@@ -449,14 +644,28 @@ def test_ctrl_c_in_a_training_script_exits_130_and_keeps_the_earlier_run(tiny, t
     before = snapshot(tmp_path)
     monkeypatch.setattr(metrics, "save_png", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
     r = run_here("sound_only.py", "--data", tiny, "--out", tmp_path, "--epochs", "1", "--device", "cpu")
-    assert r.returncode == 130 and r.stderr.startswith("interrupted: ") and r.stderr.count("\n") == 1, r.stderr
+    assert r.returncode == 130 and r.stderr.startswith("interrupted: ") and r.stderr.count("\n") == 1, (
+        r.stderr
+    )
     assert snapshot(tmp_path) == before and os.listdir(tmp_path) == [earlier.name]
 
 
 # --- retrieve.py (paper 3.5, 4.4.1, Figure 8) -------------------------------------------------------------
 
-TABLE = ["precision@1", "precision@5", "precision@10", "precision@25", "precision@50", "mAP", "R@1", "R@5", "R@10",
-         "median rank", "mean rank"]
+TABLE = [
+    "precision@1",
+    "precision@5",
+    "precision@10",
+    "precision@25",
+    "precision@50",
+    "mAP",
+    "R@1",
+    "R@5",
+    "R@10",
+    "median rank",
+    "mean rank",
+]
+
 
 @pytest.fixture(scope="session")
 def retrieved(tt_run, tmp_path_factory):
@@ -468,6 +677,7 @@ def retrieved(tt_run, tmp_path_factory):
     assert os.listdir(out) == [folder.name] and r.stderr == "", "no temporary folder left behind"
     return r, json.load(open(folder / "metrics.json")), folder
 
+
 def tower_embeddings(tt_run, ds):
     """The test frames' and every clip's embeddings (6, 128), (240, 128) from tt_run's model.pt, by hand."""
     towers = []
@@ -478,28 +688,40 @@ def tower_embeddings(tt_run, ds):
         image = towers[0].eval()(data.image_transform(ds.frames[ds.videos("test")], ds.size, train=False))
         return F.normalize(image, dim=1), F.normalize(towers[1].eval()(ds.spectrograms.flatten(0, 1)), dim=1)
 
+
 def test_retrieve_prints_saves_and_every_metric_matches_an_independent_count(retrieved, tt_run, tiny):
     """The table, metrics.json, figures and WAVs; recounted from model.pt with a brute-force argsort and
     scikit-learn: the precision@K curves, the seeded query, the random baseline, mAP, recall@K and ranks of the
     own recording, per material, the top 5. format_retrieval_table: one run, or the mean ± std over seeds."""
     from sklearn.metrics import average_precision_score
+
     r, m, folder = retrieved
     assert "image -> sound, library all (240 sounds), the query's own video included" in r.stdout
-    table = r.stdout[r.stdout.index("Retrieval, image -> sound"):].splitlines()
+    table = r.stdout[r.stdout.index("Retrieval, image -> sound") :].splitlines()
     assert table[1].split() == ["one", "image", "all", "images", "(±", "std)", "random"]
     for name in TABLE:  # each row: the one image, all images (± std), random
         line = next(l for l in table if l.startswith(name))
         assert len(re.findall(r"\d+\.\d+", line)) >= 2 and ("± " in line) == (name in TABLE[:6]), line
     assert all(s in r.stdout for s in ["paper (one test image, ResNet)", "Per query material", "top5/*.wav"])
-    assert (m["script"], m["backbone"], m["k"], m["library"], m["trained_seed"], m["direction"]) == \
-        ("retrieve", "resnet", 50, "all", 0, "image-to-sound")
-    assert m["queries"] == m["test_images"] == 6 and m["library_size"] == 240 and m["exclude_own_video"] is False
+    assert (m["script"], m["backbone"], m["k"], m["library"], m["trained_seed"], m["direction"]) == (
+        "retrieve",
+        "resnet",
+        50,
+        "all",
+        0,
+        "image-to-sound",
+    )
+    assert (
+        m["queries"] == m["test_images"] == 6 and m["library_size"] == 240 and m["exclude_own_video"] is False
+    )
     assert all(len(m[key]) == 50 for key in ["single", "mean", "std", "random"])
     assert list(m["table"]) == TABLE and set(m["table"]["R@5"]) == {"single", "all", "std", "random"}
     for name in ["precision_at_k.png", "top5_sheet.png", "per_material.png"]:
         assert (folder / name).read_bytes()[:8] == PNG
     d = torch.load(tiny, weights_only=True)
-    assert sorted(os.listdir(folder / "top5")) == sorted(f"{h['rank']}-{h['material']}.wav" for h in m["top5"])
+    assert sorted(os.listdir(folder / "top5")) == sorted(
+        f"{h['rank']}-{h['material']}.wav" for h in m["top5"]
+    )
     for hit in m["top5"]:
         with wave.open(str(folder / "top5" / f"{hit['rank']}-{hit['material']}.wav")) as w:
             assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, d["sample_rate"])
@@ -510,32 +732,45 @@ def test_retrieve_prints_saves_and_every_metric_matches_an_independent_count(ret
     ds = data.load(tiny, torch.device("cpu"))
     test = ds.videos("test")
     image, sound = tower_embeddings(tt_run, ds)
-    cosine = (image @ sound.T).numpy()                                          # (6, 240): no ties
-    labels = ds.image_labels[test].numpy()                                     # (6, 17)
-    relevant = labels[:, ds.clip_materials.flatten().numpy()]                  # (6, 240)
-    order = np.argsort(-cosine, axis=1, kind="stable")                         # (6, 240), best first
-    good = np.take_along_axis(relevant, order, axis=1)[:, :50]                 # (6, 50)
+    cosine = (image @ sound.T).numpy()  # (6, 240): no ties
+    labels = ds.image_labels[test].numpy()  # (6, 17)
+    relevant = labels[:, ds.clip_materials.flatten().numpy()]  # (6, 240)
+    order = np.argsort(-cosine, axis=1, kind="stable")  # (6, 240), best first
+    good = np.take_along_axis(relevant, order, axis=1)[:, :50]  # (6, 50)
     precision = good.cumsum(1) / np.arange(1, 51)
     query = int(torch.randint(len(test), (1,), generator=torch.Generator().manual_seed(0)))  # --seed 0
     assert m["query"]["video_id"] == ds.video_ids[test[query]] and m["query"]["labels"]
-    for key, expected in [("mean", precision.mean(0)), ("std", precision.std(0)), ("single", precision[query])]:
+    for key, expected in [
+        ("mean", precision.mean(0)),
+        ("std", precision.std(0)),
+        ("single", precision[query]),
+    ]:
         assert np.allclose(m[key], expected, atol=1e-6), key
     assert m["table"]["precision@10"]["all"] == pytest.approx(m["mean"][9])
     assert m["table"]["precision@50"]["single"] == pytest.approx(m["single"][49])
     share = relevant.mean(1)  # the share of good sounds in each test image's library
-    assert m["random"] == pytest.approx([share.mean()] * 50) and m["query"]["random"] == pytest.approx(share[query])
+    assert m["random"] == pytest.approx([share.mean()] * 50) and m["query"]["random"] == pytest.approx(
+        share[query]
+    )
     ap = np.array([average_precision_score(relevant[q], cosine[q]) for q in range(6)])
-    assert (m["table"]["mAP"]["all"], m["table"]["mAP"]["std"], m["table"]["mAP"]["single"]) == \
-        pytest.approx((ap.mean(), ap.std(), ap[query]))
+    assert (m["table"]["mAP"]["all"], m["table"]["mAP"]["std"], m["table"]["mAP"]["single"]) == pytest.approx(
+        (ap.mean(), ap.std(), ap[query])
+    )
     assert m["table"]["mAP"]["random"] == pytest.approx(
-        np.mean([retrieve.random_average_precision(240, r) for r in relevant.sum(1)]))
-    own = np.repeat(np.arange(24), 10)[order] == test.numpy()[:, None]       # (6, 240): own clips, ranked
+        np.mean([retrieve.random_average_precision(240, r) for r in relevant.sum(1)])
+    )
+    own = np.repeat(np.arange(24), 10)[order] == test.numpy()[:, None]  # (6, 240): own clips, ranked
     first = own.argmax(1) + 1
     for k in [1, 5, 10]:
         assert m["table"][f"R@{k}"]["all"] == pytest.approx((first <= k).mean())
         assert m["table"][f"R@{k}"]["random"] == pytest.approx(1 - math.comb(230, k) / math.comb(240, k))
-    assert m["table"]["median rank"]["all"] == np.median(first) and m["table"]["mean rank"]["all"] == first.mean()
-    assert m["table"]["median rank"]["single"] == first[query] and m["table"]["mean rank"]["random"] == 241 / 11
+    assert (
+        m["table"]["median rank"]["all"] == np.median(first)
+        and m["table"]["mean rank"]["all"] == first.mean()
+    )
+    assert (
+        m["table"]["median rank"]["single"] == first[query] and m["table"]["mean rank"]["random"] == 241 / 11
+    )
     for row in m["per_material"]:  # an image counts toward each material it shows
         of = labels[:, data.MATERIAL_ID[row["material"]]]
         assert row["queries"] == of.sum() and row["ap"] == pytest.approx(ap[of].mean())
@@ -543,22 +778,30 @@ def test_retrieve_prints_saves_and_every_metric_matches_an_independent_count(ret
     assert sum(r["queries"] for r in m["per_material"]) == labels.sum()
     assert [h["good"] for h in m["top5"]] == good[query, :5].tolist()
     assert all(h["good"] == (h["material"] in m["query"]["labels"]) for h in m["top5"])
-    assert [(h["video_id"], h["clip"]) for h in m["top5"]] == \
-        [(ds.video_ids[j // 10], j % 10) for j in order[query, :5].tolist()]
+    assert [(h["video_id"], h["clip"]) for h in m["top5"]] == [
+        (ds.video_ids[j // 10], j % 10) for j in order[query, :5].tolist()
+    ]
     similarities = [h["similarity"] for h in m["top5"]]
     assert similarities == sorted(similarities, reverse=True) and all(-1 <= s <= 1 for s in similarities)
     one = retrieve.format_retrieval_table([m])
     assert one[0].startswith("Retrieval, image -> sound") and "one image: " + m["query"]["video_id"] in one[0]
     row = m["table"]["mAP"]
-    assert f"{row['single']:.3f}  {row['all']:.3f} ± {row['std']:.3f}" in next(l for l in one if l.startswith("mAP"))
-    seeds = [{**m, "trained_seed": s, "table": {**m["table"], "mAP": {**row, "all": v}}}
-             for s, v in enumerate([0.2, 0.4, 0.6])]
+    assert f"{row['single']:.3f}  {row['all']:.3f} ± {row['std']:.3f}" in next(
+        l for l in one if l.startswith("mAP")
+    )
+    seeds = [
+        {**m, "trained_seed": s, "table": {**m["table"], "mAP": {**row, "all": v}}}
+        for s, v in enumerate([0.2, 0.4, 0.6])
+    ]
     three = retrieve.format_retrieval_table(seeds)
-    assert "seeds 0, 1, 2" in three[0] and "mean ± std over 3 seeds" in three[1] and "one image" not in three[1]
+    assert (
+        "seeds 0, 1, 2" in three[0] and "mean ± std over 3 seeds" in three[1] and "one image" not in three[1]
+    )
     assert "0.400 ± 0.200" in next(l for l in three if l.startswith("mAP")), "sample std over the seeds"
     assert len(three) == len(one) and [l.split()[0] for l in three[2:]] == [l.split()[0] for l in one[2:]]
     older = retrieve.format_retrieval_table([{k: v for k, v in m.items() if k not in ("table", "direction")}])
     assert "not measured" in older[-1], "an older metrics.json: no crash"
+
 
 def brute_force(similarity, relevant):
     """Pessimistic ranks counted one by one: the t-th relevant item (most similar first) ranks t + the number
@@ -567,13 +810,19 @@ def brute_force(similarity, relevant):
     for s, rel in zip(similarity.tolist(), relevant.tolist()):
         mine = sorted((x for x, good in zip(s, rel) if good), reverse=True)
         ranks = [t + sum(not good and x >= y for x, good in zip(s, rel)) for t, y in enumerate(mine, 1)]
-        found.append(([sum(r <= k for r in ranks) / k for k in range(1, len(s) + 1)],
-                      sum(t / r for t, r in enumerate(ranks, 1)) / len(ranks) if ranks else math.nan,
-                      ranks[0] if ranks else len(s) + 1))
+        found.append(
+            (
+                [sum(r <= k for r in ranks) / k for k in range(1, len(s) + 1)],
+                sum(t / r for t, r in enumerate(ranks, 1)) / len(ranks) if ranks else math.nan,
+                ranks[0] if ranks else len(s) + 1,
+            )
+        )
     return found
+
 
 def test_retrieval_metrics_match_scikit_learn_a_brute_force_count_and_every_random_ranking():
     from sklearn.metrics import average_precision_score
+
     g = torch.Generator().manual_seed(0)
     relevant = torch.rand(8, 30, generator=g) < 0.3
     relevant[0] = torch.arange(30) == 29  # one relevant item, last in the library
@@ -590,13 +839,16 @@ def test_retrieval_metrics_match_scikit_learn_a_brute_force_count_and_every_rand
                 assert retrieve.recall_at_k(similarity, relevant, k)[q] == (f <= k)
     for q in range(2, 8):  # no ties: scikit-learn's AP
         assert ap.shape == (8,) and retrieve.average_precision(distinct, relevant)[q].item() == pytest.approx(
-            average_precision_score(relevant[q].numpy(), distinct[q].numpy()))
+            average_precision_score(relevant[q].numpy(), distinct[q].numpy())
+        )
     assert (retrieve.rank(distinct, relevant) == torch.argsort(-distinct, dim=1, stable=True)).all()
     # A constant similarity ranks every relevant item last: never above a random ranking.
     constant, r = torch.zeros(8, 30), relevant.sum(1)
     assert (retrieve.first_relevant_rank(constant, relevant) == 31 - r).all()
     for q in range(2, 8):
-        assert retrieve.average_precision(constant, relevant)[q] < retrieve.random_average_precision(30, int(r[q]))
+        assert retrieve.average_precision(constant, relevant)[q] < retrieve.random_average_precision(
+            30, int(r[q])
+        )
     # By hand: the good item tied with a bad one ranks second, wherever the library holds it.
     for relevant in [torch.tensor([[True, False, False]]), torch.tensor([[False, True, False]])]:
         similarity = torch.tensor([[0.9, 0.9, 0.1]])
@@ -614,29 +866,55 @@ def test_retrieval_metrics_match_scikit_learn_a_brute_force_count_and_every_rand
         mean, median = retrieve.random_first_rank(n, r)
         assert mean == pytest.approx(first.mean())
         assert median == min(m for m in range(1, n + 1) if (first <= m).mean() >= 0.5)
-    assert math.isnan(retrieve.random_average_precision(n, 0)) and retrieve.random_average_precision(1, 1) == 1
+    assert (
+        math.isnan(retrieve.random_average_precision(n, 0)) and retrieve.random_average_precision(1, 1) == 1
+    )
+
 
 def test_sound_to_image_and_every_querys_library(tt_run, tiny, tmp_path):
     from sklearn.metrics import average_precision_score
-    r = run_here("retrieve.py", "--direction", "sound-to-image", "--run", tt_run[3], "--out", tmp_path,
-                 "--device", "cpu")
+
+    r = run_here(
+        "retrieve.py",
+        "--direction",
+        "sound-to-image",
+        "--run",
+        tt_run[3],
+        "--out",
+        tmp_path,
+        "--device",
+        "cpu",
+    )
     assert r.returncode == 0, r.stderr
     assert "sound -> image, library test (6 images)" in r.stdout and "R@5 of the own recording" in r.stdout
     folder = tmp_path / "retrieve-resnet-sound-to-image-seed0"
     m = json.load(open(folder / "metrics.json"))
-    assert m["direction"] == "sound-to-image" and m["queries"] == 60 and m["library_size"] == 6 and m["k"] == 6
-    assert list(m["table"]) == ["precision@1", "precision@5", "precision@6", "mAP", "R@1", "R@5", "median rank",
-                                "mean rank"]
+    assert (
+        m["direction"] == "sound-to-image" and m["queries"] == 60 and m["library_size"] == 6 and m["k"] == 6
+    )
+    assert list(m["table"]) == [
+        "precision@1",
+        "precision@5",
+        "precision@6",
+        "mAP",
+        "R@1",
+        "R@5",
+        "median rank",
+        "mean rank",
+    ]
     ds = data.load(tiny, torch.device("cpu"))
     test = ds.videos("test")
     image, sound = tower_embeddings(tt_run, ds)
-    sounds = (test[:, None] * 10 + torch.arange(10)).flatten()                 # (60,) every test clip
-    cosine = (sound[sounds] @ image.T).numpy()                                 # (60, 6)
+    sounds = (test[:, None] * 10 + torch.arange(10)).flatten()  # (60,) every test clip
+    cosine = (sound[sounds] @ image.T).numpy()  # (60, 6)
     relevant = ds.image_labels[test].numpy()[:, ds.clip_materials.flatten()[sounds].numpy()].T  # (60, 6)
     has = relevant.any(1)
     ap = [average_precision_score(relevant[q], cosine[q]) for q in np.nonzero(has)[0]]
-    assert m["table"]["mAP"]["all"] == pytest.approx(np.mean(ap)) and m["queries_without_relevant"] == (~has).sum()
-    own_first = (cosine.argmax(1) == np.repeat(np.arange(6), 10))              # the own frame ranked first
+    assert (
+        m["table"]["mAP"]["all"] == pytest.approx(np.mean(ap))
+        and m["queries_without_relevant"] == (~has).sum()
+    )
+    own_first = cosine.argmax(1) == np.repeat(np.arange(6), 10)  # the own frame ranked first
     assert (m["table"]["R@1"]["all"], m["table"]["R@1"]["random"]) == pytest.approx((own_first.mean(), 1 / 6))
     assert sum(r["queries"] for r in m["per_material"]) == 60, "a sound counts toward its one material"
     assert os.listdir(folder / "..") == [folder.name] and m["query"]["labels"] == [m["query"]["material"]]
@@ -645,9 +923,13 @@ def test_sound_to_image_and_every_querys_library(tt_run, tiny, tmp_path):
     # make_task: each query's library, less only its own video when asked
     (video, clip), (item_video, item_clip), candidates = retrieve.make_task(ds, "image-to-sound", "all", True)
     assert video.tolist() == test.tolist() and clip is None and candidates.shape == (6, 230)
-    assert sorted(zip(item_video.tolist(), item_clip.tolist())) == [(v, c) for v in range(24) for c in range(10)]
+    assert sorted(zip(item_video.tolist(), item_clip.tolist())) == [
+        (v, c) for v in range(24) for c in range(10)
+    ]
     for q, row in enumerate(candidates.tolist()):
-        assert sorted(row) == [j for j in range(240) if item_video[j] != test[q]], "all but the query's own ten"
+        assert sorted(row) == [j for j in range(240) if item_video[j] != test[q]], (
+            "all but the query's own ten"
+        )
     assert retrieve.make_task(ds, "image-to-sound", "all", False)[2].shape == (6, 240)
     _, (item_video, _), candidates = retrieve.make_task(ds, "image-to-sound", "train", False)
     assert set(item_video.tolist()) == set(ds.videos("train").tolist()) and candidates.shape == (6, 120)
@@ -655,6 +937,7 @@ def test_sound_to_image_and_every_querys_library(tt_run, tiny, tmp_path):
     assert sorted(zip(video.tolist(), clip.tolist())) == [(v, c) for v in test.tolist() for c in range(10)]
     assert item_video.tolist() == test.tolist() and item_clip is None and candidates.shape == (60, 5)
     assert (item_video[candidates] != video[:, None]).all(), "all test frames but the sound's own"
+
 
 @pytest.mark.parametrize("error", [RuntimeError("disk full"), KeyboardInterrupt()])
 def test_a_failed_retrieval_leaves_the_earlier_run_folder_as_it_was(error, tt_run, tmp_path, monkeypatch):
@@ -671,26 +954,33 @@ def test_a_failed_retrieval_leaves_the_earlier_run_folder_as_it_was(error, tt_ru
             metrics.pyplot().close(fig)
             raise error
         save_png(fig, path)
+
     monkeypatch.setattr(metrics, "save_png", fail_second)
     argv = ["retrieve.py", "--run", tt_run[3], "--out", tmp_path, "--device", "cpu"]
     if isinstance(error, KeyboardInterrupt):
         r = run_here(*argv)
-        assert r.returncode == 130 and r.stderr.count("\n") == 1 and "interrupted: nothing written" in r.stderr
+        assert (
+            r.returncode == 130 and r.stderr.count("\n") == 1 and "interrupted: nothing written" in r.stderr
+        )
     else:
         with pytest.raises(RuntimeError, match="disk full"):
             run_here(*argv)
     assert len(saved) == 2 and snapshot(tmp_path) == before and os.listdir(tmp_path) == [earlier.name]
 
-def test_another_dataset_is_refused_the_fingerprint_recorded_and_the_own_video_left_out(retrieved, tt_run, tiny,
-                                                                                         tmp_path):
+
+def test_another_dataset_is_refused_the_fingerprint_recorded_and_the_own_video_left_out(
+    retrieved, tt_run, tiny, tmp_path
+):
     """Towers recording another dataset's fingerprint are refused; with the right one, --exclude-own-video and
     --query (a test video other than the seeded one) change the library, the table and the random baseline."""
     found, m = data.fingerprint(torch.load(tiny, weights_only=True)), retrieved[1]
     ds = data.load(tiny, torch.device("cpu"))
     video = next(ds.video_ids[v] for v in ds.videos("test") if ds.video_ids[v] != m["query"]["video_id"])
     argv = ["--run", tmp_path / "model.pt", "--data", tiny, "--out", tmp_path / "out", "--device", "cpu"]
-    torch.save({**tt_run[2], "data_fingerprint": "0123456789abcdef" if found != "0123456789abcdef" else "0"},
-               tmp_path / "model.pt")
+    torch.save(
+        {**tt_run[2], "data_fingerprint": "0123456789abcdef" if found != "0123456789abcdef" else "0"},
+        tmp_path / "model.pt",
+    )
     check_refused(run_here("retrieve.py", *argv), tiny)
     assert not (tmp_path / "out").exists()
     torch.save({**tt_run[2], "data_fingerprint": found}, tmp_path / "model.pt")
@@ -704,35 +994,74 @@ def test_another_dataset_is_refused_the_fingerprint_recorded_and_the_own_video_l
     assert list(left_out["table"]) == TABLE[:6] and all(h["video_id"] != video for h in left_out["top5"])
     assert left_out["random"][0] != pytest.approx(m["random"][0]), "every library lost ten sounds"
 
+
 ERRORS = {  # case: (run folder name, what its model.pt holds (None: no file), extra flags, facts the line names)
     "no checkpoint yet": ("tt_agg-resnet", None, [], ["model.pt", "python tt_agg.py --backbone resnet"]),
     "no vgg checkpoint yet": ("tt_agg-vgg", None, [], ["python tt_agg.py --backbone vgg"]),
-    "a sound_only run": ("sound_only-resnet", lambda t: {"script": "sound_only", "args": {}}, [], ["sound_only"]),
+    "a sound_only run": (
+        "sound_only-resnet",
+        lambda t: {"script": "sound_only", "args": {}},
+        [],
+        ["sound_only"],
+    ),
     "a bare state dict": ("tt_agg-resnet", lambda t: t[2]["image_tower"], [], ["model.pt", "no script"]),
-    "vgg towers labelled resnet": ("tt_agg-resnet", lambda t: {**t[2], "image_tower": backbones.tower(
-        "vgg", 3, 128).state_dict()}, [], ["model.pt"]),
+    "vgg towers labelled resnet": (
+        "tt_agg-resnet",
+        lambda t: {**t[2], "image_tower": backbones.tower("vgg", 3, 128).state_dict()},
+        [],
+        ["model.pt"],
+    ),
     "resnet towers labelled vgg": ("tt_agg-vgg", lambda t: {**t[2], "backbone": "vgg"}, [], ["model.pt"]),
     "an unknown backbone": ("tt_agg-resnet", lambda t: {**t[2], "backbone": "alexnet"}, [], ["alexnet"]),
-    "towers with a NaN weight": ("tt_agg-resnet", lambda t: {**t[2], "sound_tower": {
-        k: w * math.nan if k == "conv1.weight" else w for k, w in t[2]["sound_tower"].items()}}, [],
-                                 ["model.pt", "NaN"]),
+    "towers with a NaN weight": (
+        "tt_agg-resnet",
+        lambda t: {
+            **t[2],
+            "sound_tower": {
+                k: w * math.nan if k == "conv1.weight" else w for k, w in t[2]["sound_tower"].items()
+            },
+        },
+        [],
+        ["model.pt", "NaN"],
+    ),
     "a truncated checkpoint": ("tt_agg-resnet", "truncated", [], ["model.pt"]),
     "a pickle that would run code": ("tt_agg-resnet", "evil", [], ["model.pt", "refused"]),
     "--k 0": ("tt_agg-resnet", "copy", ["--k", "0"], ["--k"]),
     "--seed -1": ("tt_agg-resnet", "copy", ["--seed", "-1"], ["--seed"]),
     "--k above the library": ("tt_agg-resnet", "copy", ["--k", "241"], ["--k 241", "240 sounds"]),
-    "--k above the library less the query video": ("tt_agg-resnet", "copy", ["--k", "231", "--exclude-own-video"],
-                                                   ["--k 231", "230 sounds"]),
-    "--k above the train library": ("tt_agg-resnet", "copy", ["--k", "121", "--library", "train"],
-                                    ["--k 121", "120 sounds"]),
-    "--k above the test frames": ("tt_agg-resnet", "copy", ["--k", "7", "--direction", "sound-to-image"],
-                                  ["--k 7", "6 images"]),
-    "--library train for sound-to-image": ("tt_agg-resnet", "copy", ["--library", "train", "--direction",
-                                                                     "sound-to-image"], ["--library", "train"]),
+    "--k above the library less the query video": (
+        "tt_agg-resnet",
+        "copy",
+        ["--k", "231", "--exclude-own-video"],
+        ["--k 231", "230 sounds"],
+    ),
+    "--k above the train library": (
+        "tt_agg-resnet",
+        "copy",
+        ["--k", "121", "--library", "train"],
+        ["--k 121", "120 sounds"],
+    ),
+    "--k above the test frames": (
+        "tt_agg-resnet",
+        "copy",
+        ["--k", "7", "--direction", "sound-to-image"],
+        ["--k 7", "6 images"],
+    ),
+    "--library train for sound-to-image": (
+        "tt_agg-resnet",
+        "copy",
+        ["--library", "train", "--direction", "sound-to-image"],
+        ["--library", "train"],
+    ),
     "an unknown --query": ("tt_agg-resnet", "copy", ["--query", "no-such-video"], ["--query no-such-video"]),
-    "a --query that is not a test image": ("tt_agg-resnet", "copy", ["--query", "toy-1-0001"],
-                                           ["toy-1-0001", "train"]),
+    "a --query that is not a test image": (
+        "tt_agg-resnet",
+        "copy",
+        ["--query", "toy-1-0001"],
+        ["toy-1-0001", "train"],
+    ),
 }
+
 
 @pytest.mark.parametrize("case", list(ERRORS))
 def test_retrieve_refuses_in_one_line_and_touches_nothing(case, tt_run, tmp_path):
@@ -742,7 +1071,7 @@ def test_retrieve_refuses_in_one_line_and_touches_nothing(case, tt_run, tmp_path
     folder.mkdir(parents=True)
     run_flag = tt_run[3] / "model.pt" if content == "copy" else folder  # --run also takes a model.pt
     if content == "truncated":  # an interrupted copy: the first megabyte of the good checkpoint
-        (folder / "model.pt").write_bytes((tt_run[3] / "model.pt").read_bytes()[:2 ** 20])
+        (folder / "model.pt").write_bytes((tt_run[3] / "model.pt").read_bytes()[: 2**20])
     elif content == "evil":
         torch.save({"script": "tt_agg", "image_tower": RunsCode(tmp_path / "MARKER")}, folder / "model.pt")
     elif content not in (None, "copy"):
@@ -756,6 +1085,7 @@ def test_retrieve_refuses_in_one_line_and_touches_nothing(case, tt_run, tmp_path
     check_refused(r, *facts)
     assert r.stdout == "" and snapshot(tmp_path, tt_run[3]) == before and not (tmp_path / "MARKER").exists()
 
+
 def test_a_plain_pickle_checkpoint_is_refused_without_a_warning(tmp_path):
     """pickle.dump's model.pt makes torch warn on stderr: not shown. In a new Python, where a warning shows once."""
     (tmp_path / "tt_agg-resnet").mkdir()
@@ -767,6 +1097,7 @@ def test_a_plain_pickle_checkpoint_is_refused_without_a_warning(tmp_path):
 
 
 # --- dataset_sources/toy.py: `python data.py toy` ---------------------------------------------------------
+
 
 def test_toy_follows_the_contract_is_deterministic_and_looks_like_the_papers_data(tiny):
     d = torch.load(tiny, weights_only=True)
@@ -783,10 +1114,12 @@ def test_toy_follows_the_contract_is_deterministic_and_looks_like_the_papers_dat
         assert set(mats[v].tolist()) == set(torch.nonzero(labels[v]).flatten().tolist()), "heard = in view"
     clips, n = d["clips"].float(), data.SAMPLE_RATE  # the hit at each clip's centre: almost nothing before it
     before = clips[..., : n // 2 - int(0.2 * n)].abs().mean(-1)
-    onset = clips[..., n // 2: n // 2 + int(0.02 * n)].abs().mean(-1)
+    onset = clips[..., n // 2 : n // 2 + int(0.02 * n)].abs().mean(-1)
     assert (onset > before).float().mean() > 0.9  # a neighbouring hit may come before the centre, rarely
     a, b, other = (toy.make_toy(videos=10, size=32, seed=seed) for seed in [1, 1, 4])
-    assert all(torch.equal(a[key], b[key]) for key in data.TENSORS) and not torch.equal(a["clips"], other["clips"])
+    assert all(torch.equal(a[key], b[key]) for key in data.TENSORS) and not torch.equal(
+        a["clips"], other["clips"]
+    )
     # Paper 3.1, Figure 2: 64% outdoor, ~1.7 materials a frame, wood and metal common, dirt rare, all in every split
     d = toy.make_toy(videos=120, size=32, seed=0)
     assert 0.5 < d["outdoor"].float().mean() < 0.78 and 1.5 < d["image_labels"].sum(1).float().mean() < 1.95
@@ -798,6 +1131,7 @@ def test_toy_follows_the_contract_is_deterministic_and_looks_like_the_papers_dat
         assert d["image_labels"][d["split"] == s].any(0).all(), f"split {s} lacks a material"
         assert torch.bincount(d["clip_materials"][d["split"] == s].flatten(), minlength=17).min() >= 1
 
+
 def test_data_py_toy_builds_a_file_prints_what_it_built_and_refuses_sizes_out_of_range(tmp_path):
     r = run("data.py", "toy", "--videos", "12", "--size", "33", "--seed", "5", "--out", tmp_path / "toy.pt")
     assert r.returncode == 0, r.stderr
@@ -805,8 +1139,12 @@ def test_data_py_toy_builds_a_file_prints_what_it_built_and_refuses_sizes_out_of
     assert "not every material in every split" in r.stdout  # 12 videos cannot show 17 materials thrice
     d = data.read_dataset(str(tmp_path / "toy.pt"))
     assert len(d["video_ids"]) == 12 and d["seed"] == 5 and d["frames"].shape[-1] == 33
-    for flags, fact in [(["--size", "16"], "--size 16"), (["--videos", "9"], "--videos 9"),
-                        (["--seed", "-1"], "--seed -1"), (["--videos", 10 ** 12], "--videos 1000000000000")]:
+    for flags, fact in [
+        (["--size", "16"], "--size 16"),
+        (["--videos", "9"], "--videos 9"),
+        (["--seed", "-1"], "--seed -1"),
+        (["--videos", 10**12], "--videos 1000000000000"),
+    ]:
         check_refused(run_here("data.py", "toy", *flags, "--out", tmp_path / "bad.pt"), fact)
     assert os.listdir(tmp_path) == ["toy.pt"]
 
@@ -817,24 +1155,47 @@ def test_data_py_toy_builds_a_file_prints_what_it_built_and_refuses_sizes_out_of
 # frame every 3 frames, so that seeking matters) whose frame k has colour PALETTE[k], and a `_times.txt` with
 # hits, scratches and `None` lines.
 
-RATE, SECONDS, FPS = 96_000, 2.5, 4  # the real wav files' rate; every recording lasts 2.5 s; frame k from k/4 s
-PALETTE = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255), (0, 255, 255),
-           (255, 255, 255), (0, 0, 0), (128, 128, 128), (255, 128, 0)]
+RATE, SECONDS, FPS = (
+    96_000,
+    2.5,
+    4,
+)  # the real wav files' rate; every recording lasts 2.5 s; frame k from k/4 s
+PALETTE = [
+    (255, 0, 0),
+    (0, 255, 0),
+    (0, 0, 255),
+    (255, 255, 0),
+    (255, 0, 255),
+    (0, 255, 255),
+    (255, 255, 255),
+    (0, 0, 0),
+    (128, 128, 128),
+    (255, 128, 0),
+]
 BACKGROUND, CLICK = (0.2, 0.1), 0.7  # A: a steady left/right level (0.15 in mono); a 0.2 ms click at each hit
 
-A = "2015-02-16-16-49-06"       # train: 3 hits (padded), clicks at the hits, near both ends
-B = "2015-03-01-10-00-00"       # train: 14 hits among scratches, None lines, unusable hits
-C = "2015-05-05-12-00-00"       # train: exactly 10 hits, mono 24-bit wav
-D = "2015-06-06-12-00-00"       # train: a single hit (used ten times), mono 16-bit
-E = "2015-07-07-12-00-00"       # train: no usable hit (scratches and None only): left out
-F247 = "2015-09-28-00-28-26-247"   # test: the '-247' style id, 12 hits, stereo 32-bit float wav
+A = "2015-02-16-16-49-06"  # train: 3 hits (padded), clicks at the hits, near both ends
+B = "2015-03-01-10-00-00"  # train: 14 hits among scratches, None lines, unusable hits
+C = "2015-05-05-12-00-00"  # train: exactly 10 hits, mono 24-bit wav
+D = "2015-06-06-12-00-00"  # train: a single hit (used ten times), mono 16-bit
+E = "2015-07-07-12-00-00"  # train: no usable hit (scratches and None only): left out
+F247 = "2015-09-28-00-28-26-247"  # test: the '-247' style id, 12 hits, stereo 32-bit float wav
 TIMES = {
-    A: [(0.1, "ceramic", "hit"), (0.6, "None", "None"), (1.25, "wood", "hit"), (1.7, "cloth", "scratch"),
-        (2.4, "ceramic", "hit")],
+    A: [
+        (0.1, "ceramic", "hit"),
+        (0.6, "None", "None"),
+        (1.25, "wood", "hit"),
+        (1.7, "cloth", "scratch"),
+        (2.4, "ceramic", "hit"),
+    ],
     B: [(0.15 * (i + 1), ["metal", "plastic-bag", "tile"][i % 3], "hit") for i in range(14)]
-       + [(0.225, "gravel", "scratch"), (1.0, "glass", "None"), (1.3, "None", "None"),
-          (2.2, "None", "hit"),      # a hit with no material: not usable
-          (2.7, "rock", "hit")],     # after the end of the sound: not usable, but rock is in view
+    + [
+        (0.225, "gravel", "scratch"),
+        (1.0, "glass", "None"),
+        (1.3, "None", "None"),
+        (2.2, "None", "hit"),  # a hit with no material: not usable
+        (2.7, "rock", "hit"),
+    ],  # after the end of the sound: not usable, but rock is in view
     C: [(0.2 + 0.2 * i, ["water", "leaf"][i % 2], "hit") for i in range(10)],
     D: [(0.5, "None", "None"), (1.0, "dirt", "hit")],
     E: [(0.5, "paper", "scratch"), (1.0, "None", "None")],
@@ -842,20 +1203,33 @@ TIMES = {
 }
 LABELS = {A: {11, 15, 14}, B: {3, 12, 10, 8, 9, 2}, C: {7, 4}, D: {13}, F247: {5, 1}}  # by hand, Table 1 IDs
 
+
 def write_wav(path, x, sampwidth):
     """(T, C) floats in [-1, 1] -> a 96 kHz wav: integer PCM (16 or 24 bits, with `wave`), or (4) 32-bit float."""
     x = np.asarray(x)
     if sampwidth == 4:  # format tag 3, which `wave` cannot write
         body = x.astype("<f4").tobytes()
         fmt = struct.pack("<HHIIHH", 3, x.shape[1], RATE, RATE * 4 * x.shape[1], 4 * x.shape[1], 32)
-        return path.write_bytes(b"RIFF" + struct.pack("<I", 36 + len(body)) + b"WAVEfmt " + struct.pack(
-            "<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(body)) + body)
+        return path.write_bytes(
+            b"RIFF"
+            + struct.pack("<I", 36 + len(body))
+            + b"WAVEfmt "
+            + struct.pack("<I", len(fmt))
+            + fmt
+            + b"data"
+            + struct.pack("<I", len(body))
+            + body
+        )
     ints = np.round(x * (2 ** (8 * sampwidth - 1) - 1)).astype("<i4")
-    raw = ints.astype("<i2").tobytes() if sampwidth == 2 else \
-        np.frombuffer(ints.tobytes(), np.uint8).reshape(-1, 4)[:, :3].tobytes()  # 24-bit: the low bytes
+    raw = (
+        ints.astype("<i2").tobytes()
+        if sampwidth == 2
+        else np.frombuffer(ints.tobytes(), np.uint8).reshape(-1, 4)[:, :3].tobytes()
+    )  # 24-bit: the low bytes
     with wave.open(str(path), "wb") as w:
         w.setparams((ints.shape[1], sampwidth, RATE, 0, "NONE", "not compressed"))
         w.writeframes(raw)
+
 
 def write_mp4(path):
     with av.open(str(path), "w") as container:
@@ -867,15 +1241,19 @@ def write_mp4(path):
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
 
+
 def sound_of(rid):
     """(T, C) samples of a recording: A a steady stereo level with clicks at its hits; the others noise."""
     n = int(SECONDS * RATE)
     if rid != A:
-        return np.random.default_rng(len(rid) + int(rid[5:7])).uniform(-0.3, 0.3, (n, 1 if rid in (C, D) else 2))
+        return np.random.default_rng(len(rid) + int(rid[5:7])).uniform(
+            -0.3, 0.3, (n, 1 if rid in (C, D) else 2)
+        )
     x = np.tile(np.array(BACKGROUND), (n, 1))
     for t, _, action in TIMES[A]:
-        x[round(t * RATE) - 10:round(t * RATE) + 10] += CLICK * (action == "hit")
+        x[round(t * RATE) - 10 : round(t * RATE) + 10] += CLICK * (action == "hit")
     return x
+
 
 @pytest.fixture(scope="session")
 def archive(tmp_path_factory):
@@ -884,13 +1262,16 @@ def archive(tmp_path_factory):
     top = tmp_path_factory.mktemp("archive")
     folder = top / "vis-data-256" / "vis-data-256"
     folder.mkdir(parents=True)
-    (folder / "train.txt").write_text("\n".join([D, A, B, E, C]) + "\n\n")  # unsorted, a blank line at the end
+    (folder / "train.txt").write_text(
+        "\n".join([D, A, B, E, C]) + "\n\n"
+    )  # unsorted, a blank line at the end
     (folder / "test.txt").write_text(F247 + "\n")
     for rid in TIMES:
         write_wav(folder / f"{rid}_denoised.wav", sound_of(rid), {F247: 4, C: 3}.get(rid, 2))
         write_mp4(folder / f"{rid}_denoised.mp4")
         (folder / f"{rid}_times.txt").write_text(
-            "".join(f"{t:.6f} {m} {a} {'None' if a == 'None' else 'static'}\n" for t, m, a in TIMES[rid]))
+            "".join(f"{t:.6f} {m} {a} {'None' if a == 'None' else 'static'}\n" for t, m, a in TIMES[rid])
+        )
         for ignored in ["_denoised_thumb.mp4", "_mic.mp4", "_mic.wav"]:
             (folder / (rid + ignored)).write_bytes(b"not read")
     out = top / "out" / "greatest_hits.pt"
@@ -898,13 +1279,17 @@ def archive(tmp_path_factory):
     assert r.returncode == 0, r.stderr
     return top, folder, out, r, torch.load(out, weights_only=True)
 
+
 def row(d, rid):
     return d["video_ids"].index(rid)
+
 
 def test_the_validation_draw_is_stratified_seeded_and_independent_of_the_lists_order():
     """20% of train.txt becomes validation; every material in two or more recordings is in both splits."""
     rng = np.random.default_rng(0)
-    materials = {f"r{i:03d}": {int(m) for m in rng.choice(16, rng.integers(1, 4), replace=False)} for i in range(100)}
+    materials = {
+        f"r{i:03d}": {int(m) for m in rng.choice(16, rng.integers(1, 4), replace=False)} for i in range(100)
+    }
     materials["r007"].add(16)
     materials["r042"].add(16)  # a rare material: two recordings
     split = greatest_hits.split_train_list(materials, seed=0)
@@ -938,7 +1323,10 @@ def test_prepare_writes_the_contract_with_the_official_splits_every_annotated_ma
         expected = torch.tensor(PALETTE[min(int(t * FPS), 9)], dtype=torch.float)[:, None, None]
         assert (d["frames"][row(d, rid)].float() - expected).abs().max() < 12, (rid, t)
 
-def test_clips_are_hits_spread_over_the_recording_centred_padded_and_independent_of_the_rest(archive, tmp_path):
+
+def test_clips_are_hits_spread_over_the_recording_centred_padded_and_independent_of_the_rest(
+    archive, tmp_path
+):
     """Each clip is a usable hit (never a scratch, a material-less hit or one past the end), with that hit's
     material, in time order: with ten or more hits one from each of ten runs of consecutive hits, with fewer
     every hit used floor or ceil(10 / hits) times. A's clicks (at 0.1, 1.25, 2.4 s of 2.5 s) peak within 1 ms of
@@ -964,9 +1352,11 @@ def test_clips_are_hits_spread_over_the_recording_centred_padded_and_independent
     assert ((clips.abs().argmax(1) - centre).abs() <= 22).all() and clips.abs().max(1).values.min() > 0.5
     first, last, middle = clips[times.index(0.1)], clips[times.index(2.4)], clips[times.index(1.25)]
     start, end = centre - round(0.1 * 22050), centre + round(0.1 * 22050)  # where the file begins and ends
-    assert (first[:start] == 0).all() and (first[start + 200:centre - 200] - level).abs().max() < 0.01
-    assert (last[end:] == 0).all() and (last[centre + 200:end - 200] - level).abs().max() < 0.01
-    assert (middle[:centre - 200] - level).abs().max() < 0.01 and (middle[centre + 200:] - level).abs().max() < 0.01
+    assert (first[:start] == 0).all() and (first[start + 200 : centre - 200] - level).abs().max() < 0.01
+    assert (last[end:] == 0).all() and (last[centre + 200 : end - 200] - level).abs().max() < 0.01
+    assert (middle[: centre - 200] - level).abs().max() < 0.01 and (
+        middle[centre + 200 :] - level
+    ).abs().max() < 0.01
     top, folder = archive[:2]  # again, in this process, from a copy given at its inner level, without D
     shutil.copytree(folder, tmp_path / "archive")
     (tmp_path / "archive" / "train.txt").write_text("\n".join([A, B, C, E]) + "\n")
@@ -975,13 +1365,18 @@ def test_clips_are_hits_spread_over_the_recording_centred_padded_and_independent
     for rid in [A, B, C, F247]:
         for key in ["frames", "clips", "clip_materials", "hit_times", "image_labels", "frame_times"]:
             assert torch.equal(again[key][row(again, rid)], d[key][row(d, rid)]), (rid, key)
-    assert any(greatest_hits.choose_hits(list(range(14)), B, seed) != greatest_hits.choose_hits(list(range(14)), B, 0)
-               for seed in range(1, 4))
+    assert any(
+        greatest_hits.choose_hits(list(range(14)), B, seed)
+        != greatest_hits.choose_hits(list(range(14)), B, 0)
+        for seed in range(1, 4)
+    )
     for root in [top, top / "vis-data-256", folder]:  # each level of the nested archive
         assert greatest_hits.find_root(str(root)) == str(folder)
 
+
 def edit(name, content=None, line=None):
     """A change to one file of the archive: replace (None: delete) it, or replace its line number `line`."""
+
     def mutate(folder):
         if line:
             lines = (folder / name).read_text().splitlines()
@@ -990,40 +1385,74 @@ def edit(name, content=None, line=None):
         (folder / name).unlink(missing_ok=True)
         if content is not None:
             (folder / name).write_bytes(content_.encode() if line else content)
+
     return mutate
+
 
 def both(*mutations):
     return lambda folder: [mutate(folder) for mutate in mutations]
+
 
 BAD = {  # case: (mutation of the archive, ROOT below the copy's top, what the error line names[, flags])
     "missing root": (None, "nowhere", ["nowhere"]),
     "no train.txt": (edit("train.txt"), "", ["train.txt"]),
     "no test.txt": (edit("test.txt"), "", ["test.txt"]),
     "id without its files": (edit(f"{F247}_denoised.mp4"), "", ["test.txt line 1", f"{F247}_denoised.mp4"]),
-    "id listed twice": (edit("test.txt", f"{F247}\n{B}\n".encode()), "", ["test.txt line 2", B, "train.txt line 3"]),
+    "id listed twice": (
+        edit("test.txt", f"{F247}\n{B}\n".encode()),
+        "",
+        ["test.txt line 2", B, "train.txt line 3"],
+    ),
     "two ids on a line": (edit("train.txt", f"{A} {B}\n".encode()), "", ["train.txt line 1"]),
-    "unknown material": (edit(f"{B}_times.txt", "0.450000 wodo hit static", 3), "", [f"{B}_times.txt line 3", "wodo"]),
-    "three fields": (edit(f"{A}_times.txt", "0.600000 None None", 2), "",
-                     [f"{A}_times.txt line 2", "0.600000 None None"]),
+    "unknown material": (
+        edit(f"{B}_times.txt", "0.450000 wodo hit static", 3),
+        "",
+        [f"{B}_times.txt line 3", "wodo"],
+    ),
+    "three fields": (
+        edit(f"{A}_times.txt", "0.600000 None None", 2),
+        "",
+        [f"{A}_times.txt line 2", "0.600000 None None"],
+    ),
     "not a number first": (edit(f"{C}_times.txt", "abc water hit static", 4), "", [f"{C}_times.txt line 4"]),
     "nan time": (edit(f"{C}_times.txt", "nan water hit static", 1), "", [f"{C}_times.txt line 1"]),
     "binary times file": (edit(f"{C}_times.txt", bytes(range(256)) * 4), "", [f"{C}_times.txt line 1"]),
     "negative seed": (None, "", ["--seed -1"], ["--seed", "-1"]),
     "undecodable wav": (edit(f"{A}_denoised.wav", b"RIFF\x00\x00garbage" * 10), "", [f"{A}_denoised.wav"]),
-    "empty wav": (lambda folder: write_wav(folder / f"{A}_denoised.wav", np.zeros((0, 2)), 2), "",
-                  [f"{A}_denoised.wav", "no sound"]),
-    "undecodable mp4": (edit(f"{B}_denoised.mp4", b"\x00\x00\x00\x18ftypmp42" + b"junk" * 50), "",
-                        [f"{B}_denoised.mp4"]),
-    "no usable hit in the test list": (both(edit(f"{F247}_times.txt", b"0.500000 grass scratch static\n"),
-                                            edit("train.txt", f"{A}\n{C}\n{D}\n".encode())), "", ["test split"]),
+    "empty wav": (
+        lambda folder: write_wav(folder / f"{A}_denoised.wav", np.zeros((0, 2)), 2),
+        "",
+        [f"{A}_denoised.wav", "no sound"],
+    ),
+    "undecodable mp4": (
+        edit(f"{B}_denoised.mp4", b"\x00\x00\x00\x18ftypmp42" + b"junk" * 50),
+        "",
+        [f"{B}_denoised.mp4"],
+    ),
+    "no usable hit in the test list": (
+        both(
+            edit(f"{F247}_times.txt", b"0.500000 grass scratch static\n"),
+            edit("train.txt", f"{A}\n{C}\n{D}\n".encode()),
+        ),
+        "",
+        ["test split"],
+    ),
     "an id written ./ID": (edit("test.txt", f"./{F247}\n".encode()), "", ["test.txt line 1", f"./{F247}"]),
     "an id reaching out of ROOT": (edit("train.txt", f"{A}\n../x/{B}\n".encode()), "", ["train.txt line 2"]),
     "a byte-order mark is not part of the first id": (  # as some Windows editors write
-        both(lambda folder: (folder / "train.txt").write_bytes(b"\xef\xbb\xbf" + (folder / "train.txt").read_bytes()),
-             edit(f"{B}_times.txt", "0.45 wodo hit static", 3)), "", [f"{B}_times.txt line 3"]),
+        both(
+            lambda folder: (folder / "train.txt").write_bytes(
+                b"\xef\xbb\xbf" + (folder / "train.txt").read_bytes()
+            ),
+            edit(f"{B}_times.txt", "0.45 wodo hit static", 3),
+        ),
+        "",
+        [f"{B}_times.txt line 3"],
+    ),
     "--out a folder": (None, "", [os.path.join(HERE, "docs")], ["--out", os.path.join(HERE, "docs")]),
     "--out where nothing can be written": (None, "", ["/proc"], ["--out", "/proc/matsound.pt"]),
 }
+
 
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_archives_are_refused_in_one_line_and_the_old_output_kept(case, archive, tmp_path):
@@ -1035,31 +1464,47 @@ def test_bad_archives_are_refused_in_one_line_and_the_old_output_kept(case, arch
     out = tmp_path / "out" / "greatest_hits.pt"
     out.parent.mkdir()
     shutil.copyfile(archive[2], out)
-    check_refused(run_here("data.py", "prepare", tmp_path / "top" / root, "--out", out, *(flags[0] if flags else [])),
-                  *facts)
+    check_refused(
+        run_here("data.py", "prepare", tmp_path / "top" / root, "--out", out, *(flags[0] if flags else [])),
+        *facts,
+    )
     assert out.read_bytes() == archive[2].read_bytes() and os.listdir(out.parent) == ["greatest_hits.pt"]
+
 
 def test_an_undecodable_mp4_ends_the_command_in_one_line(archive, tmp_path):
     """As a user runs it, in a new Python: nothing of FFmpeg's own logging reaches the screen."""
     shutil.copytree(archive[0], tmp_path / "top", ignore=shutil.ignore_patterns("out"))
     folder = tmp_path / "top" / "vis-data-256" / "vis-data-256"
     edit(f"{A}_denoised.mp4", b"not an mp4 at all")(folder)
-    check_refused(run("data.py", "prepare", tmp_path / "top", "--out", tmp_path / "new.pt"),
-                  f"{folder / A}_denoised.mp4", "cannot be decoded")
+    check_refused(
+        run("data.py", "prepare", tmp_path / "top", "--out", tmp_path / "new.pt"),
+        f"{folder / A}_denoised.mp4",
+        "cannot be decoded",
+    )
     assert sorted(os.listdir(tmp_path)) == ["top"]
+
 
 def test_prepare_interrupted_while_writing_exits_130_and_writes_nothing(archive, tmp_path, monkeypatch):
     """Ctrl-C during the write (prepare() replaced by its result, to save time): exit 130, one line, nothing written."""
     out = tmp_path / "greatest_hits.pt"
     shutil.copyfile(archive[2], out)
-    monkeypatch.setattr(greatest_hits, "prepare", lambda root, seed: (archive[4], {"padded": 2, "left_out": [E]}))
+    monkeypatch.setattr(
+        greatest_hits, "prepare", lambda root, seed: (archive[4], {"padded": 2, "left_out": [E]})
+    )
     monkeypatch.setattr(torch, "save", failing_write(KeyboardInterrupt()))
     r = run_here("data.py", "prepare", archive[1], "--out", out)
-    assert r.returncode == 130 and r.stderr.startswith("interrupted: ") and r.stderr.count("\n") == 1, r.stderr
-    assert str(out) in r.stderr and out.read_bytes() == archive[2].read_bytes() and os.listdir(tmp_path) == [out.name]
+    assert r.returncode == 130 and r.stderr.startswith("interrupted: ") and r.stderr.count("\n") == 1, (
+        r.stderr
+    )
+    assert (
+        str(out) in r.stderr
+        and out.read_bytes() == archive[2].read_bytes()
+        and os.listdir(tmp_path) == [out.name]
+    )
 
 
 # --- study/: `python metrics.py RUNS`, the paper's Tables 2-5 and Figures 2, 5-9 from a study's runs ------
+
 
 def fake_run(script, backbone, weighted, tiny, seed):
     """A one-epoch run's metrics.json (the keys the summary reads), scored by metrics.py on random predictions."""
@@ -1075,15 +1520,37 @@ def fake_run(script, backbone, weighted, tiny, seed):
         else:
             target = torch.rand(6, 17, generator=g) < 0.2
             scores[part] = metrics.binary_scores(torch.rand(6, 17, generator=g) < 0.5, target)
-            baseline[part] = metrics.all_negative_baseline(target) if script == "visual_only" else \
-                metrics.chance_baseline(torch.tensor([1.0, 0.0]))
-    return {"script": script, "backbone": backbone, "weighted": weighted,
-            "args": {"backbone": backbone, "epochs": 1, "data": tiny, "seed": seed}, "data": "toy", "source": "toy",
-            "val": scores["val"], "test": scores["test"], "paper": metrics.PAPER[key], "baseline": baseline,
-            "curves": [{"epoch": 1, "train_loss": 1.0, **{f"val_{n}": scores["val"][n] for n in names},
-                        "samples_per_s": 10.0, "elapsed_s": 1.0}], **extra}
+            baseline[part] = (
+                metrics.all_negative_baseline(target)
+                if script == "visual_only"
+                else metrics.chance_baseline(torch.tensor([1.0, 0.0]))
+            )
+    return {
+        "script": script,
+        "backbone": backbone,
+        "weighted": weighted,
+        "args": {"backbone": backbone, "epochs": 1, "data": tiny, "seed": seed},
+        "data": "toy",
+        "source": "toy",
+        "val": scores["val"],
+        "test": scores["test"],
+        "paper": metrics.PAPER[key],
+        "baseline": baseline,
+        "curves": [
+            {
+                "epoch": 1,
+                "train_loss": 1.0,
+                **{f"val_{n}": scores["val"][n] for n in names},
+                "samples_per_s": 10.0,
+                "elapsed_s": 1.0,
+            }
+        ],
+        **extra,
+    }
+
 
 MISSING = ("fc_agg", "vgg", False)  # left out of the study: the summary must name it with its command
+
 
 @pytest.fixture(scope="module")
 def study(tt_run, retrieved, tiny, tmp_path_factory):
@@ -1097,7 +1564,11 @@ def study(tt_run, retrieved, tiny, tmp_path_factory):
             elif key != MISSING:
                 path = folder / runs.run_name(*key, seed) / "metrics.json"
                 metrics.write_json(fake_run(*key, tiny, seed=seed), str(path))
-        m = {**retrieved[1], "trained_seed": seed, "mean": [min(1.0, p + 0.02 * seed) for p in retrieved[1]["mean"]]}
+        m = {
+            **retrieved[1],
+            "trained_seed": seed,
+            "mean": [min(1.0, p + 0.02 * seed) for p in retrieved[1]["mean"]],
+        }
         metrics.write_json(m, str(folder / f"retrieve-resnet-seed{seed}" / "metrics.json"))
     (folder / "broken").mkdir()
     (folder / "broken" / "metrics.json").write_text('{"script": "sound_only", ')  # an interrupted write
@@ -1105,12 +1576,21 @@ def study(tt_run, retrieved, tiny, tmp_path_factory):
     assert r.returncode == 0 and r.stderr == "", r.stderr
     return r.stdout, folder
 
+
 def test_summary_prints_every_table_over_seeds_with_the_papers_rows_and_writes_every_figure(study, tt_run):
     out, folder = study
-    assert "20 runs, seeds 0, 1, toy data" in out and "note: skipped" in out and "broken" in out, "named, no crash"
+    assert "20 runs, seeds 0, 1, toy data" in out and "note: skipped" in out and "broken" in out, (
+        "named, no crash"
+    )
     found, current = {}, None  # {number: the lines of Table number}
     for line in out.splitlines():
-        current = int(line.split()[1].rstrip(":")) if line.startswith("Table ") else current if line.strip() else None
+        current = (
+            int(line.split()[1].rstrip(":"))
+            if line.startswith("Table ")
+            else current
+            if line.strip()
+            else None
+        )
         found.setdefault(current, []).append(line)
     assert sorted(k for k in found if k) == [2, 3, 4, 5]
     for number in [2, 3, 4, 5]:
@@ -1122,43 +1602,55 @@ def test_summary_prints_every_table_over_seeds_with_the_papers_rows_and_writes_e
             assert any(l.startswith(summary.row_title(key, {}).split(":")[0]) for l in lines), (number, key)
             paper_val = f"{metrics.PAPER[key]['val'][runs.TABLE_METRICS[number][0]]:.4f}"
             assert any(l.startswith("paper ") and paper_val in l for l in lines)
-        baseline = {2: "majority class", 3: "all negative", 4: "majority class", 5: "chance (coin flip)"}[number]
-        assert sum(l.startswith(f"baseline: {baseline}") for l in lines) == len([k for k in keys if k != MISSING])
+        baseline = {2: "majority class", 3: "all negative", 4: "majority class", 5: "chance (coin flip)"}[
+            number
+        ]
+        assert sum(l.startswith(f"baseline: {baseline}") for l in lines) == len(
+            [k for k in keys if k != MISSING]
+        )
         assert len({len(l) for l in lines[1:] if "|" in l}) == 1, "the columns line up"
-    assert "VGG-11-BN, weighted loss, mean ± std over 2 seeds (0, 1) (trained 1 epoch; the paper trains 30)" \
+    assert (
+        "VGG-11-BN, weighted loss, mean ± std over 2 seeds (0, 1) (trained 1 epoch; the paper trains 30)"
         in "\n".join(found[3])
+    )
     ours = next(l for l in found[5] if l.startswith("ours "))  # ResNet: one real seed, one fake: a spread
     f1 = [tt_run[1]["test"]["f1"], fake_run("tt_agg", "resnet", False, "", 1)["test"]["f1"]]
     assert f"{sum(f1) / 2:.3f} ± {abs(f1[0] - f1[1]) / math.sqrt(2):.3f}" in ours
     assert "VGG-11-BN: not run yet, make it with `python fc_agg.py --backbone vgg`" in "\n".join(found[4])
-    assert "Missing runs (2): make them with\n  python fc_agg.py --backbone vgg\n" \
-           "  python fc_agg.py --backbone vgg --seed 1\n" in out
-    numbers = out[out.index("Retrieval, image -> sound"):].split("\n\n")[0]
+    assert (
+        "Missing runs (2): make them with\n  python fc_agg.py --backbone vgg\n"
+        "  python fc_agg.py --backbone vgg --seed 1\n" in out
+    )
+    numbers = out[out.index("Retrieval, image -> sound") :].split("\n\n")[0]
     assert all(s in numbers for s in ["library all", "seeds 0, 1", "mAP", "precision@50", "paper (Figure 8"])
     assert sorted(os.listdir(folder / "figures")) == sorted(figures.FIGURES.values()), "no temporary file"
     for name in figures.FIGURES.values():
         png = (folder / "figures" / name).read_bytes()
         assert png[:8] == PNG and len(png) > 10_000 and name in out, name
 
+
 def test_summary_checks_the_papers_claims_as_paired_differences_over_seeds(study):
-    lines = study[0][study[0].index("The paper's conclusions"):].split("\n\n")[0].splitlines()[2:]
+    lines = study[0][study[0].index("The paper's conclusions") :].split("\n\n")[0].splitlines()[2:]
     assert len(lines) == len(claims.claims(["resnet", "vgg"]))
     assert all(line.endswith(("holds", "does not hold", "within noise", "  -")) for line in lines), lines
     assert any("FC_AGG converges faster" in l and "too short" in l for l in lines)  # 1 epoch, not 5
     assert any(l.startswith("vgg: FC_AGG ends level") and "runs missing" in l for l in lines)  # MISSING
     retrieval = next(l for l in lines if l.startswith("Retrieval keeps"))
     assert "(2)" in retrieval and "[" in retrieval
-    for values, direction, verdict in [([0.10, 0.12, 0.11], "above", "holds"),
-                                       ([-0.10, -0.12, -0.11], "above", "does not hold"),
-                                       ([-0.10, -0.12, -0.11], "below", "holds"),
-                                       ([0.10, -0.10, 0.02], "above", "within noise"),
-                                       ([0.01, -0.01, 0.0], "level", "holds"),
-                                       ([0.20, 0.21, 0.22], "level", "does not hold"),
-                                       ([0.1, -0.1, 0.0], "level", "within noise")]:
+    for values, direction, verdict in [
+        ([0.10, 0.12, 0.11], "above", "holds"),
+        ([-0.10, -0.12, -0.11], "above", "does not hold"),
+        ([-0.10, -0.12, -0.11], "below", "holds"),
+        ([0.10, -0.10, 0.02], "above", "within noise"),
+        ([0.01, -0.01, 0.0], "level", "holds"),
+        ([0.20, 0.21, 0.22], "level", "does not hold"),
+        ([0.1, -0.1, 0.0], "level", "within noise"),
+    ]:
         assert claims.verdict(values, direction) == verdict, (values, direction)
     assert claims.verdict([0.3], "above").startswith("one seed")
     mean, half, n = claims.interval([1.0, 2.0, 3.0])  # sd 1, t(2) = 4.303: half = 4.303 / sqrt(3)
     assert (mean, n) == (2.0, 3) and abs(half - 4.303 / math.sqrt(3)) < 1e-9
+
 
 def test_summary_names_missing_runs_with_their_commands_and_refuses_a_folder_without_runs(tt_run, tmp_path):
     """Only the tt_agg run, in a folder of the old naming: every other row, the retrieval and its figure say how to
@@ -1193,6 +1685,7 @@ class Flatten(torch.nn.Module):
 def test_exercise_tt_agg_forward():
     """The two-tower score is the cosine of the two embeddings, mapped from [-1, 1] to [0, 1]."""
     import tt_agg
+
     model = tt_agg.TwoTower("resnet")
     model.image_tower, model.sound_tower = Flatten(), Flatten()
     image = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [3.0, 4.0], [2.0, 2.0]])[:, :, None, None]
@@ -1200,7 +1693,7 @@ def test_exercise_tt_agg_forward():
     p = model(image, sound)
     assert p.shape == (5,)  # one probability per pair
     # same direction (whatever the lengths) 1, opposite 0, orthogonal 0.5, cosine 1/sqrt(2) -> 0.854
-    assert p.tolist() == pytest.approx([1.0, 0.0, 0.5, 1.0, (1 + 2 ** -0.5) / 2], abs=1e-6)
+    assert p.tolist() == pytest.approx([1.0, 0.0, 0.5, 1.0, (1 + 2**-0.5) / 2], abs=1e-6)
     full = tt_agg.TwoTower("resnet").eval()  # with the real towers: a probability, unchanged by the batch
     torch.manual_seed(0)
     image, sound = torch.randn(4, 3, 32, 32), torch.randn(4, 1, 32, 32)
@@ -1213,11 +1706,15 @@ def test_exercise_negative_sampling(tiny):
     """Every clip once with its own frame (label 1), then the same frames, in the same order, each with one
     clip of the same split whose material the frame does not show (label 0); seeded by the generator."""
     import types
+
     import tt_agg
+
     raw = torch.load(tiny, weights_only=True)  # the dataset's labels alone: no spectrogram needed
     ds = types.SimpleNamespace(**{k: raw[k] for k in ["clip_materials", "image_labels", "video_ids"]})
     videos = torch.nonzero(raw["split"] == data.SPLITS["train"]).flatten()
-    frame_video, sound_video, sound_clip, label = tt_agg.make_examples(ds, videos, torch.Generator().manual_seed(0))
+    frame_video, sound_video, sound_clip, label = tt_agg.make_examples(
+        ds, videos, torch.Generator().manual_seed(0)
+    )
     m = 10 * len(videos)
     assert len(label) == len(frame_video) == len(sound_video) == len(sound_clip) == 2 * m
     assert label[:m].eq(1).all() and label[m:].eq(0).all(), "positives first, then their negatives"
@@ -1226,7 +1723,9 @@ def test_exercise_negative_sampling(tiny):
     assert positives == {(v, c) for v in videos.tolist() for c in range(10)}, "every clip of the split once"
     assert (sound_video[:m] == frame_video[:m]).all(), "a positive is the frame's own clip"
     material = ds.clip_materials[sound_video[m:], sound_clip[m:]]
-    assert not ds.image_labels[frame_video[m:], material].any(), "a negative's material is absent from the frame"
+    assert not ds.image_labels[frame_video[m:], material].any(), (
+        "a negative's material is absent from the frame"
+    )
     assert set(sound_video[m:].tolist()) <= set(videos.tolist()), "negatives come from the same split"
     again = tt_agg.make_examples(ds, videos, torch.Generator().manual_seed(0))
     other = tt_agg.make_examples(ds, videos, torch.Generator().manual_seed(1))
@@ -1237,7 +1736,10 @@ def test_exercise_negative_sampling(tiny):
 def test_exercise_pos_weight():
     """negatives / positives per material, so both weigh alike in the loss; 1 for a material never seen."""
     import visual_only
-    labels = torch.tensor([[1, 0, 0], [1, 1, 0], [0, 0, 0], [1, 0, 0]], dtype=torch.bool)  # 4 frames, 3 materials
+
+    labels = torch.tensor(
+        [[1, 0, 0], [1, 1, 0], [0, 0, 0], [1, 0, 0]], dtype=torch.bool
+    )  # 4 frames, 3 materials
     weight = visual_only.positive_weights(labels)
     assert weight.shape == (3,) and weight.dtype.is_floating_point
     assert weight.tolist() == pytest.approx([1 / 3, 3.0, 1.0])
@@ -1253,8 +1755,9 @@ def test_exercise_precision_at_k():
     assert p.flatten().tolist() == pytest.approx([1.0, 0.5, 2 / 3, 0.5, 1.0, 1.0, 1.0, 1.0])
     assert retrieve.precision_at_k(similarity, relevant, 2).shape == (2, 2)
     tied = retrieve.precision_at_k(torch.zeros(1, 4), torch.tensor([[1, 0, 0, 0]], dtype=torch.bool), 4)
-    assert tied.flatten().tolist() == pytest.approx([0.0, 0.0, 0.0, 0.25]), \
+    assert tied.flatten().tolist() == pytest.approx([0.0, 0.0, 0.0, 0.25]), (
         "a constant similarity ranks relevant items last"
+    )
 
 
 def test_exercise_average_precision():
@@ -1264,8 +1767,9 @@ def test_exercise_average_precision():
     ap = retrieve.average_precision(similarity, relevant)
     assert ap.shape == (3,)
     assert ap[:2].tolist() == pytest.approx([(1 + 2 / 3) / 2, 1 / 4]) and torch.isnan(ap[2])
-    assert retrieve.average_precision(torch.zeros(1, 4), torch.tensor([[1, 0, 0, 0]], dtype=torch.bool)).item() == \
-        pytest.approx(0.25), "ties count against the model"
+    assert retrieve.average_precision(
+        torch.zeros(1, 4), torch.tensor([[1, 0, 0, 0]], dtype=torch.bool)
+    ).item() == pytest.approx(0.25), "ties count against the model"
 
 
 def test_exercise_spectrogram():
@@ -1276,14 +1780,19 @@ def test_exercise_spectrogram():
     clips = (torch.stack([low, high, 0.5 * low]) * 20000).to(torch.int16)  # (3, N)
     s = data.spectrogram(clips[None], rate, 32)
     assert s.shape == (1, 3, 1, 32, 32) and s.dtype == torch.float32 and torch.isfinite(s).all()
-    assert s.mean(dim=(-1, -2)).abs().max() < 0.05 and ((s.std(dim=(-1, -2)) - 0.85).abs() < 0.3).all(), \
+    assert s.mean(dim=(-1, -2)).abs().max() < 0.05 and ((s.std(dim=(-1, -2)) - 0.85).abs() < 0.3).all(), (
         "each clip standardised (before the smoothing resize, so its spread comes out a little under 1)"
-    noisy = torch.randn(rate, generator=torch.Generator().manual_seed(0)) * 0.1 + 0.3 * low  # energy in every band
+    )
+    noisy = (
+        torch.randn(rate, generator=torch.Generator().manual_seed(0)) * 0.1 + 0.3 * low
+    )  # energy in every band
     quiet = data.spectrogram(torch.stack([noisy, 0.2 * noisy]), rate, 32)
     assert torch.allclose(quiet[0], quiet[1], atol=1e-4), "the recording gain does not change the image"
     energy = s[0, :2, 0].mean(-1)  # (2, 32): mean over time of each row (frequency)
     assert energy[0].argmax() < energy[1].argmax(), "a higher tone lights a higher row"
-    assert data.spectrogram(clips.float() / 32768, rate, 48).shape == (3, 1, 48, 48), "float clips, another size"
+    assert data.spectrogram(clips.float() / 32768, rate, 48).shape == (3, 1, 48, 48), (
+        "float clips, another size"
+    )
 
 
 def test_the_kit_patches_apply_to_the_code(tmp_path):
@@ -1291,12 +1800,17 @@ def test_the_kit_patches_apply_to_the_code(tmp_path):
     if not os.path.isdir(os.path.join(TEACHING, "patches")):
         pytest.skip("a student's copy: the reference solutions are the teacher's")
     import teaching.measure as measure
+
     patches = sorted(os.listdir(os.path.join(TEACHING, "patches")))
-    assert [p[:-len(".patch")] for p in patches] == list(measure.EXERCISES) and len(patches) >= 8
+    assert [p[: -len(".patch")] for p in patches] == list(measure.EXERCISES) and len(patches) >= 8
     measure.copy_project(tmp_path / "copy")
     for patch in patches:
-        r = subprocess.run(["git", "apply", "--check", os.path.join(TEACHING, "patches", patch)],
-                           cwd=tmp_path / "copy", capture_output=True, text=True)
+        r = subprocess.run(
+            ["git", "apply", "--check", os.path.join(TEACHING, "patches", patch)],
+            cwd=tmp_path / "copy",
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 0, (patch, r.stderr)
 
 
@@ -1304,7 +1818,9 @@ def test_the_student_copy_blanks_functions_and_its_scripts_run(tmp_path, tiny):
     """The copy keeps every signature and docstring, leaves out the teacher's material, and its blanked code
     stops with the exercise's message while the untouched scripts train."""
     import ast
+
     from teaching import make_student_copy as msc
+
     out = tmp_path / "student"
     r = run("teaching/make_student_copy.py", out)
     assert r.returncode == 0, r.stderr
@@ -1318,12 +1834,31 @@ def test_the_student_copy_blanks_functions_and_its_scripts_run(tmp_path, tiny):
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
 
     def train(copy, *flags):
-        return subprocess.run([sys.executable, "visual_only.py", *flags, "--epochs", "1", "--data", tiny, "--out",
-                               tmp_path / "r"], cwd=copy, env=env, capture_output=True, text=True)
+        return subprocess.run(
+            [
+                sys.executable,
+                "visual_only.py",
+                *flags,
+                "--epochs",
+                "1",
+                "--data",
+                tiny,
+                "--out",
+                tmp_path / "r",
+            ],
+            cwd=copy,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+
     stopped = train(out)  # every script loads spectrograms, blanked here
     assert stopped.returncode != 0 and "exercise spectrogram" in stopped.stderr, stopped.stderr
     partial = tmp_path / "partial"
-    assert run("teaching/make_student_copy.py", partial, "--only", "pos_weight", "precision_at_k").returncode == 0
+    assert (
+        run("teaching/make_student_copy.py", partial, "--only", "pos_weight", "precision_at_k").returncode
+        == 0
+    )
     ok = train(partial)  # untouched by these blanks: the unweighted network does not call positive_weights
     assert ok.returncode == 0 and "Table 3" in ok.stdout, ok.stderr
     blank = train(partial, "--weighted")
@@ -1338,21 +1873,31 @@ def test_the_notebook_runs_the_main_job_and_the_retrieval(tmp_path):
     nbclient = pytest.importorskip("nbclient")
     nb = nbformat.read(os.path.join(TEACHING, "matsound.ipynb"), as_version=4)
     [parameters] = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    parameters.source = f'REPO_URL = ""\nVIDEOS = 24\nEPOCHS = 1\nK = 5\nDEVICE = "cpu"\nRUNS = {str(tmp_path)!r}'
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": TEACHING}}).execute()
+    parameters.source = (
+        f'REPO_URL = ""\nVIDEOS = 24\nEPOCHS = 1\nK = 5\nDEVICE = "cpu"\nRUNS = {str(tmp_path)!r}'
+    )
+    nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": TEACHING}}
+    ).execute()
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "Table 5 (TT_AGG)" in outputs and "precision@" in outputs.lower(), outputs[-2000:]
-    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    images = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})
+    ]
     assert len(images) == 3, "the curves, the precision@K curve and the top-5 sheet"
 
 
 # --- The project as a whole -------------------------------------------------------------------------------
 
+
 def test_every_torch_load_of_the_project_is_weights_only():
     """A dataset or checkpoint from a stranger is data, never code: every load in the project says so."""
-    sources = [os.path.join(root, name) for root, _, names in os.walk(HERE) for name in names
-               if name.endswith(".py") and name != "test_all.py"]
+    sources = [
+        os.path.join(root, name)
+        for root, _, names in os.walk(HERE)
+        for name in names
+        if name.endswith(".py") and name != "test_all.py"
+    ]
     assert len(sources) >= 14
     for path in sources:
         source = open(path).read()
@@ -1363,7 +1908,12 @@ def test_every_torch_load_of_the_project_is_weights_only():
 
 def test_the_project_refers_to_no_document_outside_it():
     """Users get the project alone: no file points at notes that only its developers had."""
-    names = ["shared" + "/", "GREATEST_HITS" + ".md", "STYLE" + ".md", "DESIGN" + ".md"]  # split: not found here
+    names = [
+        "shared" + "/",
+        "GREATEST_HITS" + ".md",
+        "STYLE" + ".md",
+        "DESIGN" + ".md",
+    ]  # split: not found here
     pattern = re.compile("|".join(map(re.escape, names)))
     for root, dirs, names in os.walk(HERE):
         dirs[:] = [d for d in dirs if d not in {".git", "data", "runs", "__pycache__", ".pytest_cache"}]

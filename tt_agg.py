@@ -9,6 +9,7 @@ frame with one of its own video's sounds) is matched by one negative (the same f
 material is not in the frame), so the two classes are balanced and the loss needs no reweighting.
 The trained towers are what retrieve.py uses to recommend sounds for an image (paper 3.5).
 """
+
 import argparse
 import os
 import sys
@@ -27,28 +28,55 @@ METRICS = ["accuracy", "precision", "recall", "f1"]
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--backbone", choices=sorted(backbones.BACKBONES), default="resnet",
-                        help="tower architecture, the same for both towers (paper 3.4.1)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--backbone",
+        choices=sorted(backbones.BACKBONES),
+        default="resnet",
+        help="tower architecture, the same for both towers (paper 3.4.1)",
+    )
     parser.add_argument("--epochs", type=int, default=30, help="training epochs (paper: 30)")
     parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (paper: 0.01)")
-    parser.add_argument("--momentum", type=float, default=0.9,
-                        help="SGD momentum; the paper does not say: 0.9, the usual value. No weight decay, "
-                             "as the paper names no regularisation")
-    parser.add_argument("--batch-size", type=int, default=64,
-                        help="pairs per step, 2 or more (the paper does not say); a last batch of one joins the "
-                             "batch before it")
+    parser.add_argument(
+        "--momentum",
+        type=float,
+        default=0.9,
+        help="SGD momentum; the paper does not say: 0.9, the usual value. No weight decay, "
+        "as the paper names no regularisation",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="pairs per step, 2 or more (the paper does not say); a last batch of one joins the "
+        "batch before it",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seeds weights, negatives, flips and batch order")
-    parser.add_argument("--data", default=None,
-                        help="a dataset file made by data.py (default: the toy dataset, built on first use)")
-    parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
-                        help="auto: CUDA when a GPU is visible, else CPU")
-    parser.add_argument("--deterministic", action="store_true",
-                        help="on CUDA, trade speed for repeatable runs (no cudnn autotuning, deterministic "
-                             "kernels); CPU runs repeat to the last digit anyway")
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
-                        help="auto: bf16 autocast and channels-last on CUDA, fp32 on the CPU; fp32 turns both off")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="a dataset file made by data.py (default: the toy dataset, built on first use)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cuda", "cpu"],
+        default="auto",
+        help="auto: CUDA when a GPU is visible, else CPU",
+    )
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="on CUDA, trade speed for repeatable runs (no cudnn autotuning, deterministic "
+        "kernels); CPU runs repeat to the last digit anyway",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "bf16", "fp32"],
+        default="auto",
+        help="auto: bf16 autocast and channels-last on CUDA, fp32 on the CPU; fp32 turns both off",
+    )
     parser.add_argument("--out", default="runs", help="the run is saved in OUT/tt_agg-BACKBONE-seedSEED/")
     return parser, parser.parse_args()
 
@@ -64,8 +92,8 @@ class TwoTower(nn.Module):
     def forward(self, image, sound):
         image_embedding = F.normalize(self.image_tower(image), dim=1)  # (B, 128), unit length
         sound_embedding = F.normalize(self.sound_tower(sound), dim=1)  # (B, 128), unit length
-        cosine = (image_embedding * sound_embedding).sum(1)           # (B,) in [-1, 1]
-        return (cosine + 1) / 2                                        # (B,) in [0, 1]
+        cosine = (image_embedding * sound_embedding).sum(1)  # (B,) in [-1, 1]
+        return (cosine + 1) / 2  # (B,) in [0, 1]
 
 
 def make_examples(ds, videos, generator):
@@ -75,15 +103,17 @@ def make_examples(ds, videos, generator):
     Returns (frame_video, sound_video, sound_clip, label), each (2 * len(videos) * 10,), on the device.
     """
     n = data.CLIPS_PER_VIDEO
-    clip_video = videos.repeat_interleave(n)                        # (M,) every clip of these videos
+    clip_video = videos.repeat_interleave(n)  # (M,) every clip of these videos
     clip_index = torch.arange(n, device=videos.device).repeat(len(videos))
-    clip_material = ds.clip_materials[clip_video, clip_index]      # (M,)
-    absent = ~ds.image_labels[videos][:, clip_material]            # (V, M) clip's material not in frame
+    clip_material = ds.clip_materials[clip_video, clip_index]  # (M,)
+    absent = ~ds.image_labels[videos][:, clip_material]  # (V, M) clip's material not in frame
     if not absent.any(1).all():
         bad = ds.video_ids[videos[~absent.any(1)][0]]
-        raise data.DataError(f"video {bad} shows every material heard in its split ({len(videos)} in all), so it has "
-                             f"no negative sound: the split needs videos of other materials (more recordings in "
-                             f"its list, or a larger toy: `python data.py toy --videos 70`)")
+        raise data.DataError(
+            f"video {bad} shows every material heard in its split ({len(videos)} in all), so it has "
+            f"no negative sound: the split needs videos of other materials (more recordings in "
+            f"its list, or a larger toy: `python data.py toy --videos 70`)"
+        )
     negative = torch.multinomial(absent.float(), n, replacement=True, generator=generator).flatten()  # (M,)
     frame_video = torch.cat([clip_video, clip_video])
     sound_video = torch.cat([clip_video, clip_video[negative]])
@@ -96,7 +126,7 @@ def batch(ds, examples, idx, train):
     """The tensors of the examples at positions `idx`: index slices of what is already on the device."""
     frame_video, sound_video, sound_clip, label = examples
     image = data.image_transform(ds.frames[frame_video[idx]], ds.size, train)  # (B, 3, S, S)
-    sound = ds.spectrograms[sound_video[idx], sound_clip[idx]]                # (B, 1, S, S)
+    sound = ds.spectrograms[sound_video[idx], sound_clip[idx]]  # (B, 1, S, S)
     return image, sound, label[idx]
 
 
@@ -108,7 +138,9 @@ def train_epoch(model, optimizer, ds, examples, batch_size, epoch, precision):
         image, sound, label = batch(ds, examples, idx, train=True)
         with backbones.autocast(image.device, precision):  # bf16 on CUDA: the towers' arithmetic only
             probability = model(image, sound)  # (B,)
-        loss = F.binary_cross_entropy(probability.float(), label)  # in fp32, outside autocast (which refuses it)
+        loss = F.binary_cross_entropy(
+            probability.float(), label
+        )  # in fp32, outside autocast (which refuses it)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -124,7 +156,9 @@ def evaluate(model, ds, examples, batch_size, precision):
     model.eval()
     positions = torch.arange(len(examples[-1]), device=examples[-1].device).split(batch_size)
     with backbones.autocast(ds.frames.device, precision):
-        probability = torch.cat([model(*batch(ds, examples, idx, train=False)[:2]) for idx in positions]).float()
+        probability = torch.cat(
+            [model(*batch(ds, examples, idx, train=False)[:2]) for idx in positions]
+        ).float()
     data.check_finite(probability)  # a model that diverged at its last step is not scored
     return metrics.binary_scores(probability > 0.5, examples[-1].bool())
 
@@ -140,12 +174,17 @@ def main():
         torch.manual_seed(args.seed)
         ds = data.load(args.data, device)
         val_examples = make_examples(ds, ds.videos("val"), torch.Generator(device).manual_seed(args.seed + 1))
-        test_examples = make_examples(ds, ds.videos("test"), torch.Generator(device).manual_seed(args.seed + 2))
+        test_examples = make_examples(
+            ds, ds.videos("test"), torch.Generator(device).manual_seed(args.seed + 2)
+        )
         make_examples(ds, ds.videos("train"), torch.Generator(device))  # fail now, not at epoch 1
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
-    print(f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}, {args.precision}; "
-          f"{backbones.BACKBONES[args.backbone]} towers; {args.epochs} epochs", flush=True)
+    print(
+        f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}, {args.precision}; "
+        f"{backbones.BACKBONES[args.backbone]} towers; {args.epochs} epochs",
+        flush=True,
+    )
 
     model = TwoTower(args.backbone).to(device, memory_format=backbones.memory_format(args.precision))
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
@@ -157,29 +196,67 @@ def main():
         train_loss = train_epoch(model, optimizer, ds, train_examples, args.batch_size, epoch, args.precision)
         samples_per_s = len(train_examples[-1]) / (time.time() - tick)
         val = evaluate(model, ds, val_examples, args.batch_size, args.precision)
-        curves.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
-                       "samples_per_s": samples_per_s, "elapsed_s": time.time() - start})
-        print(f"epoch {epoch:2d}/{args.epochs} | train loss {train_loss:.4f} | val " +
-              " ".join(f"{k} {v:.4f}" for k, v in val.items()) +
-              f" | {samples_per_s:.0f} pairs/s | {time.time() - start:.0f} s", flush=True)
+        curves.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                **{f"val_{k}": v for k, v in val.items()},
+                "samples_per_s": samples_per_s,
+                "elapsed_s": time.time() - start,
+            }
+        )
+        print(
+            f"epoch {epoch:2d}/{args.epochs} | train loss {train_loss:.4f} | val "
+            + " ".join(f"{k} {v:.4f}" for k, v in val.items())
+            + f" | {samples_per_s:.0f} pairs/s | {time.time() - start:.0f} s",
+            flush=True,
+        )
 
     val = evaluate(model, ds, val_examples, args.batch_size, args.precision)
     test = evaluate(model, ds, test_examples, args.batch_size, args.precision)
-    baseline = {"val": metrics.chance_baseline(val_examples[-1]), "test": metrics.chance_baseline(test_examples[-1])}
+    baseline = {
+        "val": metrics.chance_baseline(val_examples[-1]),
+        "test": metrics.chance_baseline(test_examples[-1]),
+    }
     paper = metrics.PAPER[(SCRIPT, args.backbone, False)]
-    metrics.print_row(f"Table 5 (TT_AGG), {backbones.BACKBONES[args.backbone]}, {ds.source} data",
-                      val, test, paper, baseline, METRICS)
+    metrics.print_row(
+        f"Table 5 (TT_AGG), {backbones.BACKBONES[args.backbone]}, {ds.source} data",
+        val,
+        test,
+        paper,
+        baseline,
+        METRICS,
+    )
 
     with data.atomic_folder(out) as folder:  # the run's files appear together or not at all
-        metrics.write_json({"script": SCRIPT, "backbone": args.backbone, "args": vars(args), "data": ds.describe(),
-                            "data_fingerprint": ds.fingerprint, "source": ds.source, "val": val, "test": test,
-                            "curves": curves, "paper": paper, "baseline": baseline,
-                            "peak_memory_mb": metrics.peak_memory_mb(device)},
-                           os.path.join(folder, "metrics.json"))
-        data.atomic_save({"script": SCRIPT, "backbone": args.backbone, "args": vars(args),
-                          "data_fingerprint": ds.fingerprint,
-                          "image_tower": model.image_tower.state_dict(),
-                          "sound_tower": model.sound_tower.state_dict()}, os.path.join(folder, "model.pt"))
+        metrics.write_json(
+            {
+                "script": SCRIPT,
+                "backbone": args.backbone,
+                "args": vars(args),
+                "data": ds.describe(),
+                "data_fingerprint": ds.fingerprint,
+                "source": ds.source,
+                "val": val,
+                "test": test,
+                "curves": curves,
+                "paper": paper,
+                "baseline": baseline,
+                "peak_memory_mb": metrics.peak_memory_mb(device),
+            },
+            os.path.join(folder, "metrics.json"),
+        )
+        data.atomic_save(
+            {
+                "script": SCRIPT,
+                "backbone": args.backbone,
+                "args": vars(args),
+                "data_fingerprint": ds.fingerprint,
+                "image_tower": model.image_tower.state_dict(),
+                "sound_tower": model.sound_tower.state_dict(),
+            },
+            os.path.join(folder, "model.pt"),
+        )
     print(f"saved {out}/metrics.json and model.pt")
 
 

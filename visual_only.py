@@ -9,6 +9,7 @@ negatives for each positive), which is why the paper reports precision, recall a
 trains a second run whose loss weighs the positives up (`--weighted`, BCEWithLogitsLoss's pos_weight).
 The baseline for the two-tower model (tt_agg.py).
 """
+
 import argparse
 import os
 import sys
@@ -26,32 +27,64 @@ METRICS = ["accuracy", "precision", "recall", "f1"]
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--backbone", choices=sorted(backbones.BACKBONES), default="resnet",
-                        help="network architecture (paper 3.2)")
-    parser.add_argument("--weighted", action="store_true",
-                        help="weigh each material's positive labels by negatives/positives of that material "
-                             "in the training split (pos_weight), the paper's second run")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--backbone",
+        choices=sorted(backbones.BACKBONES),
+        default="resnet",
+        help="network architecture (paper 3.2)",
+    )
+    parser.add_argument(
+        "--weighted",
+        action="store_true",
+        help="weigh each material's positive labels by negatives/positives of that material "
+        "in the training split (pos_weight), the paper's second run",
+    )
     parser.add_argument("--epochs", type=int, default=30, help="training epochs (paper: 30)")
     parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (paper: 0.01)")
-    parser.add_argument("--momentum", type=float, default=0.9,
-                        help="SGD momentum; the paper does not say: 0.9, the usual value. No weight decay, "
-                             "as the paper names no regularisation")
-    parser.add_argument("--batch-size", type=int, default=16,
-                        help="frames per step, 2 or more (the paper does not say; one frame per video, so fewer "
-                             "examples per epoch than the sound scripts); a last batch of one joins the one before")
+    parser.add_argument(
+        "--momentum",
+        type=float,
+        default=0.9,
+        help="SGD momentum; the paper does not say: 0.9, the usual value. No weight decay, "
+        "as the paper names no regularisation",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=16,
+        help="frames per step, 2 or more (the paper does not say; one frame per video, so fewer "
+        "examples per epoch than the sound scripts); a last batch of one joins the one before",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seeds weights, flips and batch order")
-    parser.add_argument("--data", default=None,
-                        help="a dataset file made by data.py (default: the toy dataset, built on first use)")
-    parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
-                        help="auto: CUDA when a GPU is visible, else CPU")
-    parser.add_argument("--deterministic", action="store_true",
-                        help="on CUDA, trade speed for repeatable runs (no cudnn autotuning, deterministic "
-                             "kernels); CPU runs repeat to the last digit anyway")
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
-                        help="auto: bf16 autocast and channels-last on CUDA, fp32 on the CPU; fp32 turns both off")
-    parser.add_argument("--out", default="runs", help="the run is saved in OUT/visual_only-BACKBONE[-weighted]-seedSEED/")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="a dataset file made by data.py (default: the toy dataset, built on first use)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cuda", "cpu"],
+        default="auto",
+        help="auto: CUDA when a GPU is visible, else CPU",
+    )
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="on CUDA, trade speed for repeatable runs (no cudnn autotuning, deterministic "
+        "kernels); CPU runs repeat to the last digit anyway",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "bf16", "fp32"],
+        default="auto",
+        help="auto: bf16 autocast and channels-last on CUDA, fp32 on the CPU; fp32 turns both off",
+    )
+    parser.add_argument(
+        "--out", default="runs", help="the run is saved in OUT/visual_only-BACKBONE[-weighted]-seedSEED/"
+    )
     return parser, parser.parse_args()
 
 
@@ -76,7 +109,7 @@ def batch(ds, examples, idx, train):
     """The tensors of the examples at positions `idx`: index slices of what is already on the device."""
     frame_video, label = examples
     image = data.image_transform(ds.frames[frame_video[idx]], ds.size, train)  # (B, 3, S, S)
-    return image, label[idx].float()                                           # (B, 17)
+    return image, label[idx].float()  # (B, 17)
 
 
 def train_epoch(model, optimizer, ds, examples, batch_size, pos_weight, epoch, precision):
@@ -104,7 +137,9 @@ def evaluate(model, ds, examples, batch_size, precision):
     model.eval()
     positions = torch.arange(len(examples[-1]), device=examples[-1].device).split(batch_size)
     with backbones.autocast(ds.frames.device, precision):
-        logits = torch.cat([model(batch(ds, examples, idx, train=False)[0]) for idx in positions]).float()  # (V, 17)
+        logits = torch.cat(
+            [model(batch(ds, examples, idx, train=False)[0]) for idx in positions]
+        ).float()  # (V, 17)
     data.check_finite(logits)  # a model that diverged at its last step is not scored
     return metrics.binary_scores(logits > 0, examples[-1])
 
@@ -122,48 +157,93 @@ def main():
         ds = data.load(args.data, device)
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
-    print(f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}, {args.precision}; "
-          f"{backbones.BACKBONES[args.backbone]}; {'weighted' if args.weighted else 'unweighted'} loss; "
-          f"{args.epochs} epochs", flush=True)
+    print(
+        f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}, {args.precision}; "
+        f"{backbones.BACKBONES[args.backbone]}; {'weighted' if args.weighted else 'unweighted'} loss; "
+        f"{args.epochs} epochs",
+        flush=True,
+    )
 
     model = backbones.tower(args.backbone, 3, data.NUM_MATERIALS)  # frame -> 17 logits
     model = model.to(device, memory_format=backbones.memory_format(args.precision))
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
-    train_examples, val_examples, test_examples = (make_examples(ds, ds.videos(s)) for s in ["train", "val", "test"])
+    train_examples, val_examples, test_examples = (
+        make_examples(ds, ds.videos(s)) for s in ["train", "val", "test"]
+    )
     pos_weight = positive_weights(train_examples[-1]) if args.weighted else None
     if args.weighted:
         print("pos_weight per material: " + " ".join(f"{w:.1f}" for w in pos_weight.tolist()))
     curves, start = [], time.time()
     for epoch in range(1, args.epochs + 1):
         tick = time.time()
-        train_loss = train_epoch(model, optimizer, ds, train_examples, args.batch_size, pos_weight, epoch, args.precision)
+        train_loss = train_epoch(
+            model, optimizer, ds, train_examples, args.batch_size, pos_weight, epoch, args.precision
+        )
         samples_per_s = len(train_examples[-1]) / (time.time() - tick)
         val = evaluate(model, ds, val_examples, args.batch_size, args.precision)
-        curves.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
-                       "samples_per_s": samples_per_s, "elapsed_s": time.time() - start})
-        print(f"epoch {epoch:2d}/{args.epochs} | train loss {train_loss:.4f} | val " +
-              " ".join(f"{k} {v:.4f}" for k, v in val.items()) +
-              f" | {samples_per_s:.0f} frames/s | {time.time() - start:.0f} s", flush=True)
+        curves.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                **{f"val_{k}": v for k, v in val.items()},
+                "samples_per_s": samples_per_s,
+                "elapsed_s": time.time() - start,
+            }
+        )
+        print(
+            f"epoch {epoch:2d}/{args.epochs} | train loss {train_loss:.4f} | val "
+            + " ".join(f"{k} {v:.4f}" for k, v in val.items())
+            + f" | {samples_per_s:.0f} frames/s | {time.time() - start:.0f} s",
+            flush=True,
+        )
 
     val = evaluate(model, ds, val_examples, args.batch_size, args.precision)
     test = evaluate(model, ds, test_examples, args.batch_size, args.precision)
-    baseline = {"val": metrics.all_negative_baseline(val_examples[-1]),
-                "test": metrics.all_negative_baseline(test_examples[-1])}
+    baseline = {
+        "val": metrics.all_negative_baseline(val_examples[-1]),
+        "test": metrics.all_negative_baseline(test_examples[-1]),
+    }
     paper = metrics.PAPER[(SCRIPT, args.backbone, args.weighted)]
-    metrics.print_row(f"Table 3 (visual network), {backbones.BACKBONES[args.backbone]}, "
-                      f"{'weighted' if args.weighted else 'unweighted'}, {ds.source} data",
-                      val, test, paper, baseline, METRICS)
+    metrics.print_row(
+        f"Table 3 (visual network), {backbones.BACKBONES[args.backbone]}, "
+        f"{'weighted' if args.weighted else 'unweighted'}, {ds.source} data",
+        val,
+        test,
+        paper,
+        baseline,
+        METRICS,
+    )
 
     with data.atomic_folder(out) as folder:  # the run's files appear together or not at all
-        metrics.write_json({"script": SCRIPT, "backbone": args.backbone, "weighted": args.weighted,
-                            "args": vars(args), "data": ds.describe(), "data_fingerprint": ds.fingerprint,
-                            "source": ds.source, "val": val, "test": test, "curves": curves, "paper": paper,
-                            "baseline": baseline, "peak_memory_mb": metrics.peak_memory_mb(device),
-                            "pos_weight": pos_weight.tolist() if args.weighted else None},
-                           os.path.join(folder, "metrics.json"))
-        data.atomic_save({"script": SCRIPT, "backbone": args.backbone, "args": vars(args),
-                          "data_fingerprint": ds.fingerprint,
-                          "image_tower": model.state_dict()}, os.path.join(folder, "model.pt"))
+        metrics.write_json(
+            {
+                "script": SCRIPT,
+                "backbone": args.backbone,
+                "weighted": args.weighted,
+                "args": vars(args),
+                "data": ds.describe(),
+                "data_fingerprint": ds.fingerprint,
+                "source": ds.source,
+                "val": val,
+                "test": test,
+                "curves": curves,
+                "paper": paper,
+                "baseline": baseline,
+                "peak_memory_mb": metrics.peak_memory_mb(device),
+                "pos_weight": pos_weight.tolist() if args.weighted else None,
+            },
+            os.path.join(folder, "metrics.json"),
+        )
+        data.atomic_save(
+            {
+                "script": SCRIPT,
+                "backbone": args.backbone,
+                "args": vars(args),
+                "data_fingerprint": ds.fingerprint,
+                "image_tower": model.state_dict(),
+            },
+            os.path.join(folder, "model.pt"),
+        )
     print(f"saved {out}/metrics.json and model.pt")
 
 

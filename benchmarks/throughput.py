@@ -14,6 +14,7 @@ Their ratio says how much the data handling around the towers costs (1.0: nothin
 Peak memory: on CUDA the script's `torch.cuda.max_memory_allocated` (recorded in metrics.json), on CPU the
 script process's peak resident memory.
 """
+
 import argparse
 import json
 import os
@@ -89,8 +90,20 @@ def model_only_step(experiment, backbone, batch_size, size, device, steps, preci
 def script_rate(experiment, backbone, args, out):
     """Run the experiment script for `args.epochs` epochs; the median samples/s of its epochs after the first,
     peak memory in MiB."""
-    command = [sys.executable, os.path.join(HERE, f"{experiment}.py"), "--backbone", backbone,
-               "--epochs", str(args.epochs), "--device", args.device, "--precision", args.precision, "--out", out]
+    command = [
+        sys.executable,
+        os.path.join(HERE, f"{experiment}.py"),
+        "--backbone",
+        backbone,
+        "--epochs",
+        str(args.epochs),
+        "--device",
+        args.device,
+        "--precision",
+        args.precision,
+        "--out",
+        out,
+    ]
     if args.data:
         command += ["--data", args.data]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -105,18 +118,28 @@ def script_rate(experiment, backbone, args, out):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--data", default=None, help="dataset file (default: the toy dataset)")
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
-    parser.add_argument("--epochs", type=int, default=4,
-                        help="epochs per script run (all but the first are timed; at least 2)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=4,
+        help="epochs per script run (all but the first are timed; at least 2)",
+    )
     parser.add_argument("--steps", type=int, default=10, help="timed steps of the model-only loop")
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
-                        help="as the scripts' flag: auto is bf16 and channels-last on CUDA, fp32 on the CPU")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "bf16", "fp32"],
+        default="auto",
+        help="as the scripts' flag: auto is bf16 and channels-last on CUDA, fp32 on the CPU",
+    )
     parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=EXPERIMENTS)
-    parser.add_argument("--backbones", nargs="+", choices=sorted(backbones.BACKBONES),
-                        default=sorted(backbones.BACKBONES))
+    parser.add_argument(
+        "--backbones", nargs="+", choices=sorted(backbones.BACKBONES), default=sorted(backbones.BACKBONES)
+    )
     args = parser.parse_args()
     if args.epochs < 2 or args.steps < 1:
         parser.exit(2, "error: --epochs must be at least 2 (the first is not timed) and --steps at least 1\n")
@@ -124,24 +147,37 @@ def main():
         device = data.pick_device(args.device)
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
-    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    name = (
+        torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    )
     args.precision = backbones.precision(args.precision, device)
-    print(f"device: {name}; {args.precision}; data: {args.data or 'the toy default'}; torch {torch.__version__}")
-    print(f"{'experiment':<12} {'backbone':<9} {'device':<7} {'script/s':>9} {'model/s':>9} {'ratio':>6} "
-          f"{'peak MiB':>9}")
+    print(
+        f"device: {name}; {args.precision}; data: {args.data or 'the toy default'}; torch {torch.__version__}"
+    )
+    print(
+        f"{'experiment':<12} {'backbone':<9} {'device':<7} {'script/s':>9} {'model/s':>9} {'ratio':>6} "
+        f"{'peak MiB':>9}"
+    )
     with tempfile.TemporaryDirectory() as out:
         for experiment in args.experiments:
             for backbone in args.backbones:
-                rate, peak, batch_size = script_rate(experiment, backbone, args, out)  # builds the toy if need be
+                rate, peak, batch_size = script_rate(
+                    experiment, backbone, args, out
+                )  # builds the toy if need be
                 d = data.read_dataset(args.data or data.toy_path(**data.TOY_DEFAULTS))
                 size, train_videos = d["frames"].shape[-1], int((d["split"] == 0).sum())
                 # the script's batches are never larger than its epoch: a frame per video for visual_only,
                 # ten clips per video for sound_only and fc_agg, twenty pairs per video for tt_agg
                 per_epoch = train_videos * {"visual_only": 1, "tt_agg": 20}.get(experiment, 10)
                 batch_size = min(batch_size, per_epoch)
-                model = model_only_step(experiment, backbone, batch_size, size, device, args.steps, args.precision)
-                print(f"{experiment:<12} {backbone:<9} {device.type:<7} {rate:>9.1f} {model:>9.1f} "
-                      f"{rate / model:>6.2f} {peak:>9.0f}", flush=True)
+                model = model_only_step(
+                    experiment, backbone, batch_size, size, device, args.steps, args.precision
+                )
+                print(
+                    f"{experiment:<12} {backbone:<9} {device.type:<7} {rate:>9.1f} {model:>9.1f} "
+                    f"{rate / model:>6.2f} {peak:>9.0f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

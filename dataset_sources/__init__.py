@@ -8,6 +8,7 @@ Both write the dataset file described in data.py, and nothing on the training pa
 calls the toy generator once, to build the default toy on first use). The folder is not named `datasets`:
 that is the name of a widely installed package, which a folder of that name would shadow or be shadowed by.
 """
+
 import torch
 
 from data import MATERIALS, NUM_MATERIALS, SPLITS
@@ -16,21 +17,36 @@ from data import MATERIALS, NUM_MATERIALS, SPLITS
 def summary(d):
     """Lines describing a dataset dict: videos per split, materials per frame, hits per material."""
     split = d["split"]
-    lines = ["videos: " + ", ".join(f"{s} {int((split == i).sum())}" for s, i in SPLITS.items())
-             + f" ({len(d['video_ids'])} in all)",
-             f"frames: {tuple(d['frames'].shape[1:])} uint8; clips: {tuple(d['clips'].shape[1:])} int16 at "
-             f"{d['sample_rate']} Hz; {d['image_labels'].sum(1).float().mean():.2f} materials per frame"]
+    lines = [
+        "videos: "
+        + ", ".join(f"{s} {int((split == i).sum())}" for s, i in SPLITS.items())
+        + f" ({len(d['video_ids'])} in all)",
+        f"frames: {tuple(d['frames'].shape[1:])} uint8; clips: {tuple(d['clips'].shape[1:])} int16 at "
+        f"{d['sample_rate']} Hz; {d['image_labels'].sum(1).float().mean():.2f} materials per frame",
+    ]
     if "outdoor" in d:
         lines.append(f"scenes: {d['outdoor'].float().mean():.0%} outdoor")
     lines.append("hits per material:           train    val   test   (share of all hits)")
-    counts = torch.stack([torch.bincount(d["clip_materials"][split == i].flatten(), minlength=NUM_MATERIALS)
-                          for i in SPLITS.values()])  # (3, 17)
+    counts = torch.stack(
+        [
+            torch.bincount(d["clip_materials"][split == i].flatten(), minlength=NUM_MATERIALS)
+            for i in SPLITS.values()
+        ]
+    )  # (3, 17)
     total = counts.sum().item()
-    lines += [f"  {i:2d} {name:<12} {c[0]:>13d} {c[1]:>6d} {c[2]:>6d}   {sum(c) / total:6.1%}"
-              for i, (name, c) in enumerate(zip(MATERIALS, counts.T.tolist()))]
+    lines += [
+        f"  {i:2d} {name:<12} {c[0]:>13d} {c[1]:>6d} {c[2]:>6d}   {sum(c) / total:6.1%}"
+        for i, (name, c) in enumerate(zip(MATERIALS, counts.T.tolist()))
+    ]
     heard = counts.sum(0) > 0
-    missing = [f"{s} lacks {', '.join(MATERIALS[m] for m in torch.nonzero(heard & (counts[i] == 0)).flatten())}"
-               for i, s in enumerate(SPLITS) if (heard & (counts[i] == 0)).any()]
-    lines.append("every material of the dataset is heard in every split" if not missing else
-                 "not every material in every split: " + "; ".join(missing))
+    missing = [
+        f"{s} lacks {', '.join(MATERIALS[m] for m in torch.nonzero(heard & (counts[i] == 0)).flatten())}"
+        for i, s in enumerate(SPLITS)
+        if (heard & (counts[i] == 0)).any()
+    ]
+    lines.append(
+        "every material of the dataset is heard in every split"
+        if not missing
+        else "not every material in every split: " + "; ".join(missing)
+    )
     return lines

@@ -26,6 +26,7 @@ a progress bar. The choices the paper leaves open are made here, each in one fun
 clips (`choose_hits`), which frame is the picture (`frame_time`), how train.txt is split into train and
 validation (`split_train_list`).
 """
+
 import argparse
 import glob
 import math
@@ -42,8 +43,19 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 
-from data import (CLIPS_PER_VIDEO, FORMAT_VERSION, MATERIAL_ID, MATERIALS, NUM_MATERIALS, SAMPLE_RATE, SPLITS,
-                  DataError, atomic_save, check_dataset, check_out)
+from data import (
+    CLIPS_PER_VIDEO,
+    FORMAT_VERSION,
+    MATERIAL_ID,
+    MATERIALS,
+    NUM_MATERIALS,
+    SAMPLE_RATE,
+    SPLITS,
+    DataError,
+    atomic_save,
+    check_dataset,
+    check_out,
+)
 from dataset_sources import summary
 
 FRAME_SIZE = 224  # frames resized to 224x224 without keeping the aspect ratio (paper 3.3.2)
@@ -54,6 +66,7 @@ MEDIA = ["_denoised.wav", "_denoised.mp4", "_times.txt"]  # what prepare reads o
 class Event:
     """One line of `<id>_times.txt`: `time material action reaction` ('None' read as None; the reaction,
     e.g. 'static', is not used)."""
+
     time: float
     material: str
     action: str
@@ -63,8 +76,10 @@ def find_root(root):
     """The folder holding train.txt: ROOT itself or one or two levels below it (the archive unpacks to
     vis-data-256/vis-data-256/, so users may give either level, or the folder they unzipped into)."""
     if not os.path.isdir(root):
-        raise DataError(f"ROOT {root!r} is not a folder: give the folder you unpacked vis-data-256.zip into "
-                        f"(the one holding train.txt and test.txt, or one above it)")
+        raise DataError(
+            f"ROOT {root!r} is not a folder: give the folder you unpacked vis-data-256.zip into "
+            f"(the one holding train.txt and test.txt, or one above it)"
+        )
     for depth in range(3):
         found = sorted(glob.glob(os.path.join(glob.escape(root), *["*"] * depth, "train.txt")))
         if len(found) > 1:
@@ -74,8 +89,10 @@ def find_root(root):
             if not os.path.isfile(os.path.join(folder, "test.txt")):
                 raise DataError(f"{folder} has train.txt but no test.txt: unpack the whole archive again")
             return folder
-    raise DataError(f"no train.txt in {root} or the two folder levels below it: give the folder of the "
-                    f"unpacked archive that holds train.txt and test.txt")
+    raise DataError(
+        f"no train.txt in {root} or the two folder levels below it: give the folder of the "
+        f"unpacked archive that holds train.txt and test.txt"
+    )
 
 
 def read_id_list(path):
@@ -88,8 +105,10 @@ def read_id_list(path):
         for n, line in enumerate(f, 1):
             fields = line.split()
             if len(fields) > 1 or fields and not re.fullmatch(r"[\w-][\w.-]*", fields[0], re.ASCII):
-                raise DataError(f"{path} line {n}: expected one bare recording id (letters, digits, '-', '_', '.'; "
-                                f"no folder), found {line.strip()[:80]!r}: fix or delete this line")
+                raise DataError(
+                    f"{path} line {n}: expected one bare recording id (letters, digits, '-', '_', '.'; "
+                    f"no folder), found {line.strip()[:80]!r}: fix or delete this line"
+                )
             if fields:
                 ids.append((fields[0], n))
     return ids
@@ -108,12 +127,16 @@ def read_times(path):
             except ValueError:
                 time_ = math.nan
             if not math.isfinite(time_):
-                raise DataError(f"{path} line {n}: expected four fields 'time material action reaction' "
-                                f"with a number first, found {line.strip()[:80]!r}: fix or delete this line")
+                raise DataError(
+                    f"{path} line {n}: expected four fields 'time material action reaction' "
+                    f"with a number first, found {line.strip()[:80]!r}: fix or delete this line"
+                )
             material, action = (None if x == "None" else x for x in fields[1:3])
             if material is not None and material not in MATERIAL_ID:
-                raise DataError(f"{path} line {n}: unknown material {material!r} (known: "
-                                f"{', '.join(sorted(MATERIAL_ID))}, or None): fix this line")
+                raise DataError(
+                    f"{path} line {n}: unknown material {material!r} (known: "
+                    f"{', '.join(sorted(MATERIAL_ID))}, or None): fix this line"
+                )
             events.append(Event(time_, material, action))
     return events
 
@@ -126,13 +149,17 @@ def read_annotations(folder):
         list_path = os.path.join(folder, f"{list_name}.txt")
         for rid, n in read_id_list(list_path):
             if rid in where:
-                raise DataError(f"{list_path} line {n}: {rid} is already listed ({where[rid]}): "
-                                f"list each recording once, in train.txt or test.txt")
+                raise DataError(
+                    f"{list_path} line {n}: {rid} is already listed ({where[rid]}): "
+                    f"list each recording once, in train.txt or test.txt"
+                )
             where[rid] = f"{list_name}.txt line {n}"
             for suffix in MEDIA:
                 if not os.path.isfile(os.path.join(folder, rid + suffix)):
-                    raise DataError(f"{list_path} line {n}: recording {rid} has no {rid + suffix} in {folder}: "
-                                    f"unpack the whole archive, or delete this line")
+                    raise DataError(
+                        f"{list_path} line {n}: recording {rid} has no {rid + suffix} in {folder}: "
+                        f"unpack the whole archive, or delete this line"
+                    )
             recordings[rid] = (list_name, read_times(os.path.join(folder, rid + "_times.txt")))
     if not recordings:
         raise DataError(f"train.txt and test.txt in {folder} list no recordings")
@@ -197,8 +224,10 @@ def read_frame(path, t):
 def usable_hits(events, duration):
     """The events a clip can be cut for, in time order: action 'hit', a material, a time inside the sound.
     Scratches are left out (the paper's clips are interactions of one kind: hits)."""
-    return sorted((e for e in events if e.action == "hit" and e.material is not None and 0 <= e.time <= duration),
-                  key=lambda e: e.time)
+    return sorted(
+        (e for e in events if e.action == "hit" and e.material is not None and 0 <= e.time <= duration),
+        key=lambda e: e.time,
+    )
 
 
 def choose_hits(hits, rid, seed):
@@ -242,7 +271,7 @@ def cut_clip(sound, t):
     clip = torch.zeros(n)
     lo, hi = max(begin, 0), min(begin + n, len(sound))
     if hi > lo:
-        clip[lo - begin:hi - begin] = sound[lo:hi]
+        clip[lo - begin : hi - begin] = sound[lo:hi]
     return (clip * 32767).round().clamp(-32768, 32767).to(torch.int16)
 
 
@@ -256,11 +285,14 @@ def prepare_recording(folder, rid, events, seed):
         return None
     chosen = choose_hits(hits, rid, seed)
     t = frame_time(events, duration)
-    return {"frame": read_frame(os.path.join(folder, rid + "_denoised.mp4"), t),
-            "clips": torch.stack([cut_clip(sound, h.time) for h in chosen]),  # (10, N)
-            "clip_materials": torch.tensor([MATERIAL_ID[h.material] for h in chosen]),
-            "hit_times": torch.tensor([h.time for h in chosen], dtype=torch.float64),
-            "frame_time": t, "padded": len(hits) < CLIPS_PER_VIDEO}
+    return {
+        "frame": read_frame(os.path.join(folder, rid + "_denoised.mp4"), t),
+        "clips": torch.stack([cut_clip(sound, h.time) for h in chosen]),  # (10, N)
+        "clip_materials": torch.tensor([MATERIAL_ID[h.material] for h in chosen]),
+        "hit_times": torch.tensor([h.time for h in chosen], dtype=torch.float64),
+        "frame_time": t,
+        "padded": len(hits) < CLIPS_PER_VIDEO,
+    }
 
 
 def split_train_list(materials, seed):
@@ -280,6 +312,7 @@ def split_train_list(materials, seed):
 
     def movable(r):  # to validation, leaving each of its materials a training recording
         return r not in val and all(len([h for h in holders[m] if h not in val]) >= 2 for m in materials[r])
+
     for m in sorted(holders, key=lambda m: (len(holders[m]), m)):
         candidates = [r for r in holders[m] if movable(r)]
         if len(val) < size and not val & set(holders[m]) and candidates:
@@ -300,8 +333,12 @@ def progress(done, total, start):
     elapsed = time.time() - start
     left = elapsed / done * (total - done) if done else 0
     bar = "#" * (width * done // total) + "." * (width - width * done // total)
-    print(f"\rpreparing [{bar}] {done}/{total} recordings, {elapsed:.0f} s, about {left:.0f} s left ",
-          end="", file=sys.stderr, flush=True)
+    print(
+        f"\rpreparing [{bar}] {done}/{total} recordings, {elapsed:.0f} s, about {left:.0f} s left ",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def prepare(root, seed=0):
@@ -331,8 +368,12 @@ def prepare(root, seed=0):
                 left_out.append(rid)
                 continue
             k = len(kept)
-            frames[k], clips[k], clip_materials[k], hit_times[k] = (r["frame"], r["clips"], r["clip_materials"],
-                                                                   r["hit_times"])
+            frames[k], clips[k], clip_materials[k], hit_times[k] = (
+                r["frame"],
+                r["clips"],
+                r["clip_materials"],
+                r["hit_times"],
+            )
             frame_times[k], padded = r["frame_time"], padded + r["padded"]
             # Image label (3.3.2, multi-label): every material annotated anywhere in the recording, whatever
             # the action -- what the annotations say is in view; a material seen but never touched is missed.
@@ -341,39 +382,72 @@ def prepare(root, seed=0):
         progress(V, V, start)
     finally:
         print(file=sys.stderr)  # end the bar's line, so that what follows (an error too) starts a new one
-    val = split_train_list({rid: {MATERIAL_ID[e.material] for e in recordings[rid][1] if e.material is not None}
-                            for rid in kept if recordings[rid][0] == "train"}, seed)
+    val = split_train_list(
+        {
+            rid: {MATERIAL_ID[e.material] for e in recordings[rid][1] if e.material is not None}
+            for rid in kept
+            if recordings[rid][0] == "train"
+        },
+        seed,
+    )
     split = torch.tensor([val.get(rid, SPLITS["test"]) for rid in kept], dtype=torch.int8)
     for name, s in SPLITS.items():
         if not (split == s).any():
-            raise DataError(f"no recording left for the {name} split ({len(kept)} usable of {V}): "
-                            f"train.txt needs at least 3 and test.txt 1 recording with usable hits (a hit "
-                            f"with a material, inside the sound)")
+            raise DataError(
+                f"no recording left for the {name} split ({len(kept)} usable of {V}): "
+                f"train.txt needs at least 3 and test.txt 1 recording with usable hits (a hit "
+                f"with a material, inside the sound)"
+            )
     if len(kept) < V:  # drop the left-out rows (a copy: torch.save would write a slice's whole storage)
         frames, labels, clips, clip_materials, hit_times, frame_times = (
-            x[:len(kept)].clone() for x in (frames, labels, clips, clip_materials, hit_times, frame_times))
-    d = {"frames": frames, "image_labels": labels, "clips": clips, "clip_materials": clip_materials,
-         "split": split, "video_ids": kept, "sample_rate": SAMPLE_RATE, "materials": list(MATERIALS),
-         "source": "greatest-hits", "format_version": FORMAT_VERSION, "seed": seed, "size": FRAME_SIZE,
-         "hit_times": hit_times, "frame_times": frame_times}
+            x[: len(kept)].clone() for x in (frames, labels, clips, clip_materials, hit_times, frame_times)
+        )
+    d = {
+        "frames": frames,
+        "image_labels": labels,
+        "clips": clips,
+        "clip_materials": clip_materials,
+        "split": split,
+        "video_ids": kept,
+        "sample_rate": SAMPLE_RATE,
+        "materials": list(MATERIALS),
+        "source": "greatest-hits",
+        "format_version": FORMAT_VERSION,
+        "seed": seed,
+        "size": FRAME_SIZE,
+        "hit_times": hit_times,
+        "frame_times": frame_times,
+    }
     check_dataset(d, "the prepared dataset")
     return d, {"padded": padded, "left_out": left_out}
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="data.py prepare",
-                                     description="Turn the unpacked Greatest Hits (vis-data-256.zip or vis-data.zip) "
-                                                 "into the dataset file every script reads with --data: one 224x224 "
-                                                 "frame and ten one-second hit clips per recording; test.txt is the "
-                                                 "test set, train.txt is split 80/20 into train and validation with "
-                                                 "--seed, stratified by material.")
-    parser.add_argument("root", metavar="ROOT", help="the folder holding train.txt and test.txt, or one or two "
-                                                     "levels above it (the archive nests vis-data-256/vis-data-256)")
-    parser.add_argument("--out", default=os.path.join("data", "greatest_hits.pt"),
-                        help="output file (default %(default)s); written only when complete")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the validation split and of the choice of hits, 0 or more (default "
-                             "%(default)s)")
+    parser = argparse.ArgumentParser(
+        prog="data.py prepare",
+        description="Turn the unpacked Greatest Hits (vis-data-256.zip or vis-data.zip) "
+        "into the dataset file every script reads with --data: one 224x224 "
+        "frame and ten one-second hit clips per recording; test.txt is the "
+        "test set, train.txt is split 80/20 into train and validation with "
+        "--seed, stratified by material.",
+    )
+    parser.add_argument(
+        "root",
+        metavar="ROOT",
+        help="the folder holding train.txt and test.txt, or one or two "
+        "levels above it (the archive nests vis-data-256/vis-data-256)",
+    )
+    parser.add_argument(
+        "--out",
+        default=os.path.join("data", "greatest_hits.pt"),
+        help="output file (default %(default)s); written only when complete",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the validation split and of the choice of hits, 0 or more (default %(default)s)",
+    )
     args = parser.parse_args(argv)
     start = time.time()
     try:
@@ -387,8 +461,10 @@ def main(argv=None):
     except KeyboardInterrupt:  # nothing was half-written (atomic_save): say so, without a traceback
         parser.exit(130, f"interrupted: nothing written (an existing {args.out} is unchanged)\n")
     took, left = time.time() - start, report["left_out"]
-    print(f"wrote {args.out} ({os.path.getsize(args.out) / 2**20:.1f} MiB) in {took:.1f} s "
-          f"({took / (len(d['video_ids']) + len(left)):.2f} s per recording)")
+    print(
+        f"wrote {args.out} ({os.path.getsize(args.out) / 2**20:.1f} MiB) in {took:.1f} s "
+        f"({took / (len(d['video_ids']) + len(left)):.2f} s per recording)"
+    )
     print("\n".join(summary(d)))
     print(f"recordings padded (fewer than {CLIPS_PER_VIDEO} usable hits, so hits reused): {report['padded']}")
     print(f"recordings left out (no usable hit): {len(left)}" + (f" ({', '.join(left)})" if left else ""))

@@ -33,6 +33,7 @@ Run `python data.py toy --help` for the sizes. The default (data.TOY_DEFAULTS: 7
 tower few frames to learn 17 textures from. `python data.py toy --videos 160` makes a larger toy (pass it
 with --data) and `python data.py toy --videos 977 --size 224` the paper's shape (586/147/244 videos).
 """
+
 import argparse
 import os
 import time
@@ -40,8 +41,19 @@ import time
 import numpy as np
 import torch
 
-from data import (CLIPS_PER_VIDEO, FORMAT_VERSION, MATERIAL_ID, MATERIALS, NUM_MATERIALS, SAMPLE_RATE,
-                  TOY_DEFAULTS, DataError, atomic_save, check_out, toy_path)
+from data import (
+    CLIPS_PER_VIDEO,
+    FORMAT_VERSION,
+    MATERIAL_ID,
+    MATERIALS,
+    NUM_MATERIALS,
+    SAMPLE_RATE,
+    TOY_DEFAULTS,
+    DataError,
+    atomic_save,
+    check_out,
+    toy_path,
+)
 from dataset_sources import summary
 
 
@@ -59,13 +71,31 @@ def split_sizes(videos):
 SHARED = {"wood": 3.0, "metal": 3.0, "plastic": 1.2, "paper": 0.8, "cloth": 0.7, "plastic-bag": 0.5}
 SCENES = {
     "outdoor": {**SHARED, "grass": 2.2, "leaf": 2.4, "dirt": 0.35, "rock": 1.8, "gravel": 1.4, "water": 1.2},
-    "indoor": {**SHARED, "plastic": 2.0, "paper": 1.4, "cloth": 1.2, "tile": 0.8, "ceramic": 1.2,
-               "carpet": 1.4, "drywall": 1.8, "glass": 1.3},
+    "indoor": {
+        **SHARED,
+        "plastic": 2.0,
+        "paper": 1.4,
+        "cloth": 1.2,
+        "tile": 0.8,
+        "ceramic": 1.2,
+        "carpet": 1.4,
+        "drywall": 1.8,
+        "glass": 1.3,
+    },
 }
 # Materials that are found together more often than their weights say (multiplies the weight by 3).
-AFFINITY = [("grass", "leaf"), ("leaf", "dirt"), ("grass", "dirt"), ("rock", "gravel"), ("rock", "water"),
-            ("tile", "ceramic"), ("carpet", "cloth"), ("drywall", "wood"), ("glass", "metal"),
-            ("paper", "plastic-bag")]
+AFFINITY = [
+    ("grass", "leaf"),
+    ("leaf", "dirt"),
+    ("grass", "dirt"),
+    ("rock", "gravel"),
+    ("rock", "water"),
+    ("tile", "ceramic"),
+    ("carpet", "cloth"),
+    ("drywall", "wood"),
+    ("glass", "metal"),
+    ("paper", "plastic-bag"),
+]
 MATERIALS_PER_FRAME = [0.45, 0.40, 0.15]  # P(1), P(2), P(3): 1.7 on average
 
 # Sound of each material: ("modal", (f_lo, f_hi) Hz, modes, (decay_lo, decay_hi) s, noise share, noise
@@ -94,8 +124,10 @@ SOUNDS = {
 
 # Look of each material: palette (RGB 0-1 base colours, one drawn per object) and pattern family.
 LOOKS = {
-    "plastic": ([(0.85, 0.15, 0.15), (0.15, 0.35, 0.85), (0.95, 0.85, 0.2), (0.2, 0.7, 0.3), (0.9, 0.9, 0.9)],
-                "flat"),
+    "plastic": (
+        [(0.85, 0.15, 0.15), (0.15, 0.35, 0.85), (0.95, 0.85, 0.2), (0.2, 0.7, 0.3), (0.9, 0.9, 0.9)],
+        "flat",
+    ),
     "drywall": ([(0.88, 0.87, 0.82), (0.82, 0.82, 0.8), (0.9, 0.86, 0.78)], "speckle"),
     "rock": ([(0.5, 0.48, 0.45), (0.45, 0.4, 0.35), (0.6, 0.58, 0.55)], "blotch"),
     "metal": ([(0.62, 0.64, 0.68), (0.55, 0.56, 0.58), (0.72, 0.7, 0.66)], "brushed"),
@@ -135,8 +167,11 @@ def texture(name, size, rng):
     v = -x * np.sin(angle) + y * np.cos(angle)
     fine = rng.random((size, size))
     if family == "flat":
-        shade = 0.9 + 0.2 * smooth_noise(rng, size, 2) + 0.3 * np.exp(-((x - rng.random()) ** 2 + (
-            y - rng.random()) ** 2) / 0.02)
+        shade = (
+            0.9
+            + 0.2 * smooth_noise(rng, size, 2)
+            + 0.3 * np.exp(-((x - rng.random()) ** 2 + (y - rng.random()) ** 2) / 0.02)
+        )
     elif family == "speckle":
         shade = 0.95 + 0.05 * smooth_noise(rng, size, 3) + 0.08 * (fine - 0.5)
     elif family == "blotch":
@@ -155,8 +190,13 @@ def texture(name, size, rng):
             img = np.where(blob[None], c[:, None, None], img)
         return img
     elif family == "blades":
-        shade = 0.6 + 0.6 * smooth_noise(rng, size, max(size // 3, 6))[0][None, :] * \
-            (0.7 + 0.3 * smooth_noise(rng, size, 3)) + 0.1 * (fine - 0.5)
+        shade = (
+            0.6
+            + 0.6
+            * smooth_noise(rng, size, max(size // 3, 6))[0][None, :]
+            * (0.7 + 0.3 * smooth_noise(rng, size, 3))
+            + 0.1 * (fine - 0.5)
+        )
     elif family == "smooth":
         shade = 0.97 + 0.05 * smooth_noise(rng, size, 2)
         if rng.random() < 0.5:  # ruled paper
@@ -167,7 +207,7 @@ def texture(name, size, rng):
     elif family == "pebbles":  # nearest-neighbour upsampled random cells: little stones
         cells = max(size // 3, 6)
         stones = rng.uniform(0.5, 1.3, (cells, cells))
-        idx = (np.arange(size) * cells // size)
+        idx = np.arange(size) * cells // size
         shade = stones[idx][:, idx] + 0.1 * (fine - 0.5)
     elif family == "reflect":
         shade = 0.85 + 0.2 * x + 0.4 * (np.abs(np.sin(2 * np.pi * (u * rng.uniform(1, 2)))) > 0.93)
@@ -178,13 +218,17 @@ def texture(name, size, rng):
         shade = 0.95 + 0.1 * smooth_noise(rng, size, 3) - 0.45 * grout
     elif family == "glossy":
         cx, cy = rng.random(), rng.random()
-        shade = 0.85 + 0.1 * smooth_noise(rng, size, 3) + 0.4 * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / 0.03)
+        shade = (
+            0.85 + 0.1 * smooth_noise(rng, size, 3) + 0.4 * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / 0.03)
+        )
     elif family == "crinkle":
         ridges = np.abs(smooth_noise(rng, size, 6) - 0.5) + np.abs(smooth_noise(rng, size, 11) - 0.5)
         shade = 0.6 + 1.0 * ridges
     elif family == "weave":
         f = rng.uniform(6, 10)
-        shade = 0.85 + 0.15 * np.sign(np.sin(2 * np.pi * u * f) * np.sin(2 * np.pi * v * f)) + 0.1 * (fine - .5)
+        shade = (
+            0.85 + 0.15 * np.sign(np.sin(2 * np.pi * u * f) * np.sin(2 * np.pi * v * f)) + 0.1 * (fine - 0.5)
+        )
     elif family == "fibres":
         shade = 0.8 + 0.35 * (fine - 0.5) + 0.15 * smooth_noise(rng, size, 4)
     elif family == "grain":
@@ -249,8 +293,11 @@ def hit_sound(obj, n, sample_rate, rng):
     if obj["kind"] in ("modal", "noisy"):
         freqs = obj["freqs"] * (1 + rng.normal(0, 0.02, len(obj["freqs"])))  # per-hit variation
         amps = obj["amps"] * rng.uniform(0.6, 1.0, len(freqs))
-        modes = (amps[:, None] * np.exp(-t / obj["decays"][:, None])
-                 * np.sin(2 * np.pi * freqs[:, None] * t + rng.uniform(0, 2 * np.pi, (len(freqs), 1)))).sum(0)
+        modes = (
+            amps[:, None]
+            * np.exp(-t / obj["decays"][:, None])
+            * np.sin(2 * np.pi * freqs[:, None] * t + rng.uniform(0, 2 * np.pi, (len(freqs), 1)))
+        ).sum(0)
         modes /= np.abs(modes).max() + 1e-12
         burst = lowpass_noise(rng, n, obj["cutoff"], sample_rate) * np.exp(-t / (obj["decays"].mean() * 0.7))
         burst /= np.abs(burst).max() + 1e-12
@@ -273,8 +320,10 @@ def hit_sound(obj, n, sample_rate, rng):
             start = rng.uniform(0, 0.15)
             tb = np.clip(t - start, 0, None)
             f0 = rng.uniform(*obj["bubble_freq"])
-            phase = 2 * np.pi * f0 * (tb + 2.0 * tb ** 2)  # f(t) = f0 (1 + 4 t)
-            sound += rng.uniform(0.3, 0.8) * (t >= start) * np.exp(-tb / rng.uniform(0.02, 0.06)) * np.sin(phase)
+            phase = 2 * np.pi * f0 * (tb + 2.0 * tb**2)  # f(t) = f0 (1 + 4 t)
+            sound += (
+                rng.uniform(0.3, 0.8) * (t >= start) * np.exp(-tb / rng.uniform(0.02, 0.06)) * np.sin(phase)
+            )
     return sound / (np.abs(sound).max() + 1e-12)
 
 
@@ -303,8 +352,12 @@ def anchors(split, seed):
     return anchor
 
 
-def make_toy(videos=TOY_DEFAULTS["videos"], size=TOY_DEFAULTS["size"], seed=TOY_DEFAULTS["seed"],
-             sample_rate=SAMPLE_RATE):
+def make_toy(
+    videos=TOY_DEFAULTS["videos"],
+    size=TOY_DEFAULTS["size"],
+    seed=TOY_DEFAULTS["seed"],
+    sample_rate=SAMPLE_RATE,
+):
     """The toy Greatest Hits as a dataset dict (see the module docstring). Deterministic from `seed`."""
     if videos < 10:
         raise DataError(f"--videos {videos}: the toy dataset needs at least 10 videos (3 splits)")
@@ -319,27 +372,36 @@ def make_toy(videos=TOY_DEFAULTS["videos"], size=TOY_DEFAULTS["size"], seed=TOY_
     train, val, test = split_sizes(videos)
     split = np.zeros(videos, np.int8)
     order = np.random.default_rng([seed, 977]).permutation(videos)
-    split[order[train:train + val]], split[order[train + val:]] = 1, 2
+    split[order[train : train + val]], split[order[train + val :]] = 1, 2
     anchor = anchors(split, seed)
     for v in range(videos):
         rng = np.random.default_rng([seed, v])  # each video from its own stream
         a = anchor[v]
-        outdoor[v] = rng.random() < 0.64 if a is None or (a in SCENES["outdoor"]) == (a in SCENES["indoor"]) \
+        outdoor[v] = (
+            rng.random() < 0.64
+            if a is None or (a in SCENES["outdoor"]) == (a in SCENES["indoor"])
             else a in SCENES["outdoor"]
+        )
         pool = SCENES["outdoor" if outdoor[v] else "indoor"]
         names, weights = list(pool), np.array(list(pool.values()))
         chosen = [] if a is None else [a]
         for _ in range(rng.choice(3, p=MATERIALS_PER_FRAME) + 1 - len(chosen)):
-            w = weights * np.array([0 if m in chosen else 3 ** sum((m, c) in AFFINITY or (c, m) in AFFINITY
-                                                                   for c in chosen) for m in names])
+            w = weights * np.array(
+                [
+                    0 if m in chosen else 3 ** sum((m, c) in AFFINITY or (c, m) in AFFINITY for c in chosen)
+                    for m in names
+                ]
+            )
             chosen.append(names[rng.choice(len(names), p=w / w.sum())])
         chosen = chosen[1:] + chosen[:1] if a is not None else chosen  # the anchor is never the main material
         frames[v] = make_frame(chosen, size, rng)
         labels[v, [MATERIAL_ID[m] for m in chosen]] = True
         # Ten hits: each material in view at least once, the rest mostly on the main (largest) material.
         hit_weights = np.array([2.0] + [1.0] * (len(chosen) - 1))
-        hits = chosen + [chosen[i] for i in rng.choice(len(chosen), CLIPS_PER_VIDEO - len(chosen),
-                                                       p=hit_weights / hit_weights.sum())]
+        hits = chosen + [
+            chosen[i]
+            for i in rng.choice(len(chosen), CLIPS_PER_VIDEO - len(chosen), p=hit_weights / hit_weights.sum())
+        ]
         hits = [hits[i] for i in rng.permutation(CLIPS_PER_VIDEO)]
         objects = {m: make_object(m, rng) for m in chosen}
         gain, noise_level = rng.uniform(0.2, 0.9), rng.uniform(0.003, 0.03)
@@ -347,28 +409,53 @@ def make_toy(videos=TOY_DEFAULTS["videos"], size=TOY_DEFAULTS["size"], seed=TOY_
             clip = make_clip(objects[m], list(objects.values()), n, sample_rate, rng, gain, noise_level)
             clips[v, c] = np.clip(clip * 32767, -32768, 32767).round().astype(np.int16)
             clip_materials[v, c] = MATERIAL_ID[m]
-    return {"frames": torch.from_numpy(frames), "image_labels": torch.from_numpy(labels),
-            "clips": torch.from_numpy(clips), "clip_materials": torch.from_numpy(clip_materials),
-            "split": torch.from_numpy(split), "video_ids": [f"toy-{seed}-{v:04d}" for v in range(videos)],
-            "sample_rate": sample_rate, "materials": list(MATERIALS), "source": "toy",
-            "format_version": FORMAT_VERSION, "seed": seed, "size": size, "outdoor": torch.from_numpy(outdoor)}
+    return {
+        "frames": torch.from_numpy(frames),
+        "image_labels": torch.from_numpy(labels),
+        "clips": torch.from_numpy(clips),
+        "clip_materials": torch.from_numpy(clip_materials),
+        "split": torch.from_numpy(split),
+        "video_ids": [f"toy-{seed}-{v:04d}" for v in range(videos)],
+        "sample_rate": sample_rate,
+        "materials": list(MATERIALS),
+        "source": "toy",
+        "format_version": FORMAT_VERSION,
+        "seed": seed,
+        "size": size,
+        "outdoor": torch.from_numpy(outdoor),
+    }
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="data.py toy",
-                                     description="Synthesise the toy Greatest Hits: frames, ten hit sounds per "
-                                                 "video, labels and splits, deterministic from --seed.")
-    parser.add_argument("--videos", type=int, default=TOY_DEFAULTS["videos"],
-                        help="number of videos, at least 10 (default %(default)s; 977 for the paper's 586/147/244 "
-                             "split)")
-    parser.add_argument("--size", type=int, default=TOY_DEFAULTS["size"],
-                        help="frame and spectrogram side in pixels, at least 32 (default %(default)s; the paper "
-                             "uses 224)")
-    parser.add_argument("--seed", type=int, default=TOY_DEFAULTS["seed"],
-                        help="generator seed, 0 or more (default %(default)s)")
-    parser.add_argument("--out", default=None,
-                        help="output file (default data/toy-v<videos>-s<size>-seed<seed>.pt, which the scripts "
-                             "use when given no --data and the default sizes)")
+    parser = argparse.ArgumentParser(
+        prog="data.py toy",
+        description="Synthesise the toy Greatest Hits: frames, ten hit sounds per "
+        "video, labels and splits, deterministic from --seed.",
+    )
+    parser.add_argument(
+        "--videos",
+        type=int,
+        default=TOY_DEFAULTS["videos"],
+        help="number of videos, at least 10 (default %(default)s; 977 for the paper's 586/147/244 split)",
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=TOY_DEFAULTS["size"],
+        help="frame and spectrogram side in pixels, at least 32 (default %(default)s; the paper uses 224)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=TOY_DEFAULTS["seed"],
+        help="generator seed, 0 or more (default %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="output file (default data/toy-v<videos>-s<size>-seed<seed>.pt, which the scripts "
+        "use when given no --data and the default sizes)",
+    )
     args = parser.parse_args(argv)
     out = args.out or toy_path(args.videos, args.size, args.seed)
     start = time.time()
@@ -381,9 +468,12 @@ def main(argv=None):
     except DataError as e:
         parser.exit(2, f"error: {e}\n")
     except MemoryError:
-        gib = args.videos * (3 * args.size ** 2 + CLIPS_PER_VIDEO * 2 * SAMPLE_RATE) / 2 ** 30
-        parser.exit(2, f"error: --videos {args.videos} --size {args.size} does not fit in memory (about {gib:.0f} "
-                       f"GiB): choose fewer videos or smaller frames\n")
+        gib = args.videos * (3 * args.size**2 + CLIPS_PER_VIDEO * 2 * SAMPLE_RATE) / 2**30
+        parser.exit(
+            2,
+            f"error: --videos {args.videos} --size {args.size} does not fit in memory (about {gib:.0f} "
+            f"GiB): choose fewer videos or smaller frames\n",
+        )
     except KeyboardInterrupt:  # nothing was half-written (atomic_save): say so, without a traceback
         parser.exit(130, f"interrupted: nothing written (an existing {out} is unchanged)\n")
     print(f"wrote {out} ({os.path.getsize(out) / 2**20:.1f} MiB) in {time.time() - start:.1f} s")

@@ -9,6 +9,7 @@ seed decides), so a difference per seed, then the mean and a 95% interval of the
 - "at least x": as "above", for the value minus x.
 One seed gives no interval: the verdict then says that more seeds are needed.
 """
+
 import math
 
 LEVEL = 0.05  # "level": a difference of less than 5 points of accuracy
@@ -35,7 +36,13 @@ def verdict(values, kind):
     if kind == "below":
         lo, hi = -hi, -lo
     if kind == "level":
-        return "does not hold" if lo > 0 or hi < 0 else "holds" if -LEVEL <= lo and hi <= LEVEL else "within noise"
+        return (
+            "does not hold"
+            if lo > 0 or hi < 0
+            else "holds"
+            if -LEVEL <= lo and hi <= LEVEL
+            else "within noise"
+        )
     return "holds" if lo > 0 else "does not hold" if hi < 0 else "within noise"
 
 
@@ -63,23 +70,83 @@ def claims(backbones):
     for bb in backbones:
         sound, fc = ("sound_only", bb, False), ("fc_agg", bb, False)
         vis, visw, tt = ("visual_only", bb, False), ("visual_only", bb, True), ("tt_agg", bb, False)
-        test = lambda name: (lambda m: m["test"][name])
+        test = lambda name: lambda m: m["test"][name]
         out += [
-            (f"{bb}: FC_AGG converges faster than sound only", "Figure 7", "above", fc, sound,
-             at_epoch(5, "accuracy"), "val accuracy at epoch 5, FC_AGG - sound only"),
-            (f"{bb}: FC_AGG ends level with sound only", "Tables 2, 4", "level", fc, sound,
-             test("accuracy"), "test accuracy, FC_AGG - sound only"),
-            (f"{bb}: the weighted loss raises recall", "Table 3", "above", visw, vis, test("recall"),
-             "test recall, weighted - unweighted"),
-            (f"{bb}: the weighted loss lowers precision", "Table 3", "below", visw, vis, test("precision"),
-             "test precision, weighted - unweighted"),
-            (f"{bb}: TT_AGG's F1 is above the visual network's", "Tables 3, 5", "above", tt, vis, test("f1"),
-             "test F1, TT_AGG - visual (unweighted)"),
-            (f"{bb}: TT_AGG's F1 is above the weighted visual network's", "Tables 3, 5", "above", tt, visw,
-             test("f1"), "test F1, TT_AGG - visual (weighted)"),
+            (
+                f"{bb}: FC_AGG converges faster than sound only",
+                "Figure 7",
+                "above",
+                fc,
+                sound,
+                at_epoch(5, "accuracy"),
+                "val accuracy at epoch 5, FC_AGG - sound only",
+            ),
+            (
+                f"{bb}: FC_AGG ends level with sound only",
+                "Tables 2, 4",
+                "level",
+                fc,
+                sound,
+                test("accuracy"),
+                "test accuracy, FC_AGG - sound only",
+            ),
+            (
+                f"{bb}: the weighted loss raises recall",
+                "Table 3",
+                "above",
+                visw,
+                vis,
+                test("recall"),
+                "test recall, weighted - unweighted",
+            ),
+            (
+                f"{bb}: the weighted loss lowers precision",
+                "Table 3",
+                "below",
+                visw,
+                vis,
+                test("precision"),
+                "test precision, weighted - unweighted",
+            ),
+            (
+                f"{bb}: TT_AGG's F1 is above the visual network's",
+                "Tables 3, 5",
+                "above",
+                tt,
+                vis,
+                test("f1"),
+                "test F1, TT_AGG - visual (unweighted)",
+            ),
+            (
+                f"{bb}: TT_AGG's F1 is above the weighted visual network's",
+                "Tables 3, 5",
+                "above",
+                tt,
+                visw,
+                test("f1"),
+                "test F1, TT_AGG - visual (weighted)",
+            ),
         ]
-    out.append(("ResNet TT_AGG beats VGG TT_AGG", "Table 5", "above", ("tt_agg", "resnet", False),
-                ("tt_agg", "vgg", False), lambda m: m["test"]["accuracy"], "test accuracy, ResNet - VGG"))
-    out.append(("Retrieval keeps >= 75% good sounds up to K = 50", "Figure 8", "above", ("retrieve", "resnet", False),
-                None, lambda m: min(m["mean"][:50]) - 0.75, "lowest mean precision@K (K <= 50) - 0.75"))
+    out.append(
+        (
+            "ResNet TT_AGG beats VGG TT_AGG",
+            "Table 5",
+            "above",
+            ("tt_agg", "resnet", False),
+            ("tt_agg", "vgg", False),
+            lambda m: m["test"]["accuracy"],
+            "test accuracy, ResNet - VGG",
+        )
+    )
+    out.append(
+        (
+            "Retrieval keeps >= 75% good sounds up to K = 50",
+            "Figure 8",
+            "above",
+            ("retrieve", "resnet", False),
+            None,
+            lambda m: min(m["mean"][:50]) - 0.75,
+            "lowest mean precision@K (K <= 50) - 0.75",
+        )
+    )
     return out

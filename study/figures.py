@@ -4,6 +4,7 @@ Each figure shows both backbones, as the paper's do; a run not made yet is named
 that makes it, and a figure that cannot be drawn at all is replaced by one saying why, so that no stale PNG of
 an earlier summary is left behind.
 """
+
 import os
 
 import torch
@@ -15,8 +16,14 @@ from metrics import PAPER, coappearance, draw_confusion, pyplot, save_png, sourc
 from study.runs import PAPER_EPOCHS, RETRIEVE_COMMAND, backbone_name, is_numbers, run_command, study_backbones
 
 SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
-FIGURES = {2: "figure2_class_distribution.png", 5: "figure5_confusion.png", 6: "figure6_coappearance.png",
-           7: "figure7_sound_vs_fc_agg.png", 8: "figure8_precision_at_k.png", 9: "figure9_tt_agg_vs_visual.png"}
+FIGURES = {
+    2: "figure2_class_distribution.png",
+    5: "figure5_confusion.png",
+    6: "figure6_coappearance.png",
+    7: "figure7_sound_vs_fc_agg.png",
+    8: "figure8_precision_at_k.png",
+    9: "figure9_tt_agg_vs_visual.png",
+}
 
 
 def say_missing(ax, text):
@@ -32,15 +39,27 @@ def figure_class_distribution(d, path):
     for i, (split, code) in enumerate(data.SPLITS.items()):
         mats = d["clip_materials"][d["split"] == code].flatten()
         share = torch.bincount(mats, minlength=data.NUM_MATERIALS).float() / max(len(mats), 1)
-        ax.bar(torch.arange(data.NUM_MATERIALS) + (i - 1) * 0.27, share.numpy(), width=0.27,
-               label=f"{SPLIT_NAMES[split]} ({len(mats) // data.CLIPS_PER_VIDEO} videos, {len(mats)} hits)")
-    ax.set_xticks(range(data.NUM_MATERIALS), [f"{i} {n}" for i, n in enumerate(data.MATERIALS)], rotation=45,
-                  ha="right", fontsize=9)
+        ax.bar(
+            torch.arange(data.NUM_MATERIALS) + (i - 1) * 0.27,
+            share.numpy(),
+            width=0.27,
+            label=f"{SPLIT_NAMES[split]} ({len(mats) // data.CLIPS_PER_VIDEO} videos, {len(mats)} hits)",
+        )
+    ax.set_xticks(
+        range(data.NUM_MATERIALS),
+        [f"{i} {n}" for i, n in enumerate(data.MATERIALS)],
+        rotation=45,
+        ha="right",
+        fontsize=9,
+    )
     ax.set_xlabel("material (ID as in Table 1)")
     ax.set_ylabel("share of the split's hits")
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=9, frameon=False)  # above the bars
-    fig.suptitle(f"Figure 2: distribution of material IDs in train, validation and test, "
-                 f"{source_name(d['source'])}")
+    ax.legend(
+        loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=9, frameon=False
+    )  # above the bars
+    fig.suptitle(
+        f"Figure 2: distribution of material IDs in train, validation and test, {source_name(d['source'])}"
+    )
     save_png(fig, path)
 
 
@@ -50,26 +69,35 @@ def figure_confusion(runs, source, path):
     plt = pyplot()
     rows = [("sound_only", "sound only"), ("fc_agg", "FC_AGG")]
     columns = study_backbones()  # both, always, as in the paper: a missing run is named in its panel
-    fig, axes = plt.subplots(2, len(columns), figsize=(6.5 * len(columns) + 1.5, 13), layout="constrained",
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        2, len(columns), figsize=(6.5 * len(columns) + 1.5, 13), layout="constrained", squeeze=False
+    )
     im = None
     for r, (script, label) in enumerate(rows):
         for c, backbone in enumerate(columns):
             ms, ax = list(runs.get((script, backbone, False), {}).values()), axes[r][c]
             if not ms:
-                say_missing(ax, f"{label}, {backbone_name(backbone)}: not run yet\n\n"
-                                f"{run_command(script, backbone)}")
+                say_missing(
+                    ax, f"{label}, {backbone_name(backbone)}: not run yet\n\n{run_command(script, backbone)}"
+                )
                 continue
             matrix = torch.tensor([m["test_confusion"] for m in ms]).sum(0).tolist()  # summed over the seeds
             accuracy = torch.tensor([m["test"]["accuracy"] for m in ms])
-            im = draw_confusion(ax, matrix, data.MATERIALS,
-                                f"{label}, {backbone_name(backbone)}: test accuracy {accuracy.mean():.3f}" +
-                                (f" ± {accuracy.std():.3f} ({len(ms)} seeds, summed)" if len(ms) > 1 else ""),
-                                name_rows=c == 0, name_columns=r == 1)
+            im = draw_confusion(
+                ax,
+                matrix,
+                data.MATERIALS,
+                f"{label}, {backbone_name(backbone)}: test accuracy {accuracy.mean():.3f}"
+                + (f" ± {accuracy.std():.3f} ({len(ms)} seeds, summed)" if len(ms) > 1 else ""),
+                name_rows=c == 0,
+                name_columns=r == 1,
+            )
     if im is not None:
         fig.colorbar(im, ax=axes, shrink=0.5, label="share of the true class's test clips")
-    fig.suptitle(f"Figure 5: confusion matrices on the test set, sound only (top) and FC_AGG (bottom), "
-                 f"{source}\nrows: true material, columns: predicted; IDs as in Table 1")
+    fig.suptitle(
+        f"Figure 5: confusion matrices on the test set, sound only (top) and FC_AGG (bottom), "
+        f"{source}\nrows: true material, columns: predicted; IDs as in Table 1"
+    )
     save_png(fig, path)
 
 
@@ -87,8 +115,16 @@ def figure_coappearance(d, path):
         for j in range(len(counts)):
             if counts[i, j] or i == j:  # empty cells stay blank, so that the pairs that occur stand out
                 dark = i != j and counts[i, j] > 0.6 * top
-                ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=7,
-                        color="white" if dark else "black", fontweight="bold" if i == j else "normal")
+                ax.text(
+                    j,
+                    i,
+                    str(int(counts[i, j])),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if dark else "black",
+                    fontweight="bold" if i == j else "normal",
+                )
     names = [f"{i} {n}" for i, n in enumerate(data.MATERIALS)]
     ax.set_xticks(range(len(names)), names, rotation=90, fontsize=8)
     ax.set_yticks(range(len(names)), names, fontsize=8)
@@ -110,11 +146,19 @@ def plot_curves(axes_by_metric, runs, backbone, series, missing):
         if not ms:
             missing.append(f"{label}: not run yet, {run_command(script, backbone, weighted)}")
         for metric, ax in axes_by_metric.items():
-            ax.plot([PAPER_EPOCHS], [PAPER[(script, backbone, weighted)]["val"][metric]], color=color,
-                    marker="*", markersize=12, linestyle="none")
+            ax.plot(
+                [PAPER_EPOCHS],
+                [PAPER[(script, backbone, weighted)]["val"][metric]],
+                color=color,
+                marker="*",
+                markersize=12,
+                linestyle="none",
+            )
             if ms:
                 epochs = min(len(m["curves"]) for m in ms)  # seeds trained for as long
-                values = torch.tensor([[c[f"val_{metric}"] for c in m["curves"][:epochs]] for m in ms])  # (seeds, E)
+                values = torch.tensor(
+                    [[c[f"val_{metric}"] for c in m["curves"][:epochs]] for m in ms]
+                )  # (seeds, E)
                 x = [c["epoch"] for c in ms[0]["curves"][:epochs]]
                 ax.plot(x, values.mean(0), color=color, marker=".")
                 if len(ms) > 1:
@@ -123,12 +167,27 @@ def plot_curves(axes_by_metric, runs, backbone, series, missing):
 
 def curve_legend(fig, series, extra=()):
     """One legend for all panels, below them (never over a curve); colours are the same in every panel."""
-    handles = [Line2D([], [], color=color, marker=".", label=label + " (mean over seeds; band: lowest to highest)")
-               for _, _, label, color in series]
-    handles.append(Line2D([], [], color="0.3", marker="*", markersize=12, linestyle="none",
-                          label=f"the paper's final value (epoch {PAPER_EPOCHS}, Greatest Hits)"))
-    fig.legend(handles=handles + list(extra), loc="outside lower center", ncol=min(len(handles) + len(extra), 4),
-               fontsize=9)
+    handles = [
+        Line2D([], [], color=color, marker=".", label=label + " (mean over seeds; band: lowest to highest)")
+        for _, _, label, color in series
+    ]
+    handles.append(
+        Line2D(
+            [],
+            [],
+            color="0.3",
+            marker="*",
+            markersize=12,
+            linestyle="none",
+            label=f"the paper's final value (epoch {PAPER_EPOCHS}, Greatest Hits)",
+        )
+    )
+    fig.legend(
+        handles=handles + list(extra),
+        loc="outside lower center",
+        ncol=min(len(handles) + len(extra), 4),
+        fontsize=9,
+    )
 
 
 def figure_curves(runs, source, path, number, series, names, title, baseline=None, note=None):
@@ -138,20 +197,33 @@ def figure_curves(runs, source, path, number, series, names, title, baseline=Non
     `note`, if given, is a second line of the title."""
     plt = pyplot()
     columns = study_backbones()  # both, always, as in the paper: a missing run is named in its panel
-    fig, axes = plt.subplots(len(names), len(columns), figsize=(5.5 * len(columns) + 1, 3.6 * len(names) + 1.4),
-                             layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(
+        len(names),
+        len(columns),
+        figsize=(5.5 * len(columns) + 1, 3.6 * len(names) + 1.4),
+        layout="constrained",
+        squeeze=False,
+    )
     drew_baseline = False
     for c, backbone in enumerate(columns):
         missing = []
         plot_curves({metric: axes[r][c] for r, metric in enumerate(names)}, runs, backbone, series, missing)
-        first = next((next(iter(runs[(s, backbone, w)].values())) for s, w, _, _ in series
-                      if runs.get((s, backbone, w))), None)
+        first = next(
+            (
+                next(iter(runs[(s, backbone, w)].values()))
+                for s, w, _, _ in series
+                if runs.get((s, backbone, w))
+            ),
+            None,
+        )
         for r, metric in enumerate(names):
             ax = axes[r][c]
             if baseline and first:
                 ax.axhline(first["baseline"]["val"][metric], color="0.5", linestyle="--", linewidth=1)
                 drew_baseline = True
-            ax.set_ylim(-0.02, 1.02)  # a curve or baseline at 0 (the majority class often is, on toy data) shows
+            ax.set_ylim(
+                -0.02, 1.02
+            )  # a curve or baseline at 0 (the majority class often is, on toy data) shows
             ax.set_xlim(left=0)  # from the start of training, also in a panel with only the paper's stars
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # ticks on 30
             ax.set_xlabel("epoch")
@@ -171,15 +243,20 @@ def figure_retrieval(runs, source, path):
     the mean +- std over every test image, and random retrieval. One panel per retrieve run."""
     plt = pyplot()
     found = [[seeds[s] for s in sorted(seeds)] for k, seeds in sorted(runs.items()) if k[0] == "retrieve"]
-    fig, axes = plt.subplots(1, max(len(found), 1), figsize=(7 * max(len(found), 1), 6), layout="constrained",
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, max(len(found), 1), figsize=(7 * max(len(found), 1), 6), layout="constrained", squeeze=False
+    )
     if not found:
-        say_missing(axes[0][0], f"no retrieval run yet: {RETRIEVE_COMMAND}\n(after python tt_agg.py --backbone "
-                                f"resnet)")
+        say_missing(
+            axes[0][0],
+            f"no retrieval run yet: {RETRIEVE_COMMAND}\n(after python tt_agg.py --backbone resnet)",
+        )
     for ax, ms in zip(axes[0], found):
         plot_retrieval(ax, ms)
-    fig.suptitle(f"Figure 8: percentage of good sounds in the top K predictions, {source}\n"
-                 f"a sound is good when its material is in the query frame's labels (paper 4.4.1)")
+    fig.suptitle(
+        f"Figure 8: percentage of good sounds in the top K predictions, {source}\n"
+        f"a sound is good when its material is in the query frame's labels (paper 4.4.1)"
+    )
     save_png(fig, path)
 
 
@@ -190,25 +267,54 @@ def plot_retrieval(ax, ms):
     m = ms[0]
     query = m.get("query") if isinstance(m.get("query"), dict) else {}
     labels = query.get("labels")
-    about = f"{query.get('video_id', '?')}" + (f": {', '.join(map(str, labels))}" if isinstance(labels, list) else "")
+    about = f"{query.get('video_id', '?')}" + (
+        f": {', '.join(map(str, labels))}" if isinstance(labels, list) else ""
+    )
     length = min(len(r["mean"]) for r in ms)
     means = torch.tensor([r["mean"][:length] for r in ms], dtype=torch.float)  # (seeds, K)
     mean, k = means.mean(0), torch.arange(1, length + 1)
-    std, over = (means.std(0), f"{len(ms)} seeds") if len(ms) > 1 else (
-        (torch.tensor(m["std"][:length], dtype=torch.float), "test images")
-        if is_numbers(m.get("std")) and len(m["std"]) >= length else (None, ""))
+    std, over = (
+        (means.std(0), f"{len(ms)} seeds")
+        if len(ms) > 1
+        else (
+            (torch.tensor(m["std"][:length], dtype=torch.float), "test images")
+            if is_numbers(m.get("std")) and len(m["std"]) >= length
+            else (None, "")
+        )
+    )
     if std is not None:
-        ax.fill_between(k, (mean - std).clamp(0, 1), (mean + std).clamp(0, 1), color="tab:blue", alpha=0.2,
-                        label=f"± std over {over}")
-    ax.plot(k, mean, color="tab:blue", label="mean over test images" + (f", {len(ms)} seeds" if len(ms) > 1 else ""))
-    ax.plot(range(1, len(m["single"]) + 1), m["single"], color="tab:orange", marker=".",
-            label=f"one test image ({about}" + (f", seed {m.get('trained_seed', 0)})" if len(ms) > 1 else ")"))
+        ax.fill_between(
+            k,
+            (mean - std).clamp(0, 1),
+            (mean + std).clamp(0, 1),
+            color="tab:blue",
+            alpha=0.2,
+            label=f"± std over {over}",
+        )
+    ax.plot(
+        k,
+        mean,
+        color="tab:blue",
+        label="mean over test images" + (f", {len(ms)} seeds" if len(ms) > 1 else ""),
+    )
+    ax.plot(
+        range(1, len(m["single"]) + 1),
+        m["single"],
+        color="tab:orange",
+        marker=".",
+        label=f"one test image ({about}" + (f", seed {m.get('trained_seed', 0)})" if len(ms) > 1 else ")"),
+    )
     random = m.get("random")
     if isinstance(random, (int, float)):
         ax.axhline(random, color="0.5", linestyle="--", label="random retrieval, mean over test images")
     elif is_numbers(random):
-        ax.plot(range(1, len(random) + 1), random, color="0.5", linestyle="--",
-                label="random retrieval, mean over test images")
+        ax.plot(
+            range(1, len(random) + 1),
+            random,
+            color="0.5",
+            linestyle="--",
+            label="random retrieval, mean over test images",
+        )
     if isinstance(query.get("random"), (int, float)):
         ax.axhline(query["random"], color="tab:orange", linestyle=":", label="random retrieval, this image")
     ax.set_ylim(-0.02, 1.02)  # a curve at 0 (no good sound at K = 1) stays visible
@@ -217,8 +323,11 @@ def plot_retrieval(ax, ms):
     ax.set_xlabel("K (sounds retrieved)")
     ax.set_ylabel("good sounds in the top K (% of K)")
     size = f" ({m['library_size']} sounds)" if isinstance(m.get("library_size"), int) else ""
-    ax.set_title(f"{backbone_name(m['backbone'])} TT_AGG; library: {m.get('library', '?')}{size}; the query's "
-                 f"own video {'left out' if m.get('exclude_own_video') else 'included'}", fontsize=10)
+    ax.set_title(
+        f"{backbone_name(m['backbone'])} TT_AGG; library: {m.get('library', '?')}{size}; the query's "
+        f"own video {'left out' if m.get('exclude_own_video') else 'included'}",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8)  # below: never on a curve
 
@@ -237,20 +346,37 @@ def write_figures(runs, dataset, source, folder):
     paths = {n: os.path.join(folder, name) for n, name in FIGURES.items()}
     if dataset is None:
         for n in (2, 6):
-            figure_placeholder(n, "the dataset the runs used could not be read\n(see the summary's notes)", paths[n])
+            figure_placeholder(
+                n, "the dataset the runs used could not be read\n(see the summary's notes)", paths[n]
+            )
     else:
         figure_class_distribution(dataset, paths[2])
         figure_coappearance(dataset, paths[6])
     figure_confusion(runs, source, paths[5])
-    figure_curves(runs, source, paths[7], 7, [("sound_only", False, "sound only", "tab:blue"),
-                                              ("fc_agg", False, "FC_AGG", "tab:orange")],
-                  ["accuracy"], "validation accuracy over training, sound only vs FC_AGG",
-                  baseline="majority class (validation)")
+    figure_curves(
+        runs,
+        source,
+        paths[7],
+        7,
+        [("sound_only", False, "sound only", "tab:blue"), ("fc_agg", False, "FC_AGG", "tab:orange")],
+        ["accuracy"],
+        "validation accuracy over training, sound only vs FC_AGG",
+        baseline="majority class (validation)",
+    )
     figure_retrieval(runs, source, paths[8])
-    figure_curves(runs, source, paths[9], 9, [("tt_agg", False, "TT_AGG", "tab:green"),
-                                              ("visual_only", False, "visual, unweighted loss", "tab:blue"),
-                                              ("visual_only", True, "visual, weighted loss", "tab:purple")],
-                  ["accuracy", "f1"], "validation accuracy and F1 over training, TT_AGG vs visual networks",
-                  note="TT_AGG counts balanced image-sound pairs; the visual networks count all 17 labels of "
-                       "each frame (mostly negatives)")
+    figure_curves(
+        runs,
+        source,
+        paths[9],
+        9,
+        [
+            ("tt_agg", False, "TT_AGG", "tab:green"),
+            ("visual_only", False, "visual, unweighted loss", "tab:blue"),
+            ("visual_only", True, "visual, weighted loss", "tab:purple"),
+        ],
+        ["accuracy", "f1"],
+        "validation accuracy and F1 over training, TT_AGG vs visual networks",
+        note="TT_AGG counts balanced image-sound pairs; the visual networks count all 17 labels of "
+        "each frame (mostly negatives)",
+    )
     return [paths[n] for n in sorted(paths)]

@@ -6,6 +6,7 @@ sit side by side; the summary shows each number as mean ± std over the seeds it
 reads nothing else, but for Figures 2 and 6, which count examples rather than results, the dataset file the
 runs were trained on.
 """
+
 import glob
 import json
 import os
@@ -17,9 +18,15 @@ import data
 from metrics import PAPER, source_name
 
 PAPER_EPOCHS = 30  # paper 3.3: every model trained for 30 epochs
-TABLE_METRICS = {2: ["accuracy"], 3: ["accuracy", "precision", "recall", "f1"], 4: ["accuracy"],
-                 5: ["accuracy", "precision", "recall", "f1"]}
-RETRIEVE_COMMAND = "python retrieve.py --k 50"  # retrieve.py's run folder is runs/retrieve-<backbone>-seed<k>/
+TABLE_METRICS = {
+    2: ["accuracy"],
+    3: ["accuracy", "precision", "recall", "f1"],
+    4: ["accuracy"],
+    5: ["accuracy", "precision", "recall", "f1"],
+}
+RETRIEVE_COMMAND = (
+    "python retrieve.py --k 50"  # retrieve.py's run folder is runs/retrieve-<backbone>-seed<k>/
+)
 STUDY_COMMAND = "python study/run.py --seeds 0 1 2"  # the whole study, every seed
 
 
@@ -31,10 +38,16 @@ def run_name(script, backbone, weighted=False, seed=0):
 def run_command(script, backbone, weighted=False, seed=0):
     """The command that makes a run of the study, with the paper's defaults."""
     if script == "retrieve":
-        return RETRIEVE_COMMAND + ("" if (backbone, seed) == ("resnet", 0) else
-                                   f" --run runs/tt_agg-{backbone}-seed{seed} --seed {seed}")
-    return f"python {script}.py --backbone {backbone}" + (" --weighted" if weighted else "") + \
-        (f" --seed {seed}" if seed else "")
+        return RETRIEVE_COMMAND + (
+            ""
+            if (backbone, seed) == ("resnet", 0)
+            else f" --run runs/tt_agg-{backbone}-seed{seed} --seed {seed}"
+        )
+    return (
+        f"python {script}.py --backbone {backbone}"
+        + (" --weighted" if weighted else "")
+        + (f" --seed {seed}" if seed else "")
+    )
 
 
 def backbone_name(backbone):
@@ -63,24 +76,36 @@ def is_numbers(x):
 def check_run(m):
     """None when `m` (a parsed metrics.json) holds what the summary reads, else a short reason why not.
     Checked up front so that the tables and figures can read a run without guarding every key."""
-    if not isinstance(m, dict) or not isinstance(m.get("script"), str) or not isinstance(m.get("backbone"), str):
+    if (
+        not isinstance(m, dict)
+        or not isinstance(m.get("script"), str)
+        or not isinstance(m.get("backbone"), str)
+    ):
         return "not a run's metrics (no script and backbone)"
     if m["script"] == "retrieve":
-        return None if is_numbers(m.get("single")) and is_numbers(m.get("mean")) else \
-            "lacks the precision@K lists 'single' and 'mean'"
+        return (
+            None
+            if is_numbers(m.get("single")) and is_numbers(m.get("mean"))
+            else "lacks the precision@K lists 'single' and 'mean'"
+        )
     if run_key(m) not in PAPER:
         return f"{run_name(*run_key(m))} is not one of the paper's runs (Tables 2-5)"
     names = TABLE_METRICS[PAPER[run_key(m)]["table"]]
     baseline = m.get("baseline") if isinstance(m.get("baseline"), dict) else {}
-    for where, d in [("val", m.get("val")), ("test", m.get("test")), ("baseline val", baseline.get("val")),
-                     ("baseline test", baseline.get("test"))]:
+    for where, d in [
+        ("val", m.get("val")),
+        ("test", m.get("test")),
+        ("baseline val", baseline.get("val")),
+        ("baseline test", baseline.get("test")),
+    ]:
         if not isinstance(d, dict) or not all(isinstance(d.get(n), (int, float)) for n in names):
             return f"'{where}' lacks {', '.join(names)}"
     if not isinstance(baseline["test"].get("name"), str):
         return "the baseline has no name"
     curves = m.get("curves")
-    if not isinstance(curves, list) or not all(isinstance(c, dict) and "epoch" in c and
-                                               all(f"val_{n}" in c for n in names) for c in curves):
+    if not isinstance(curves, list) or not all(
+        isinstance(c, dict) and "epoch" in c and all(f"val_{n}" in c for n in names) for c in curves
+    ):
         return f"'curves' lack epoch and val_{', val_'.join(names)}"
     if m["script"] in ("sound_only", "fc_agg"):
         rows = m.get("test_confusion")
@@ -119,8 +144,9 @@ def read_runs(folder):
         key, seed = run_key(m), run_seed(m)
         seeds = runs.setdefault(key, {})
         if seed in seeds:
-            keep, drop = sorted([seeds[seed], m],
-                                key=lambda r: os.path.basename(r["folder"]) != run_name(*key, seed))
+            keep, drop = sorted(
+                [seeds[seed], m], key=lambda r: os.path.basename(r["folder"]) != run_name(*key, seed)
+            )
             notes.append(f"{drop['folder']} holds the same run as {keep['folder']}: using {keep['folder']}")
             m = keep
         seeds[seed] = m
@@ -137,8 +163,9 @@ def study_source(runs):
     sources = sorted({m.get("source", "unknown") for m in all_runs(runs)})
     if len(sources) == 1:
         return source_name(sources[0]), []
-    return "mixed data", [f"the runs were trained on different sources ({', '.join(sources)}): the tables "
-                          f"and figures mix them"]
+    return "mixed data", [
+        f"the runs were trained on different sources ({', '.join(sources)}): the tables and figures mix them"
+    ]
 
 
 def find_dataset(runs, runs_folder):
@@ -149,7 +176,9 @@ def find_dataset(runs, runs_folder):
     When the runs disagree, the dataset most runs used is shown and the disagreement said.
     """
     used = {}
-    for m in (m for key, seeds in sorted(runs.items()) if key in PAPER for m in seeds.values()):  # training runs
+    for m in (
+        m for key, seeds in sorted(runs.items()) if key in PAPER for m in seeds.values()
+    ):  # training runs
         args = m.get("args") if isinstance(m.get("args"), dict) else {}
         used.setdefault(args.get("data"), []).append(os.path.basename(m["folder"]))
     if not used:
@@ -157,16 +186,20 @@ def find_dataset(runs, runs_folder):
     path = max(used, key=lambda p: len(used[p]))
     notes = []
     if len(used) > 1:
-        notes.append("the runs used different datasets: " + "; ".join(
-            f"{p or 'the default toy dataset'} ({', '.join(names)})" for p, names in used.items())
-            + f". Figures 2 and 6 show {path or 'the default toy dataset'}")
+        notes.append(
+            "the runs used different datasets: "
+            + "; ".join(f"{p or 'the default toy dataset'} ({', '.join(names)})" for p, names in used.items())
+            + f". Figures 2 and 6 show {path or 'the default toy dataset'}"
+        )
     candidates = [path] if path is not None else [data.toy_path(**data.TOY_DEFAULTS)]
     if not os.path.isabs(candidates[0]):
         candidates.append(os.path.join(os.path.dirname(os.path.abspath(runs_folder)), candidates[0]))
     found = next((p for p in candidates if os.path.exists(p)), candidates[0])
     try:
         if path is None and not os.path.exists(found):
-            data.load(None, torch.device("cpu"))  # builds the default toy dataset (deterministic: the same one)
+            data.load(
+                None, torch.device("cpu")
+            )  # builds the default toy dataset (deterministic: the same one)
         return data.read_dataset(found), notes
     except data.DataError as e:
         return None, notes + [f"Figures 2 and 6 need the dataset: {e}"]

@@ -12,6 +12,7 @@ cases -- so any correct solution passes, not only the reference one. On the full
 in the copy they fail until the blank is filled. The copy runs: the untouched scripts work, and a script
 that reaches a blank stops with the exercise's message.
 """
+
 import argparse
 import ast
 import os
@@ -25,16 +26,28 @@ from teaching.measure import copy_project  # noqa: E402
 
 # name (for `pytest -k`) -> (file, function or Class.method, what to write)
 BLANKS = {
-    "tt_agg_forward": ("tt_agg.py", "TwoTower.forward",
-                       "embed both inputs, L2-normalise, cosine, scale from [-1, 1] to [0, 1] (paper 3.4.2)"),
-    "negative_sampling": ("tt_agg.py", "make_examples",
-                          "each clip with its own frame (label 1) and one negative whose material is absent from "
-                          "the frame (label 0)"),
-    "pos_weight": ("visual_only.py", "positive_weights",
-                   "negatives / positives of each material over the training frames"),
+    "tt_agg_forward": (
+        "tt_agg.py",
+        "TwoTower.forward",
+        "embed both inputs, L2-normalise, cosine, scale from [-1, 1] to [0, 1] (paper 3.4.2)",
+    ),
+    "negative_sampling": (
+        "tt_agg.py",
+        "make_examples",
+        "each clip with its own frame (label 1) and one negative whose material is absent from "
+        "the frame (label 0)",
+    ),
+    "pos_weight": (
+        "visual_only.py",
+        "positive_weights",
+        "negatives / positives of each material over the training frames",
+    ),
     "precision_at_k": ("retrieve.py", "precision_at_k", "the share of relevant items among the first k"),
-    "average_precision": ("retrieve.py", "average_precision",
-                          "the mean of precision@k over the ranks k of the relevant items"),
+    "average_precision": (
+        "retrieve.py",
+        "average_precision",
+        "the mean of precision@k over the ranks k of the relevant items",
+    ),
     "spectrogram": ("data.py", "spectrogram", "a square, per-clip normalised log-mel image"),
 }
 TEACHER_ONLY = [os.path.join("teaching", "patches"), os.path.join("teaching", "KEY.md")]
@@ -56,21 +69,32 @@ def blank(source, qualified, name, hint):
     lines = source.splitlines(keepends=True)
     first, last = body[0].lineno - 1, node.end_lineno  # 0-based start of the body, end exclusive
     indent = " " * body[0].col_offset
-    raise_ = (f"{indent}raise NotImplementedError({f'exercise {name}: {hint}. '!r}\n"
-              f"{indent}                          {f'Check it with: pytest test_all.py -k {name}'!r})\n")
+    raise_ = (
+        f"{indent}raise NotImplementedError({f'exercise {name}: {hint}. '!r}\n"
+        f"{indent}                          {f'Check it with: pytest test_all.py -k {name}'!r})\n"
+    )
     return "".join(lines[:first] + [raise_] + lines[last:])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", help="a folder that does not exist yet")
-    parser.add_argument("--only", nargs="+", choices=sorted(BLANKS), default=sorted(BLANKS),
-                        help="blank only these functions (default: all)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=sorted(BLANKS),
+        default=sorted(BLANKS),
+        help="blank only these functions (default: all)",
+    )
     args = parser.parse_args(argv)
     out = os.path.abspath(args.out)
     if os.path.lexists(out):
         parser.exit(2, f"error: {args.out} already exists: name a new folder\n")
-    if out == ROOT or out.startswith(ROOT + os.sep) and not os.path.relpath(out, ROOT).startswith(("runs", "data")):
+    if (
+        out == ROOT
+        or out.startswith(ROOT + os.sep)
+        and not os.path.relpath(out, ROOT).startswith(("runs", "data"))
+    ):
         parser.exit(2, f"error: {args.out} is inside the project: name a folder outside it\n")
     staging = out + ".partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -86,8 +110,10 @@ def main(argv=None):
         with open(path, "w") as f:
             f.write(source)
     os.rename(staging, out)  # the copy appears whole or not at all
-    print(f"wrote {args.out}: {len(args.only)} functions to write ({', '.join(args.only)}); "
-          f"check one with `pytest test_all.py -k NAME` inside it")
+    print(
+        f"wrote {args.out}: {len(args.only)} functions to write ({', '.join(args.only)}); "
+        f"check one with `pytest test_all.py -k NAME` inside it"
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ for every exercise, each number it watches as baseline and patched mean ± std o
 paired difference (patched - baseline, mean ± std over seeds), and writes the same to OUT/key.md and
 OUT/key.json. teaching/KEY.md was pasted from such a run (its header says where and when).
 """
+
 import argparse
 import concurrent.futures
 import json
@@ -33,28 +34,62 @@ PATCHES = os.path.join(HERE, "patches")
 SOUND = ["sound_only.py", "--backbone", "resnet"]
 TT_RESNET = ["tt_agg.py", "--backbone", "resnet"]
 EXERCISES = {
-    "01-weight-decay": (SOUND, [("val accuracy", "val.accuracy"), ("test accuracy", "test.accuracy"),
-                                ("val - test accuracy", "gap")]),
+    "01-weight-decay": (
+        SOUND,
+        [
+            ("val accuracy", "val.accuracy"),
+            ("test accuracy", "test.accuracy"),
+            ("val - test accuracy", "gap"),
+        ],
+    ),
     "02-one-sound-per-image": (TT_RESNET, [("test accuracy", "test.accuracy"), ("test F1", "test.f1")]),
     "03-single-material-frames": (TT_RESNET, [("test accuracy", "test.accuracy"), ("test F1", "test.f1")]),
     "04-random-negatives": (TT_RESNET, [("test accuracy", "test.accuracy"), ("test F1", "test.f1")]),
     "05-learned-temperature": (TT_RESNET, [("test accuracy", "test.accuracy"), ("test F1", "test.f1")]),
-    "06-class-weights": (SOUND, [("test accuracy", "test.accuracy"), ("mean recall over materials", "macro_recall"),
-                                 ("dirt recall", "recall.dirt")]),
-    "07-cosine-schedule": (["tt_agg.py", "--backbone", "vgg"], [("test accuracy", "test.accuracy"),
-                                                               ("test F1", "test.f1")]),
+    "06-class-weights": (
+        SOUND,
+        [
+            ("test accuracy", "test.accuracy"),
+            ("mean recall over materials", "macro_recall"),
+            ("dirt recall", "recall.dirt"),
+        ],
+    ),
+    "07-cosine-schedule": (
+        ["tt_agg.py", "--backbone", "vgg"],
+        [("test accuracy", "test.accuracy"), ("test F1", "test.f1")],
+    ),
     "08-mel-bands": (SOUND, [("val accuracy", "val.accuracy"), ("test accuracy", "test.accuracy")]),
 }
-MATERIALS = ["plastic", "drywall", "rock", "metal", "leaf", "grass", "paper", "water", "gravel", "glass",
-             "tile", "ceramic", "plastic-bag", "dirt", "cloth", "wood", "carpet"]  # Table 1 (as data.MATERIALS)
+MATERIALS = [
+    "plastic",
+    "drywall",
+    "rock",
+    "metal",
+    "leaf",
+    "grass",
+    "paper",
+    "water",
+    "gravel",
+    "glass",
+    "tile",
+    "ceramic",
+    "plastic-bag",
+    "dirt",
+    "cloth",
+    "wood",
+    "carpet",
+]  # Table 1 (as data.MATERIALS)
 
 
 def number(m, where):
     """One watched number of a run's metrics.json."""
     if where == "gap":
         return m["val"]["accuracy"] - m["test"]["accuracy"]
-    recalls = {name: row[i] / sum(row) for i, (name, row) in enumerate(zip(MATERIALS, m.get("test_confusion", [])))
-               if sum(row)}
+    recalls = {
+        name: row[i] / sum(row)
+        for i, (name, row) in enumerate(zip(MATERIALS, m.get("test_confusion", [])))
+        if sum(row)
+    }
     if where == "macro_recall":
         return statistics.mean(recalls.values())
     if where.startswith("recall."):
@@ -65,8 +100,13 @@ def number(m, where):
 
 def copy_project(dest):
     """The project's files (not its data, runs or git history) into `dest`."""
-    shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(".git", "data", "runs", "runs-*", "__pycache__",
-                                                              ".pytest_cache", "teaching-runs", ".tmp-*"))
+    shutil.copytree(
+        ROOT,
+        dest,
+        ignore=shutil.ignore_patterns(
+            ".git", "data", "runs", "runs-*", "__pycache__", ".pytest_cache", "teaching-runs", ".tmp-*"
+        ),
+    )
 
 
 def prepare(name, out, videos, baseline_toy):
@@ -83,24 +123,45 @@ def prepare(name, out, videos, baseline_toy):
         os.makedirs(os.path.join(folder, "data"))
         shutil.copy(baseline_toy, os.path.join(folder, toy))
     else:  # the baseline, or a patch that changes the toy generator: build this copy's own toy
-        subprocess.run([sys.executable, "data.py", "toy", "--videos", str(videos)], cwd=folder, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "data.py", "toy", "--videos", str(videos)],
+            cwd=folder,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return folder, toy
 
 
 def run(folder, command, seed, toy, epochs, device, log):
     """One training run in `folder`; returns its metrics.json as a dict."""
-    args = [sys.executable, *command, "--seed", str(seed), "--epochs", str(epochs), "--data", toy,
-            "--device", device, "--out", "runs"]
+    args = [
+        sys.executable,
+        *command,
+        "--seed",
+        str(seed),
+        "--epochs",
+        str(epochs),
+        "--data",
+        toy,
+        "--device",
+        device,
+        "--out",
+        "runs",
+    ]
     tick = time.time()
     with open(log, "w") as f:
         if subprocess.run(args, cwd=folder, stdout=f, stderr=subprocess.STDOUT).returncode:
-            raise RuntimeError(f"`python {' '.join(command)} --seed {seed}` failed in {folder}: its output is in {log}")
+            raise RuntimeError(
+                f"`python {' '.join(command)} --seed {seed}` failed in {folder}: its output is in {log}"
+            )
     backbone = command[command.index("--backbone") + 1]
     with open(os.path.join(folder, "runs", f"{command[0][:-3]}-{backbone}-seed{seed}", "metrics.json")) as f:
         m = json.load(f)
-    print(f"{os.path.basename(folder)}: python {' '.join(command)} --seed {seed}: test accuracy "
-          f"{m['test']['accuracy']:.4f} ({time.time() - tick:.0f} s)", flush=True)
+    print(
+        f"{os.path.basename(folder)}: python {' '.join(command)} --seed {seed}: test accuracy "
+        f"{m['test']['accuracy']:.4f} ({time.time() - tick:.0f} s)",
+        flush=True,
+    )
     return m
 
 
@@ -117,27 +178,42 @@ def verdict(diff):
     if any(d != d for d in diff) or len(diff) < 2:
         return "n/a | n/a"
     mean, half, _ = interval(diff)
-    word = "up" if mean - half > 0 else "down" if mean + half < 0 else "no change" if half == mean == 0 else \
-        "within noise"
+    word = (
+        "up"
+        if mean - half > 0
+        else "down"
+        if mean + half < 0
+        else "no change"
+        if half == mean == 0
+        else "within noise"
+    )
     return f"[{mean - half:+.3f}, {mean + half:+.3f}] | {word}"
 
 
 def table(key):
     """The key as markdown rows: for each exercise and number, both arms and their paired difference."""
-    lines = ["| exercise | command | number | unchanged code | patched | patched - unchanged | 95% interval | "
-             "verdict |", "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        "| exercise | command | number | unchanged code | patched | patched - unchanged | 95% interval | "
+        "verdict |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
     for name, numbers in key.items():
         for label, arms in numbers.items():
             diff = [p - b for p, b in zip(arms["patched"], arms["baseline"])]
-            lines.append(f"| {name} | `python {' '.join(EXERCISES[name][0])}` | {label} | {spread(arms['baseline'])} | "
-                         f"{spread(arms['patched'])} | {spread(diff, '+')} | {verdict(diff)} |")
+            lines.append(
+                f"| {name} | `python {' '.join(EXERCISES[name][0])}` | {label} | {spread(arms['baseline'])} | "
+                f"{spread(arms['patched'])} | {spread(diff, '+')} | {verdict(diff)} |"
+            )
     return lines
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("exercises", nargs="*", default=list(EXERCISES), help="which exercises (default: all)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "exercises", nargs="*", default=list(EXERCISES), help="which exercises (default: all)"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=30, help="training epochs of every run (paper: 30)")
     parser.add_argument("--videos", type=int, default=70, help="toy size (70: the default toy)")
@@ -165,29 +241,63 @@ def main(argv=None):
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         for seed in args.seeds:
             for command in sorted(baselines):
-                jobs[(command, seed)] = pool.submit(run, base_folder, list(command), seed, toy, args.epochs,
-                                                    args.device, os.path.join(base_folder, f"log-{command[0]}-"
-                                                                              f"{command[2]}-{seed}.txt"))
+                jobs[(command, seed)] = pool.submit(
+                    run,
+                    base_folder,
+                    list(command),
+                    seed,
+                    toy,
+                    args.epochs,
+                    args.device,
+                    os.path.join(base_folder, f"log-{command[0]}-{command[2]}-{seed}.txt"),
+                )
             for name in args.exercises:
-                jobs[(name, seed)] = pool.submit(run, folders[name], EXERCISES[name][0], seed, toy, args.epochs,
-                                                 args.device, os.path.join(folders[name], f"log-{seed}.txt"))
+                jobs[(name, seed)] = pool.submit(
+                    run,
+                    folders[name],
+                    EXERCISES[name][0],
+                    seed,
+                    toy,
+                    args.epochs,
+                    args.device,
+                    os.path.join(folders[name], f"log-{seed}.txt"),
+                )
         try:
             results = {key: future.result() for key, future in jobs.items()}
         except RuntimeError as e:  # one line; the runs still going finish first
             parser.exit(1, f"error: {e}\n")
     took = time.time() - start
-    key = {name: {label: {"baseline": [number(results[(tuple(EXERCISES[name][0]), s)], where) for s in args.seeds],
-                          "patched": [number(results[(name, s)], where) for s in args.seeds]}
-                  for label, where in EXERCISES[name][1]} for name in args.exercises}
+    key = {
+        name: {
+            label: {
+                "baseline": [number(results[(tuple(EXERCISES[name][0]), s)], where) for s in args.seeds],
+                "patched": [number(results[(name, s)], where) for s in args.seeds],
+            }
+            for label, where in EXERCISES[name][1]
+        }
+        for name in args.exercises
+    }
     lines = table(key)
-    header = (f"seeds {' '.join(map(str, args.seeds))}, {args.epochs} epochs, toy of {args.videos} videos, "
-              f"device {args.device}; mean ± std over seeds; {took:.0f} s in all")
+    header = (
+        f"seeds {' '.join(map(str, args.seeds))}, {args.epochs} epochs, toy of {args.videos} videos, "
+        f"device {args.device}; mean ± std over seeds; {took:.0f} s in all"
+    )
     print("\n".join([header, ""] + lines))
     with open(os.path.join(args.out, "key.md"), "w") as f:
         f.write("\n".join([header, ""] + lines) + "\n")
     with open(os.path.join(args.out, "key.json"), "w") as f:
-        json.dump({"seeds": args.seeds, "epochs": args.epochs, "videos": args.videos, "device": args.device,
-                   "seconds": round(took), "key": key}, f, indent=1)
+        json.dump(
+            {
+                "seeds": args.seeds,
+                "epochs": args.epochs,
+                "videos": args.videos,
+                "device": args.device,
+                "seconds": round(took),
+                "key": key,
+            },
+            f,
+            indent=1,
+        )
 
 
 if __name__ == "__main__":
