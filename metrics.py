@@ -6,19 +6,24 @@ Every script counts with these functions, so that numbers in different tables me
   visual network's 17 outputs this is the paper's count, "the percentage of correctly predicted outputs"
   over all label entries (3.3.2), with precision/recall/F1 pooled over all entries (micro-averaged);
   for the two-tower model it is the usual binary score over image-sound pairs (Table 5).
-- `confusion_matrix` (Figure 5), `coappearance` (Figure 6); the retrieval metrics (Figure 8) are retrieve.py's.
+- `confusion_matrix` (Figure 5), `coappearance` (Figure 6).
+- Ranking (retrieve.py, Figure 8): `rank`, `precision_at_k`, `average_precision`, `recall_at_k`,
+  `first_relevant_rank`, and what a random ranking scores on each.
 - Trivial baselines: majority class, all-negative, chance.
 - `print_row`: one results row in the paper's table layout, beside the paper's own row and the baseline
-  (retrieval's table, over one run or several seeds, is retrieve.format_retrieval_table).
+  (retrieval's table, over one run or several seeds, is `format_retrieval_table`).
 
 `python metrics.py runs/` (a whole study's Tables 2-5 and Figures 2, 5-9) hands over to study/summary.py.
 """
 
 import json
+import math
 import resource
+import statistics
 
 import torch
 
+import backbones
 import data
 
 # The paper's numbers, by (script, backbone, weighted). Tables 2-5 of the paper.
@@ -58,6 +63,7 @@ PAPER = {
         "test": {"accuracy": 0.5460, "precision": 0.5305, "recall": 0.8019, "f1": 0.6385},
     },
 }
+DIRECTIONS = {"image-to-sound": ("image", "sound"), "sound-to-image": ("sound", "image")}  # (query, item)
 PAPER_FIGURE_8 = "the top 25 sounds all good, the share of good sounds no lower than about 75% up to K = 50"
 
 
@@ -245,6 +251,129 @@ def format_confusion(matrix):
     lines = ["true\\pred " + "".join(f"{j:>4}" for j in range(n))]
     for i in range(n):
         lines.append(f"{i:>9} " + "".join(f"{int(c):>4}" if c else "   ." for c in matrix[i].tolist()))
+    return lines
+
+
+# ----------------------------------------------------------------------------------------------------------
+
+
+def rank(similarity, relevant):
+    """(Q, N) library positions in ranked order, most similar first.
+
+    Ties are broken pessimistically: among equal similarities the non-relevant items come first. Every
+    metric below then depends only on the similarities, not on the library's order, and a model cannot
+    score well by giving many items the same similarity (a constant one ranks every relevant item last).
+    """
+    order = torch.argsort(relevant.int(), dim=1, stable=True)  # non-relevant first; the stable sort keeps it
+    by_similarity = torch.argsort(similarity.gather(1, order), dim=1, descending=True, stable=True)
+    return order.gather(1, by_similarity)
+
+
+def precision_at_k(similarity, relevant, k):
+    """Precision@K for K = 1..k: (Q, k) float, entry [q, K-1] the share of relevant items among query q's top K
+    (paper Figure 8: the share of good sounds). Ranked by `rank`, ties pessimistic."""
+    hits = relevant.gather(1, rank(similarity, relevant))[:, :k].float()  # (Q, k): relevance, best first
+    return hits.cumsum(1) / torch.arange(1, k + 1, device=hits.device)
+
+
+def average_precision(similarity, relevant):
+    """Average precision: (Q,) float, for each query the mean of precision@rank over the ranks of its relevant
+    items, so it rewards ranking every relevant item high, not only K of them; NaN for a query with no
+    relevant item (undefined). Ranked by `rank`, ties pessimistic; with no ties it equals scikit-learn's
+    average_precision_score."""
+    hits = relevant.gather(1, rank(similarity, relevant)).float()  # (Q, N): relevance, best first
+    precision = hits.cumsum(1) / torch.arange(1, hits.shape[1] + 1, device=hits.device)  # (Q, N) at each rank
+    return (precision * hits).sum(1) / hits.sum(1)  # 0 / 0: NaN
+
+
+def recall_at_k(similarity, relevant, k):
+    """Recall@K as cross-modal retrieval counts it (one right answer per query, or a few: an image's own ten
+    sounds): (Q,) bool, whether at least one relevant item is among the top K. Ties pessimistic."""
+    return relevant.gather(1, rank(similarity, relevant))[:, :k].any(1)
+
+
+def first_relevant_rank(similarity, relevant):
+    """(Q,) int64: the rank (1 = most similar) of each query's first relevant item, N + 1 when it has none.
+    Ties pessimistic."""
+    hits = relevant.gather(1, rank(similarity, relevant))  # (Q, N)
+    return torch.where(hits.any(1), hits.int().argmax(1) + 1, hits.shape[1] + 1)  # argmax: the first True
+
+
+# What a uniformly random ranking of n items, r of them relevant, scores: the random baselines.
+
+
+def random_average_precision(n, r):
+    """The exact expected AP: the item at rank i is relevant with probability r/n, and then the other r - 1
+    fill the i - 1 ranks above it at rate (r-1)/(n-1), so E[AP] = 1/n sum_i (1 + (i-1)(r-1)/(n-1)) / i
+    = (r-1)/(n-1) + (n-r)/(n(n-1)) H_n, H_n = 1 + 1/2 + ... + 1/n. Above the common approximation r/n when r
+    is small (a random ranking may still put a relevant item first). NaN when r = 0, like AP."""
+    if r == 0 or n == 1:
+        return float("nan") if r == 0 else 1.0
+    return (r - 1) / (n - 1) + (n - r) / (n * (n - 1)) * sum(1 / i for i in range(1, n + 1))
+
+
+def random_recall_at_k(n, r, k):
+    """Probability that at least one of the r relevant items is in the top k: 1 - C(n-r, k) / C(n, k)."""
+    return 1 - math.comb(n - r, k) / math.comb(n, k)
+
+
+def random_first_rank(n, r):
+    """(mean, median) of the first relevant item's rank: mean (n+1)/(r+1); median the smallest m with
+    P(rank <= m) = 1 - C(n-m, r)/C(n, r) >= 1/2."""
+    return (n + 1) / (r + 1), next(m for m in range(1, n + 1) if 2 * math.comb(n - m, r) <= math.comb(n, r))
+
+
+def format_retrieval_table(ms, source=None):
+    """The retrieval table of metrics.json dicts `ms` (one per seed of the towers) as lines, each row beside random
+    retrieval. One run: the single query and the value over every test query ± its spread; several: the mean ±
+    std (sample std, n - 1) over the runs of each run's value over every test query."""
+    m, several = ms[0], len(ms) > 1
+    query, item = DIRECTIONS[m.get("direction", "image-to-sound")]
+    shown = "" if several else f"; one {query}: {m['query']['video_id']} ({', '.join(m['query']['labels'])})"
+    head = f"mean ± std over {len(ms)} seeds" if several else f"all {query}s (± std)"
+    lines = [
+        f"Retrieval, {query} -> {item}: {backbones.BACKBONES.get(m['backbone'], m['backbone'])} TT_AGG"
+        f"{' (' + source + ')' if source else ''}; library {m.get('library', '?')} ({m.get('library_size')} "
+        f"{item}s), the query's own video {'left out' if m.get('exclude_own_video') else 'included'}; "
+        f"{m.get('queries', m.get('test_images'))} test {query}s{shown}"
+        + (f"; seeds {', '.join(str(x.get('trained_seed', '?')) for x in ms)}" if several else ""),
+        f"{'':<34}{'' if several else 'one ' + query:>10}  {head:<28}{'random':>8}",
+    ]
+    for name in m.get("table", {}):
+        rows = [x.get("table", {}).get(name) for x in ms]
+        if not all(isinstance(r, dict) and "all" in r for r in rows):  # a run without it, or an older table
+            continue
+        fmt = "{:.1f}" if name.endswith("rank") else "{:.3f}"
+        values = [r["all"] for r in rows]
+        std = statistics.stdev(values) if several else rows[0]["std"]
+        one = (
+            ""
+            if several
+            else ("yes" if rows[0]["single"] else "no")
+            if name.startswith("R@")
+            else fmt.format(rows[0]["single"])
+        )
+        over = fmt.format(statistics.mean(values)) + ("" if std is None else " ± " + fmt.format(std))
+        label = name + (
+            " of the own recording"
+            if name.startswith("R@")
+            else f" of the first own {item}"
+            if name.endswith("rank")
+            else ""
+        )
+        lines.append(
+            f"{label:<34}{one:>10}  {over:<28}{fmt.format(statistics.mean(r['random'] for r in rows)):>8}"
+        )
+    without = [x.get("queries_without_relevant") or 0 for x in ms]
+    if any(without):  # their AP is undefined; their precision@K is 0, and counted
+        lines.append(
+            f"mAP leaves out the {'/'.join(map(str, without))} test {query}s with no relevant {item} in "
+            f"their library"
+        )
+    if not any(line.startswith("R@") for line in lines):
+        lines.append(
+            "R@K and ranks of the own recording: not measured, the query's own video is not in the library"
+        )
     return lines
 
 

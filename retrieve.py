@@ -20,9 +20,7 @@ product). A retrieved sound is "good", relevant, when its material is among the 
 """
 
 import argparse
-import math
 import os
-import statistics
 import warnings
 import wave
 
@@ -34,7 +32,6 @@ import data
 import metrics
 
 SCRIPT = "retrieve"
-DIRECTIONS = {"image-to-sound": ("image", "sound"), "sound-to-image": ("sound", "image")}  # (query, item)
 TABLE_K = [1, 5, 10, 25, 50]  # the K of precision@K in the printed table (and --k itself)
 RECALL_K = [1, 5, 10]  # the K of recall@K of the own recording
 MATERIAL_K = 10  # the K of the per-material precision@K
@@ -77,7 +74,7 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--direction",
-        choices=list(DIRECTIONS),
+        choices=list(metrics.DIRECTIONS),
         default="image-to-sound",
         help="image-to-sound: "
         "each test image ranks a sound library (the paper's); sound-to-image: each test sound ranks "
@@ -146,75 +143,6 @@ def parse_args(argv=None):
 # ----------------------------------------------------------------------------------------------------------
 # Ranking and the retrieval metrics. Each takes similarity (Q, N), query q's score for library item n, and
 # relevant (Q, N) bool; a library excluded for a query is simply not among its N columns.
-# ----------------------------------------------------------------------------------------------------------
-
-
-def rank(similarity, relevant):
-    """(Q, N) library positions in ranked order, most similar first.
-
-    Ties are broken pessimistically: among equal similarities the non-relevant items come first. Every
-    metric below then depends only on the similarities, not on the library's order, and a model cannot
-    score well by giving many items the same similarity (a constant one ranks every relevant item last).
-    """
-    order = torch.argsort(relevant.int(), dim=1, stable=True)  # non-relevant first; the stable sort keeps it
-    by_similarity = torch.argsort(similarity.gather(1, order), dim=1, descending=True, stable=True)
-    return order.gather(1, by_similarity)
-
-
-def precision_at_k(similarity, relevant, k):
-    """Precision@K for K = 1..k: (Q, k) float, entry [q, K-1] the share of relevant items among query q's top K
-    (paper Figure 8: the share of good sounds). Ranked by `rank`, ties pessimistic."""
-    hits = relevant.gather(1, rank(similarity, relevant))[:, :k].float()  # (Q, k): relevance, best first
-    return hits.cumsum(1) / torch.arange(1, k + 1, device=hits.device)
-
-
-def average_precision(similarity, relevant):
-    """Average precision: (Q,) float, for each query the mean of precision@rank over the ranks of its relevant
-    items, so it rewards ranking every relevant item high, not only K of them; NaN for a query with no
-    relevant item (undefined). Ranked by `rank`, ties pessimistic; with no ties it equals scikit-learn's
-    average_precision_score."""
-    hits = relevant.gather(1, rank(similarity, relevant)).float()  # (Q, N): relevance, best first
-    precision = hits.cumsum(1) / torch.arange(1, hits.shape[1] + 1, device=hits.device)  # (Q, N) at each rank
-    return (precision * hits).sum(1) / hits.sum(1)  # 0 / 0: NaN
-
-
-def recall_at_k(similarity, relevant, k):
-    """Recall@K as cross-modal retrieval counts it (one right answer per query, or a few: an image's own ten
-    sounds): (Q,) bool, whether at least one relevant item is among the top K. Ties pessimistic."""
-    return relevant.gather(1, rank(similarity, relevant))[:, :k].any(1)
-
-
-def first_relevant_rank(similarity, relevant):
-    """(Q,) int64: the rank (1 = most similar) of each query's first relevant item, N + 1 when it has none.
-    Ties pessimistic."""
-    hits = relevant.gather(1, rank(similarity, relevant))  # (Q, N)
-    return torch.where(hits.any(1), hits.int().argmax(1) + 1, hits.shape[1] + 1)  # argmax: the first True
-
-
-# What a uniformly random ranking of n items, r of them relevant, scores: the random baselines.
-
-
-def random_average_precision(n, r):
-    """The exact expected AP: the item at rank i is relevant with probability r/n, and then the other r - 1
-    fill the i - 1 ranks above it at rate (r-1)/(n-1), so E[AP] = 1/n sum_i (1 + (i-1)(r-1)/(n-1)) / i
-    = (r-1)/(n-1) + (n-r)/(n(n-1)) H_n, H_n = 1 + 1/2 + ... + 1/n. Above the common approximation r/n when r
-    is small (a random ranking may still put a relevant item first). NaN when r = 0, like AP."""
-    if r == 0 or n == 1:
-        return float("nan") if r == 0 else 1.0
-    return (r - 1) / (n - 1) + (n - r) / (n * (n - 1)) * sum(1 / i for i in range(1, n + 1))
-
-
-def random_recall_at_k(n, r, k):
-    """Probability that at least one of the r relevant items is in the top k: 1 - C(n-r, k) / C(n, k)."""
-    return 1 - math.comb(n - r, k) / math.comb(n, k)
-
-
-def random_first_rank(n, r):
-    """(mean, median) of the first relevant item's rank: mean (n+1)/(r+1); median the smallest m with
-    P(rank <= m) = 1 - C(n-m, r)/C(n, r) >= 1/2."""
-    return (n + 1) / (r + 1), next(m for m in range(1, n + 1) if 2 * math.comb(n - m, r) <= math.comb(n, r))
-
-
 def measure(similarity, relevant, own, query, k):
     """Every metric of one retrieval. similarity, relevant, own (Q, N), own[q, n]: item n is from query q's own
     video; query: the position of the single query shown (the paper's view). Returns the precision@K curves,
@@ -223,10 +151,12 @@ def measure(similarity, relevant, own, query, k):
     means something; the number of queries without a relevant item; per query precision@MATERIAL_K, AP, random AP.
     """
     n = relevant.shape[1]
-    precision = precision_at_k(similarity, relevant, k).cpu()  # (Q, k)
-    ap = average_precision(similarity, relevant).cpu()  # (Q,), NaN: undefined
+    precision = metrics.precision_at_k(similarity, relevant, k).cpu()  # (Q, k)
+    ap = metrics.average_precision(similarity, relevant).cpu()  # (Q,), NaN: undefined
     random_precision = relevant.float().mean(1).mean().item()  # for every K
-    random_ap = torch.tensor([random_average_precision(n, r) for r in relevant.sum(1).tolist()])  # (Q,)
+    random_ap = torch.tensor(
+        [metrics.random_average_precision(n, r) for r in relevant.sum(1).tolist()]
+    )  # (Q,)
     curves = {
         "single": precision[query].tolist(),
         "mean": precision.mean(0).tolist(),
@@ -249,19 +179,19 @@ def measure(similarity, relevant, own, query, k):
     defined = ~ap.isnan()  # AP is undefined for a query with no relevant item: left out of mAP, and counted
     table["mAP"] = row(ap[query], ap[defined], random_ap[defined].mean())
     if own.any(1).all():  # every query's own video is in its library: recall@K of the own recording
-        first = first_relevant_rank(similarity, own).double().cpu()  # (Q,)
+        first = metrics.first_relevant_rank(similarity, own).double().cpu()  # (Q,)
         r = int(own[0].sum())  # the same for every query: an image's ten sounds, a sound's one frame
         for K in [K for K in RECALL_K if K <= n]:
             table[f"R@{K}"] = row(
-                first[query] <= K, (first <= K).double(), random_recall_at_k(n, r, K), False
+                first[query] <= K, (first <= K).double(), metrics.random_recall_at_k(n, r, K), False
             )
-        random_mean, random_median = random_first_rank(n, r)
+        random_mean, random_median = metrics.random_first_rank(n, r)
         table["median rank"] = {
             **row(first[query], first, random_median, False),
             "all": first.quantile(0.5).item(),
         }  # an even count: the two middle ones' mean
         table["mean rank"] = row(first[query], first, random_mean, False)
-    material_precision = precision_at_k(similarity, relevant, min(MATERIAL_K, n))[:, -1].cpu()  # (Q,)
+    material_precision = metrics.precision_at_k(similarity, relevant, min(MATERIAL_K, n))[:, -1].cpu()  # (Q,)
     return curves, table, int((~defined).sum()), (material_precision, ap, random_ap)
 
 
@@ -383,60 +313,6 @@ def embed(ds, tower, video, clip):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def format_retrieval_table(ms, source=None):
-    """The retrieval table of metrics.json dicts `ms` (one per seed of the towers) as lines, each row beside random
-    retrieval. One run: the single query and the value over every test query ± its spread; several: the mean ±
-    std (sample std, n - 1) over the runs of each run's value over every test query."""
-    m, several = ms[0], len(ms) > 1
-    query, item = DIRECTIONS[m.get("direction", "image-to-sound")]
-    shown = "" if several else f"; one {query}: {m['query']['video_id']} ({', '.join(m['query']['labels'])})"
-    head = f"mean ± std over {len(ms)} seeds" if several else f"all {query}s (± std)"
-    lines = [
-        f"Retrieval, {query} -> {item}: {backbones.BACKBONES.get(m['backbone'], m['backbone'])} TT_AGG"
-        f"{' (' + source + ')' if source else ''}; library {m.get('library', '?')} ({m.get('library_size')} "
-        f"{item}s), the query's own video {'left out' if m.get('exclude_own_video') else 'included'}; "
-        f"{m.get('queries', m.get('test_images'))} test {query}s{shown}"
-        + (f"; seeds {', '.join(str(x.get('trained_seed', '?')) for x in ms)}" if several else ""),
-        f"{'':<34}{'' if several else 'one ' + query:>10}  {head:<28}{'random':>8}",
-    ]
-    for name in m.get("table", {}):
-        rows = [x.get("table", {}).get(name) for x in ms]
-        if not all(isinstance(r, dict) and "all" in r for r in rows):  # a run without it, or an older table
-            continue
-        fmt = "{:.1f}" if name.endswith("rank") else "{:.3f}"
-        values = [r["all"] for r in rows]
-        std = statistics.stdev(values) if several else rows[0]["std"]
-        one = (
-            ""
-            if several
-            else ("yes" if rows[0]["single"] else "no")
-            if name.startswith("R@")
-            else fmt.format(rows[0]["single"])
-        )
-        over = fmt.format(statistics.mean(values)) + ("" if std is None else " ± " + fmt.format(std))
-        label = name + (
-            " of the own recording"
-            if name.startswith("R@")
-            else f" of the first own {item}"
-            if name.endswith("rank")
-            else ""
-        )
-        lines.append(
-            f"{label:<34}{one:>10}  {over:<28}{fmt.format(statistics.mean(r['random'] for r in rows)):>8}"
-        )
-    without = [x.get("queries_without_relevant") or 0 for x in ms]
-    if any(without):  # their AP is undefined; their precision@K is 0, and counted
-        lines.append(
-            f"mAP leaves out the {'/'.join(map(str, without))} test {query}s with no relevant {item} in "
-            f"their library"
-        )
-    if not any(line.startswith("R@") for line in lines):
-        lines.append(
-            "R@K and ranks of the own recording: not measured, the query's own video is not in the library"
-        )
-    return lines
-
-
 def format_per_material(m):
     """The per-material table: queries, precision@K, AP and random AP for each query material."""
     counted = (
@@ -459,7 +335,7 @@ def library_words(m):
     if m["library"] == "train":
         return f"train, {m['library_size']} sounds, none from a test video"
     return (
-        f"{m['library']}, {m['library_size']} {DIRECTIONS[m['direction']][1]}s, the query's own video "
+        f"{m['library']}, {m['library_size']} {metrics.DIRECTIONS[m['direction']][1]}s, the query's own video "
         f"{'left out' if m['exclude_own_video'] else 'included'}"
     )
 
@@ -474,7 +350,7 @@ def plot_curves(m, source, path):
     random retrieval."""
     from matplotlib.ticker import MaxNLocator
 
-    query, item = DIRECTIONS[m["direction"]]
+    query, item = metrics.DIRECTIONS[m["direction"]]
     k, mean, std = torch.arange(1, m["k"] + 1), torch.tensor(m["mean"]), torch.tensor(m["std"])
     fig, ax = metrics.pyplot().subplots(figsize=(9, 6), layout="constrained")
     ax.fill_between(
@@ -522,7 +398,7 @@ def plot_sheet(m, pictures, path):
     """top5_sheet.png: the query, then its five best items, framed green when good and red when not. pictures:
     the query's and the items', each a frame (3, S, S) uint8 or a spectrogram (1, H, W)."""
     plt = metrics.pyplot()
-    query, item = DIRECTIONS[m["direction"]]
+    query, item = metrics.DIRECTIONS[m["direction"]]
     q = m["query"]
     titles = [
         (
@@ -567,7 +443,7 @@ def plot_sheet(m, pictures, path):
 
 def plot_per_material(m, path):
     """per_material.png: precision@K and AP per query material, random AP marked beside them."""
-    query, rows = DIRECTIONS[m["direction"]][0], m["per_material"]
+    query, rows = metrics.DIRECTIONS[m["direction"]][0], m["per_material"]
     y = torch.arange(len(rows)).float()
     fig, ax = metrics.pyplot().subplots(figsize=(8, 1.5 + 0.35 * len(rows)), layout="constrained")
     ax.barh(
@@ -650,13 +526,13 @@ def retrieve(parser, args):
         if args.k > n:
             library = f"--library {args.library}" if args.direction == "image-to-sound" else "the test frames"
             raise data.DataError(
-                f"--k {args.k} is above the library size, {n} {DIRECTIONS[args.direction][1]}s "
+                f"--k {args.k} is above the library size, {n} {metrics.DIRECTIONS[args.direction][1]}s "
                 f"({library}{', less the query video' if args.exclude_own_video else ''})"
             )
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
     backbone = checkpoint["backbone"]
-    query_kind, item_kind = DIRECTIONS[args.direction]
+    query_kind, item_kind = metrics.DIRECTIONS[args.direction]
     # The train library holds no test video: the query's own sounds are left out whether asked or not.
     own_left_out = args.exclude_own_video or args.library == "train"
     if len({os.path.realpath(p or data.toy_path(**data.TOY_DEFAULTS)) for p in (args.data, trained_on)}) > 1:
@@ -702,7 +578,9 @@ def retrieve(parser, args):
             ),
         }
 
-    top = rank(similarity, relevant)[query, :TOP].tolist()  # the single query's best items, ties pessimistic
+    top = metrics.rank(similarity, relevant)[
+        query, :TOP
+    ].tolist()  # the single query's best items, ties pessimistic
     top_items = [candidates[query, j].item() for j in top]
     q = describe(queries[0][query], None if queries[1] is None else queries[1][query])
     q.setdefault("labels", [q.get("material")])
@@ -750,7 +628,7 @@ def retrieve(parser, args):
             f"{'good' if hit['good'] else 'not good':<9} {where(hit)}  cosine {hit['similarity']:.3f}"
             f"{'  (own video)' if hit['video_id'] == q['video_id'] else ''}"
         )
-    print("\n".join(format_retrieval_table([m], metrics.source_name(ds.source))))
+    print("\n".join(metrics.format_retrieval_table([m], metrics.source_name(ds.source))))
     if query_kind == "image":
         print(f"paper (one test image, ResNet): {metrics.PAPER_FIGURE_8}")
     print("\n".join(format_per_material(m)))

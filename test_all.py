@@ -757,7 +757,7 @@ def test_retrieve_prints_saves_and_every_metric_matches_an_independent_count(ret
         (ap.mean(), ap.std(), ap[query])
     )
     assert m["table"]["mAP"]["random"] == pytest.approx(
-        np.mean([retrieve.random_average_precision(240, r) for r in relevant.sum(1)])
+        np.mean([metrics.random_average_precision(240, r) for r in relevant.sum(1)])
     )
     own = np.repeat(np.arange(24), 10)[order] == test.numpy()[:, None]  # (6, 240): own clips, ranked
     first = own.argmax(1) + 1
@@ -783,7 +783,7 @@ def test_retrieve_prints_saves_and_every_metric_matches_an_independent_count(ret
     ]
     similarities = [h["similarity"] for h in m["top5"]]
     assert similarities == sorted(similarities, reverse=True) and all(-1 <= s <= 1 for s in similarities)
-    one = retrieve.format_retrieval_table([m])
+    one = metrics.format_retrieval_table([m])
     assert one[0].startswith("Retrieval, image -> sound") and "one image: " + m["query"]["video_id"] in one[0]
     row = m["table"]["mAP"]
     assert f"{row['single']:.3f}  {row['all']:.3f} ± {row['std']:.3f}" in next(
@@ -793,13 +793,13 @@ def test_retrieve_prints_saves_and_every_metric_matches_an_independent_count(ret
         {**m, "trained_seed": s, "table": {**m["table"], "mAP": {**row, "all": v}}}
         for s, v in enumerate([0.2, 0.4, 0.6])
     ]
-    three = retrieve.format_retrieval_table(seeds)
+    three = metrics.format_retrieval_table(seeds)
     assert (
         "seeds 0, 1, 2" in three[0] and "mean ± std over 3 seeds" in three[1] and "one image" not in three[1]
     )
     assert "0.400 ± 0.200" in next(l for l in three if l.startswith("mAP")), "sample std over the seeds"
     assert len(three) == len(one) and [l.split()[0] for l in three[2:]] == [l.split()[0] for l in one[2:]]
-    older = retrieve.format_retrieval_table([{k: v for k, v in m.items() if k not in ("table", "direction")}])
+    older = metrics.format_retrieval_table([{k: v for k, v in m.items() if k not in ("table", "direction")}])
     assert "not measured" in older[-1], "an older metrics.json: no crash"
 
 
@@ -829,46 +829,44 @@ def test_retrieval_metrics_match_scikit_learn_a_brute_force_count_and_every_rand
     relevant[1] = False  # none: AP undefined
     distinct = torch.randn(8, 30, generator=g)
     for similarity in [distinct, (torch.randn(8, 30, generator=g) * 2).round() / 2, torch.zeros(8, 30)]:
-        precision = retrieve.precision_at_k(similarity, relevant, 30)
-        ap = retrieve.average_precision(similarity, relevant)
-        first = retrieve.first_relevant_rank(similarity, relevant)
+        precision = metrics.precision_at_k(similarity, relevant, 30)
+        ap = metrics.average_precision(similarity, relevant)
+        first = metrics.first_relevant_rank(similarity, relevant)
         for q, (p, a, f) in enumerate(brute_force(similarity, relevant)):
             assert precision[q].tolist() == pytest.approx(p) and first[q] == f
             assert math.isnan(a) == math.isnan(ap[q]) and (math.isnan(a) or ap[q].item() == pytest.approx(a))
             for k in [1, 5, 10, 30]:
-                assert retrieve.recall_at_k(similarity, relevant, k)[q] == (f <= k)
+                assert metrics.recall_at_k(similarity, relevant, k)[q] == (f <= k)
     for q in range(2, 8):  # no ties: scikit-learn's AP
-        assert ap.shape == (8,) and retrieve.average_precision(distinct, relevant)[q].item() == pytest.approx(
+        assert ap.shape == (8,) and metrics.average_precision(distinct, relevant)[q].item() == pytest.approx(
             average_precision_score(relevant[q].numpy(), distinct[q].numpy())
         )
-    assert (retrieve.rank(distinct, relevant) == torch.argsort(-distinct, dim=1, stable=True)).all()
+    assert (metrics.rank(distinct, relevant) == torch.argsort(-distinct, dim=1, stable=True)).all()
     # A constant similarity ranks every relevant item last: never above a random ranking.
     constant, r = torch.zeros(8, 30), relevant.sum(1)
-    assert (retrieve.first_relevant_rank(constant, relevant) == 31 - r).all()
+    assert (metrics.first_relevant_rank(constant, relevant) == 31 - r).all()
     for q in range(2, 8):
-        assert retrieve.average_precision(constant, relevant)[q] < retrieve.random_average_precision(
+        assert metrics.average_precision(constant, relevant)[q] < metrics.random_average_precision(
             30, int(r[q])
         )
     # By hand: the good item tied with a bad one ranks second, wherever the library holds it.
     for relevant in [torch.tensor([[True, False, False]]), torch.tensor([[False, True, False]])]:
         similarity = torch.tensor([[0.9, 0.9, 0.1]])
-        assert retrieve.average_precision(similarity, relevant).item() == 0.5
-        assert retrieve.precision_at_k(similarity, relevant, 2).tolist() == [[0.0, 0.5]]
-        assert retrieve.first_relevant_rank(similarity, relevant).item() == 2
+        assert metrics.average_precision(similarity, relevant).item() == 0.5
+        assert metrics.precision_at_k(similarity, relevant, 2).tolist() == [[0.0, 0.5]]
+        assert metrics.first_relevant_rank(similarity, relevant).item() == 2
     n = 7  # the random baselines: the expectation over every placement of r relevant items among n ranks
     for r in range(1, n + 1):
         placements = [torch.tensor(p) + 1 for p in itertools.combinations(range(n), r)]  # ranks, best first
         ap = np.mean([(torch.arange(1, r + 1) / p).mean().item() for p in placements])
-        assert retrieve.random_average_precision(n, r) == pytest.approx(ap)
+        assert metrics.random_average_precision(n, r) == pytest.approx(ap)
         first = np.array([p[0].item() for p in placements])
         for k in range(1, n + 1):
-            assert retrieve.random_recall_at_k(n, r, k) == pytest.approx((first <= k).mean())
-        mean, median = retrieve.random_first_rank(n, r)
+            assert metrics.random_recall_at_k(n, r, k) == pytest.approx((first <= k).mean())
+        mean, median = metrics.random_first_rank(n, r)
         assert mean == pytest.approx(first.mean())
         assert median == min(m for m in range(1, n + 1) if (first <= m).mean() >= 0.5)
-    assert (
-        math.isnan(retrieve.random_average_precision(n, 0)) and retrieve.random_average_precision(1, 1) == 1
-    )
+    assert math.isnan(metrics.random_average_precision(n, 0)) and metrics.random_average_precision(1, 1) == 1
 
 
 def test_sound_to_image_and_every_querys_library(tt_run, tiny, tmp_path):
@@ -1750,11 +1748,11 @@ def test_exercise_precision_at_k():
     """Precision@K for K = 1..k, worked by hand; ties count against the model."""
     similarity = torch.tensor([[0.9, 0.1, 0.8, 0.3], [0.2, 0.4, 0.6, 0.8]])
     relevant = torch.tensor([[1, 0, 0, 1], [1, 1, 1, 1]], dtype=torch.bool)
-    p = retrieve.precision_at_k(similarity, relevant, 4)
+    p = metrics.precision_at_k(similarity, relevant, 4)
     # query 0 ranks items 0 (relevant), 2, 3 (relevant), 1; query 1: everything is relevant
     assert p.flatten().tolist() == pytest.approx([1.0, 0.5, 2 / 3, 0.5, 1.0, 1.0, 1.0, 1.0])
-    assert retrieve.precision_at_k(similarity, relevant, 2).shape == (2, 2)
-    tied = retrieve.precision_at_k(torch.zeros(1, 4), torch.tensor([[1, 0, 0, 0]], dtype=torch.bool), 4)
+    assert metrics.precision_at_k(similarity, relevant, 2).shape == (2, 2)
+    tied = metrics.precision_at_k(torch.zeros(1, 4), torch.tensor([[1, 0, 0, 0]], dtype=torch.bool), 4)
     assert tied.flatten().tolist() == pytest.approx([0.0, 0.0, 0.0, 0.25]), (
         "a constant similarity ranks relevant items last"
     )
@@ -1764,10 +1762,10 @@ def test_exercise_average_precision():
     """The mean of precision@rank over the relevant items' ranks, worked by hand; NaN with nothing relevant."""
     similarity = torch.tensor([[0.9, 0.1, 0.8, 0.3], [0.9, 0.1, 0.8, 0.3], [0.9, 0.1, 0.8, 0.3]])
     relevant = torch.tensor([[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 0, 0]], dtype=torch.bool)
-    ap = retrieve.average_precision(similarity, relevant)
+    ap = metrics.average_precision(similarity, relevant)
     assert ap.shape == (3,)
     assert ap[:2].tolist() == pytest.approx([(1 + 2 / 3) / 2, 1 / 4]) and torch.isnan(ap[2])
-    assert retrieve.average_precision(
+    assert metrics.average_precision(
         torch.zeros(1, 4), torch.tensor([[1, 0, 0, 0]], dtype=torch.bool)
     ).item() == pytest.approx(0.25), "ties count against the model"
 

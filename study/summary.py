@@ -8,8 +8,7 @@ import argparse
 import math
 import os
 
-from metrics import PAPER, PAPER_FIGURE_8
-from retrieve import format_retrieval_table
+from metrics import PAPER, PAPER_FIGURE_8, format_retrieval_table
 from study import claims
 from study.figures import write_figures
 from study.runs import (

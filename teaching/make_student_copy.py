@@ -42,9 +42,9 @@ BLANKS = {
         "positive_weights",
         "negatives / positives of each material over the training frames",
     ),
-    "precision_at_k": ("retrieve.py", "precision_at_k", "the share of relevant items among the first k"),
+    "precision_at_k": ("metrics.py", "precision_at_k", "the share of relevant items among the first k"),
     "average_precision": (
-        "retrieve.py",
+        "metrics.py",
         "average_precision",
         "the mean of precision@k over the ranks k of the relevant items",
     ),
