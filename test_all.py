@@ -1668,7 +1668,11 @@ def test_summary_names_missing_runs_with_their_commands_and_refuses_a_folder_wit
     check_refused(run_here("metrics.py", tmp_path / "bad"), tmp_path / "bad", "metrics.json")
 
 
-# --- teaching/: the exercises' patches, the student copy's blanks (pytest -k NAME), the notebook -----------
+# --- teaching/: the student copy's blanks (pytest -k NAME), the kit's commands, the patches, the notebook ---
+# A blank's tests are named test_exercise_NAME_*, so that `pytest test_all.py -k NAME` runs them all. Each
+# says in its docstring which plausible mistake each case is there to catch; teaching/wrong_solutions.py
+# (the teacher's) holds those mistakes written out, and test_the_kits_wrong_solutions_fail_and_right_ones_pass
+# checks that every one of them is caught and every correct alternative passes.
 
 TEACHING = os.path.join(HERE, "teaching")
 
@@ -1680,121 +1684,360 @@ class Flatten(torch.nn.Module):
         return x.flatten(1)
 
 
-def test_exercise_tt_agg_forward():
-    """The two-tower score is the cosine of the two embeddings, mapped from [-1, 1] to [0, 1]."""
-    import tt_agg
-
-    model = tt_agg.TwoTower("resnet")
-    model.image_tower, model.sound_tower = Flatten(), Flatten()
-    image = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [3.0, 4.0], [2.0, 2.0]])[:, :, None, None]
-    sound = torch.tensor([[5.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [6.0, 8.0], [0.0, 1.0]])[:, :, None, None]
-    p = model(image, sound)
-    assert p.shape == (5,)  # one probability per pair
-    # same direction (whatever the lengths) 1, opposite 0, orthogonal 0.5, cosine 1/sqrt(2) -> 0.854
-    assert p.tolist() == pytest.approx([1.0, 0.0, 0.5, 1.0, (1 + 2**-0.5) / 2], abs=1e-6)
-    full = tt_agg.TwoTower("resnet").eval()  # with the real towers: a probability, unchanged by the batch
-    torch.manual_seed(0)
-    image, sound = torch.randn(4, 3, 32, 32), torch.randn(4, 1, 32, 32)
-    with torch.no_grad():
-        q = full(image, sound)
-        assert ((q >= 0) & (q <= 1)).all() and q[:2] == pytest.approx(full(image[:2], sound[:2]), abs=1e-5)
+def random_spectrograms(clips, sample_rate, size):
+    """A stand-in for data.spectrogram (seeded noise of the right shape), so that the blanks other than
+    `spectrogram` are checked on the real Dataset whether or not `spectrogram` is written yet."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(*clips.shape[:-1], 1, size, size, generator=generator)
 
 
-def test_exercise_negative_sampling(tiny):
-    """Every clip once with its own frame (label 1), then the same frames, in the same order, each with one
-    clip of the same split whose material the frame does not show (label 0); seeded by the generator."""
-    import types
+@pytest.fixture(scope="session")
+def kit_dataset(tiny):
+    """The tiny toy as the real data.Dataset (every field the training scripts use), spectrograms stood in."""
+    import unittest.mock
 
-    import tt_agg
+    with unittest.mock.patch.object(data, "spectrogram", random_spectrograms):
+        return data.Dataset(data.read_dataset(tiny), tiny, torch.device("cpu"))
 
-    raw = torch.load(tiny, weights_only=True)  # the dataset's labels alone: no spectrogram needed
-    ds = types.SimpleNamespace(**{k: raw[k] for k in ["clip_materials", "image_labels", "video_ids"]})
-    videos = torch.nonzero(raw["split"] == data.SPLITS["train"]).flatten()
-    frame_video, sound_video, sound_clip, label = tt_agg.make_examples(
-        ds, videos, torch.Generator().manual_seed(0)
+
+def log_mel_by_hand(clips, rate, n_fft, size):
+    """The recipe of data.spectrogram's docstring, one torchaudio transform per step: power STFT (Hann window,
+    hop n_fft / 4), 64 mel bands, natural log of power + 1e-10, each clip standardised over all its bands and
+    frames, bilinear antialiased resize. `n_fft` is given by hand, not computed the way the code does."""
+    import torchaudio
+
+    power = torchaudio.transforms.Spectrogram(n_fft=n_fft, hop_length=n_fft // 4, power=2.0)(clips)
+    mel = torchaudio.transforms.MelScale(n_mels=64, sample_rate=rate, n_stft=n_fft // 2 + 1)(power)
+    log = torch.log(mel + 1e-10)  # (B, 64, T)
+    z = (log - log.mean(dim=(1, 2), keepdim=True)) / log.std(dim=(1, 2), keepdim=True)
+    return F.interpolate(z[:, None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def test_exercise_spectrogram_matches_a_log_mel_computed_step_by_step():
+    """Three clips (a noisy tone, a decaying impact, a chirp) at three sample rates, against the recipe done
+    by hand with torchaudio (log_mel_by_hand). Catches: no log (or log1p instead), a
+    linear STFT instead of mel bands, amplitude instead of power, standardisation per time frame or per mel
+    band instead of per clip, standardising after the resize, no antialiasing, a hop other than n_fft / 4, and
+    an n_fft fixed at 1024 instead of ~46 ms at each rate (44,100 Hz: 2048; 8,000 Hz: 512)."""
+    for rate, n_fft in [(22050, 1024), (44100, 2048), (8000, 512)]:
+        t = torch.arange(rate) / rate
+        noise = torch.randn(rate, generator=torch.Generator().manual_seed(rate))
+        tone = 0.3 * torch.sin(2 * math.pi * 440 * t) + 0.05 * noise
+        impact = torch.sin(2 * math.pi * 1800 * t) * torch.exp(-12 * t) + 0.01 * noise
+        chirp = 0.5 * torch.sin(2 * math.pi * (200 + 1500 * t) * t) + 0.02 * noise
+        clips = torch.stack([tone, impact, chirp])  # (3, rate): one second each
+        expected = log_mel_by_hand(clips, rate, n_fft, 32)
+        got = data.spectrogram(clips, rate, 32)
+        assert got.shape == (3, 1, 32, 32) and got.dtype == torch.float32, (rate, got.shape, got.dtype)
+        assert torch.allclose(got, expected, atol=2e-3), (rate, (got - expected).abs().max().item())
+    int16 = (clips[:2] * 20000).to(torch.int16)[None]  # (1, 2, 8000): int16 at 8 kHz, a leading dimension
+    expected = log_mel_by_hand(int16[0].float() / 32768, 8000, 512, 48)
+    assert torch.allclose(data.spectrogram(int16, 8000, 48)[0], expected, atol=2e-3), "int16 clips, size 48"
+
+
+def test_exercise_spectrogram_properties_gain_compression_and_pitch():
+    """Properties any correct log-mel image has. Gain invariance: a clip and the same clip at a fifth of the
+    volume give the same image (catches a standardisation that is missing or leaves the gain in). The log's
+    compression: a tone 60 dB below a loud one still stands out of its row's neighbours (catches a missing
+    log, which per-clip standardisation would otherwise hide, being gain-invariant too). Pitch as height: a
+    higher tone lights a higher row (catches an image flipped upside down or transposed)."""
+    rate = data.SAMPLE_RATE
+    t = torch.arange(rate) / rate
+    low, high = torch.sin(2 * math.pi * 300 * t), torch.sin(2 * math.pi * 5000 * t)
+    noisy = torch.randn(rate, generator=torch.Generator().manual_seed(0)) * 0.1 + 0.3 * low
+    quiet = data.spectrogram(torch.stack([noisy, 0.2 * noisy]), rate, 32)
+    assert torch.allclose(quiet[0], quiet[1], atol=1e-4), "the recording gain does not change the image"
+    alone, both = data.spectrogram(torch.stack([high, 0.5 * low + 0.0005 * high]), rate, 32)[:, 0]  # (32, 32)
+    row = alone.mean(1).argmax().item()  # the 5 kHz tone's row
+    rows = both.mean(1)  # (32,): each row's mean over time
+    neighbours = torch.cat([rows[row - 6 : row - 3], rows[row + 4 : row + 7]])
+    assert rows[row] - neighbours.max() > 0.5, (
+        "a tone 60 dB down is still seen (the log compresses the range)"
     )
-    m = 10 * len(videos)
-    assert len(label) == len(frame_video) == len(sound_video) == len(sound_clip) == 2 * m
-    assert label[:m].eq(1).all() and label[m:].eq(0).all(), "positives first, then their negatives"
-    assert (frame_video[:m] == frame_video[m:]).all(), "each negative uses its positive's frame"
-    positives = set(zip(sound_video[:m].tolist(), sound_clip[:m].tolist()))
-    assert positives == {(v, c) for v in videos.tolist() for c in range(10)}, "every clip of the split once"
-    assert (sound_video[:m] == frame_video[:m]).all(), "a positive is the frame's own clip"
-    material = ds.clip_materials[sound_video[m:], sound_clip[m:]]
-    assert not ds.image_labels[frame_video[m:], material].any(), (
-        "a negative's material is absent from the frame"
-    )
-    assert set(sound_video[m:].tolist()) <= set(videos.tolist()), "negatives come from the same split"
-    again = tt_agg.make_examples(ds, videos, torch.Generator().manual_seed(0))
-    other = tt_agg.make_examples(ds, videos, torch.Generator().manual_seed(1))
-    assert all((a == b).all() for a, b in zip(again, (frame_video, sound_video, sound_clip, label)))
-    assert not (other[1] == sound_video).all(), "another seed draws other negatives"
+    energy = data.spectrogram(torch.stack([low, high]), rate, 32)[:, 0].mean(-1)  # (2, 32): rows over time
+    assert energy[0].argmax() < energy[1].argmax(), "a higher tone lights a higher row"
 
 
-def test_exercise_pos_weight():
-    """negatives / positives per material, so both weigh alike in the loss; 1 for a material never seen."""
+def test_exercise_pos_weight_worked_cases():
+    """negatives / positives per material, so that a material's positives weigh as much in the loss as its
+    negatives; 1 for a material never seen. Catches: the ratio upside down (positives / negatives), all frames
+    over positives (frames / positives instead of negatives / positives), a smoothed ratio (negatives /
+    (positives + 1)), integer division, a sum over the wrong axis (one weight per frame), 0 or inf or NaN for
+    a material never seen, and weights rescaled to mean 1."""
     import visual_only
 
     labels = torch.tensor(
         [[1, 0, 0], [1, 1, 0], [0, 0, 0], [1, 0, 0]], dtype=torch.bool
     )  # 4 frames, 3 materials
     weight = visual_only.positive_weights(labels)
-    assert weight.shape == (3,) and weight.dtype.is_floating_point
+    assert weight.shape == (3,) and weight.dtype == torch.float32, (weight.shape, weight.dtype)
     assert weight.tolist() == pytest.approx([1 / 3, 3.0, 1.0])
-    assert torch.isfinite(visual_only.positive_weights(torch.zeros(5, 17, dtype=torch.bool))).all()
+    seven = torch.zeros(7, 17, dtype=torch.bool)  # 7 frames: material 0 in all, 1 in two, 2 in three
+    seven[:, 0], seven[:2, 1], seven[2:5, 2] = True, True, True
+    expected = [0.0, 5 / 2, 4 / 3] + [1.0] * 14  # counted by hand
+    assert visual_only.positive_weights(seven).tolist() == pytest.approx(expected)
+    assert visual_only.positive_weights(torch.zeros(5, 17, dtype=torch.bool)).tolist() == [1.0] * 17
 
 
-def test_exercise_precision_at_k():
-    """Precision@K for K = 1..k, worked by hand; ties count against the model."""
+def test_exercise_pos_weight_trains_the_weighted_loss(kit_dataset):
+    """One weighted training epoch of visual_only.py through the student's weights, on the real dataset: a
+    finite loss. Catches weights the loss cannot take (a list, a float64 or integer tensor, inf)."""
+    import visual_only
+
+    torch.manual_seed(0)
+    examples = visual_only.make_examples(kit_dataset, kit_dataset.videos("train"))
+    weight = visual_only.positive_weights(examples[-1])
+    model = backbones.tower("resnet", 3, data.NUM_MATERIALS)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    loss = visual_only.train_epoch(model, optimizer, kit_dataset, examples, 64, weight, 1, "fp32")
+    assert math.isfinite(loss)
+
+
+def test_exercise_tt_agg_forward_worked_cases():
+    """The cosine of the two embeddings, mapped from [-1, 1] to [0, 1], one probability per pair. Stand-in
+    towers choose the embeddings: parallel, opposite and orthogonal ones of any length, and pairs of non-unit,
+    non-parallel vectors on both sides. Catches: no normalisation (a dot product), one tower normalised and
+    not the other, normalising over the batch (dim 0) instead of each embedding, a sigmoid or no scaling
+    instead of (cos + 1) / 2, and a (B, 1) or (B, B) output."""
+    import tt_agg
+
+    model = tt_agg.TwoTower("resnet")
+    model.image_tower, model.sound_tower = Flatten(), Flatten()
+    image = [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [3.0, 4.0], [2.0, 2.0], [3.0, 4.0], [0.0, 3.0], [-2.0, 1.0]]
+    sound = [[5.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [6.0, 8.0], [0.0, 1.0], [1.0, 2.0], [4.0, 3.0], [1.0, 3.0]]
+    p = model(torch.tensor(image)[:, :, None, None], torch.tensor(sound)[:, :, None, None])
+    assert p.shape == (8,), p.shape
+    cosines = [1.0, -1.0, 0.0, 1.0, 2**-0.5, 11 / (5 * 5**0.5), 0.6, 1 / 50**0.5]  # by hand
+    assert p.tolist() == pytest.approx([(c + 1) / 2 for c in cosines], abs=1e-6)
+
+
+def test_exercise_tt_agg_forward_one_training_step_reaches_both_towers():
+    """With the real towers: a probability in [0, 1] that does not depend on the other pairs of the batch, and
+    one training step (binary cross-entropy, backward) with a finite loss and a gradient in every parameter of
+    both towers. Catches: a detached tower (no gradient reaches it: training would go on silently), an output
+    built with float() or torch.tensor (autograd lost: backward fails), and a no_grad inside forward."""
+    import tt_agg
+
+    torch.manual_seed(0)
+    model = tt_agg.TwoTower("resnet")
+    image, sound = torch.randn(4, 3, 32, 32), torch.randn(4, 1, 32, 32)
+    model.eval()
+    with torch.no_grad():
+        q = model(image, sound)
+        assert ((q >= 0) & (q <= 1)).all() and q[:2] == pytest.approx(model(image[:2], sound[:2]), abs=1e-5)
+    model.train()
+    loss = F.binary_cross_entropy(model(image, sound).float(), torch.tensor([1.0, 0.0, 1.0, 0.0]))
+    assert torch.isfinite(loss)
+    loss.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), f"no gradient in {name}"
+    for tower in [model.image_tower, model.sound_tower]:
+        assert sum(p.grad.abs().sum() for p in tower.parameters()) > 0
+
+
+def test_exercise_negative_sampling_pairs(kit_dataset):
+    """On the real dataset, in any order: every clip of the split once with its own frame (label 1), and as
+    many negatives (label 0), each frame ten times as in its positives, each with a clip of the same split
+    whose material the frame does not show. Catches: negatives from another split or from the whole dataset, a
+    negative whose material is in the frame (drawn from another video only, or checked against the wrong
+    frame), a positive missing or twice, each negative given another frame than its positive, one negative
+    drawn per frame and repeated for its ten clips, and labels that are not float (bool or integer labels fail
+    in the loss). Positives first or interleaved with their negatives: either is correct."""
+    import tt_agg
+
+    videos = kit_dataset.videos("train")
+    frame_video, sound_video, sound_clip, label = tt_agg.make_examples(
+        kit_dataset, videos, torch.Generator().manual_seed(0)
+    )
+    m = data.CLIPS_PER_VIDEO * len(videos)
+    assert len(label) == len(frame_video) == len(sound_video) == len(sound_clip) == 2 * m
+    assert label.dtype == torch.float32 and sorted(label.tolist()) == [0.0] * m + [1.0] * m
+    positive, negative = label == 1, label == 0
+    pairs = list(
+        zip(frame_video[positive].tolist(), sound_video[positive].tolist(), sound_clip[positive].tolist(), strict=True)
+    )
+    assert sorted(pairs) == [(v, v, c) for v in sorted(videos.tolist()) for c in range(10)], "every clip once"
+    assert sorted(frame_video[negative].tolist()) == sorted(frame_video[positive].tolist()), (
+        "each frame ten times"
+    )
+    assert set(sound_video[negative].tolist()) <= set(videos.tolist()), "negatives come from the same split"
+    material = kit_dataset.clip_materials[sound_video[negative], sound_clip[negative]]
+    assert not kit_dataset.image_labels[frame_video[negative], material].any(), (
+        "a negative's material is absent"
+    )
+    drawn = {}  # frame -> the negative clips drawn for it
+    for f, v, c in zip, strict=True(
+        frame_video[negative].tolist(), sound_video[negative].tolist(), sound_clip[negative].tolist()
+    ):
+        drawn.setdefault(f, set()).add((v, c))
+    assert all(len(clips) > 1 for clips in drawn.values()), "ten clips of a frame, ten draws"
+
+
+def test_exercise_negative_sampling_follows_the_generator_and_trains(kit_dataset):
+    """The generator alone decides the draw: the same seed gives the same examples whatever torch's global
+    seed, another seed other negatives. Catches: a draw from torch's global generator (ignoring the one
+    given), and no draw at all (always the first absent clip). Then one training epoch of tt_agg.py on the
+    examples: a finite loss (catches bool, integer or float64 labels, and float indices)."""
+    import tt_agg
+
+    videos = kit_dataset.videos("train")
+    torch.manual_seed(1)
+    first = tt_agg.make_examples(kit_dataset, videos, torch.Generator().manual_seed(0))
+    torch.manual_seed(2)
+    again = tt_agg.make_examples(kit_dataset, videos, torch.Generator().manual_seed(0))
+    other = tt_agg.make_examples(kit_dataset, videos, torch.Generator().manual_seed(1))
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True)), "the same generator seed, the same examples"
+    assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True)), "another seed draws other negatives"
+    torch.manual_seed(0)
+    model = tt_agg.TwoTower("resnet")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    two = tt_agg.make_examples(kit_dataset, videos[:2], torch.Generator().manual_seed(0))  # 40 pairs: quick
+    assert math.isfinite(tt_agg.train_epoch(model, optimizer, kit_dataset, two, 64, 1, "fp32"))
+
+
+def pessimistic_ranking(similarity, relevant):
+    """One query's library positions, most similar first, ties with the non-relevant items first: Python's
+    sort on (-similarity, relevant), independent of metrics.rank."""
+    return sorted(range(len(similarity)), key=lambda i: (-similarity[i], relevant[i]))
+
+
+def random_ties(queries, items, seed):
+    """Similarities from a few levels (so that ties are common) and random relevance, as lists and tensors."""
+    generator = torch.Generator().manual_seed(seed)
+    similarity = torch.randint(0, 4, (queries, items), generator=generator).float() / 4
+    relevant = torch.rand(queries, items, generator=generator) < 0.3
+    return similarity, relevant
+
+
+def test_exercise_precision_at_k_worked_cases_and_ties():
+    """Precision@K for K = 1..k, entry [q, K-1]; ties count against the model. A worked case by hand; a
+    constant similarity with the relevant item first, in the middle and last (all three rank it last); and 50
+    random queries with many ties against a brute-force count. Catches: ties broken by index (stable sort) or
+    by reversed index (sort ascending, then flip), the ranking upside down, off by one (K from 0, or dividing
+    by K + 1), only precision@k returned, and hits counted over all queries."""
     similarity = torch.tensor([[0.9, 0.1, 0.8, 0.3], [0.2, 0.4, 0.6, 0.8]])
     relevant = torch.tensor([[1, 0, 0, 1], [1, 1, 1, 1]], dtype=torch.bool)
     p = metrics.precision_at_k(similarity, relevant, 4)
     # query 0 ranks items 0 (relevant), 2, 3 (relevant), 1; query 1: everything is relevant
     assert p.flatten().tolist() == pytest.approx([1.0, 0.5, 2 / 3, 0.5, 1.0, 1.0, 1.0, 1.0])
     assert metrics.precision_at_k(similarity, relevant, 2).shape == (2, 2)
-    tied = metrics.precision_at_k(torch.zeros(1, 4), torch.tensor([[1, 0, 0, 0]], dtype=torch.bool), 4)
-    assert tied.flatten().tolist() == pytest.approx([0.0, 0.0, 0.0, 0.25]), (
-        "a constant similarity ranks relevant items last"
-    )
+    for where in [0, 2, 4]:  # the one relevant item first, in the middle, last: all tied
+        tied = torch.zeros(1, 5, dtype=torch.bool)
+        tied[0, where] = True
+        got = metrics.precision_at_k(torch.zeros(1, 5), tied, 5)
+        assert got.flatten().tolist() == pytest.approx([0.0, 0.0, 0.0, 0.0, 0.2]), (
+            f"relevant item {where} of 5, tied"
+        )
+    similarity, relevant = random_ties(50, 12, seed=0)
+    got = metrics.precision_at_k(similarity, relevant, 6)
+    for q in range(50):
+        order = pessimistic_ranking(similarity[q].tolist(), relevant[q].tolist())
+        hits = [int(relevant[q, i]) for i in order]
+        assert got[q].tolist() == pytest.approx([sum(hits[:k]) / k for k in range(1, 7)]), q
 
 
-def test_exercise_average_precision():
-    """The mean of precision@rank over the relevant items' ranks, worked by hand; NaN with nothing relevant."""
+def test_exercise_average_precision_worked_cases_and_ties():
+    """The mean of precision@rank over the ranks of the relevant items, NaN with no relevant item; ties count
+    against the model. Worked by hand: a case where the interpolated (VOC-style) AP differs (relevance [0, 1,
+    1]: 7/12, interpolated 2/3), tied relevant items (scikit-learn's per-threshold AP would give 2/3), the
+    relevant item first, in the middle and last among ties; then 50 random queries with ties against a brute-
+    force count and, without ties, scikit-learn. Catches: interpolated AP, dividing by the library size or by
+    k instead of the number of relevant items, the mean over every rank, 0 instead of NaN, and ties broken any
+    other way."""
     similarity = torch.tensor([[0.9, 0.1, 0.8, 0.3], [0.9, 0.1, 0.8, 0.3], [0.9, 0.1, 0.8, 0.3]])
     relevant = torch.tensor([[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 0, 0]], dtype=torch.bool)
     ap = metrics.average_precision(similarity, relevant)
-    assert ap.shape == (3,)
-    assert ap[:2].tolist() == pytest.approx([(1 + 2 / 3) / 2, 1 / 4]) and torch.isnan(ap[2])
-    assert metrics.average_precision(
-        torch.zeros(1, 4), torch.tensor([[1, 0, 0, 0]], dtype=torch.bool)
-    ).item() == pytest.approx(0.25), "ties count against the model"
+    assert (
+        ap.shape == (3,) and ap[:2].tolist() == pytest.approx([(1 + 2 / 3) / 2, 1 / 4]) and torch.isnan(ap[2])
+    )
+    ranked = metrics.average_precision(torch.tensor([[0.9, 0.8, 0.7]]), torch.tensor([[False, True, True]]))
+    assert ranked.item() == pytest.approx(7 / 12), "uninterpolated: (1/2 + 2/3) / 2"
+    tied = metrics.average_precision(torch.zeros(1, 3), torch.tensor([[True, True, False]]))
+    assert tied.item() == pytest.approx(7 / 12), "ties: the non-relevant item first"
+    for where in [0, 2, 4]:
+        one = torch.zeros(1, 5, dtype=torch.bool)
+        one[0, where] = True
+        assert metrics.average_precision(torch.zeros(1, 5), one).item() == pytest.approx(0.2), where
+    similarity, relevant = random_ties(50, 12, seed=1)
+    got = metrics.average_precision(similarity, relevant)
+    for q in range(50):
+        hits = [
+            int(relevant[q, i]) for i in pessimistic_ranking(similarity[q].tolist(), relevant[q].tolist())
+        ]
+        precisions = [sum(hits[: r + 1]) / (r + 1) for r in range(12) if hits[r]]
+        if precisions:
+            assert got[q].item() == pytest.approx(sum(precisions) / len(precisions)), q
+        else:
+            assert math.isnan(got[q].item()), q
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    distinct = torch.rand(20, 12, generator=torch.Generator().manual_seed(2))  # no ties
+    relevant = distinct.argsort(1) < 4  # 4 relevant items per query
+    got = metrics.average_precision(distinct, relevant)
+    for q in range(20):
+        expected = sklearn_metrics.average_precision_score(relevant[q].numpy(), distinct[q].numpy())
+        assert got[q].item() == pytest.approx(expected), q
 
 
-def test_exercise_spectrogram():
-    """A square, per-clip normalised log-mel image: shape, gain invariance, and pitch shown as height."""
-    rate = data.SAMPLE_RATE
-    t = torch.arange(rate) / rate
-    low, high = torch.sin(2 * torch.pi * 300 * t), torch.sin(2 * torch.pi * 5000 * t)
-    clips = (torch.stack([low, high, 0.5 * low]) * 20000).to(torch.int16)  # (3, N)
-    s = data.spectrogram(clips[None], rate, 32)
-    assert s.shape == (1, 3, 1, 32, 32) and s.dtype == torch.float32 and torch.isfinite(s).all()
-    assert s.mean(dim=(-1, -2)).abs().max() < 0.05 and ((s.std(dim=(-1, -2)) - 0.85).abs() < 0.3).all(), (
-        "each clip standardised (before the smoothing resize, so its spread comes out a little under 1)"
-    )
-    noisy = (
-        torch.randn(rate, generator=torch.Generator().manual_seed(0)) * 0.1 + 0.3 * low
-    )  # energy in every band
-    quiet = data.spectrogram(torch.stack([noisy, 0.2 * noisy]), rate, 32)
-    assert torch.allclose(quiet[0], quiet[1], atol=1e-4), "the recording gain does not change the image"
-    energy = s[0, :2, 0].mean(-1)  # (2, 32): mean over time of each row (frequency)
-    assert energy[0].argmax() < energy[1].argmax(), "a higher tone lights a higher row"
-    assert data.spectrogram(clips.float() / 32768, rate, 48).shape == (3, 1, 48, 48), (
-        "float clips, another size"
-    )
+def solution(module, qualified, source):
+    """The function defined by `source`, compiled in a copy of `module`'s namespace (the names its file
+    imports), to stand in for `qualified` ('name' or 'Class.name')."""
+    namespace = dict(vars(module))
+    exec(source, namespace)
+    return namespace[qualified.split(".")[-1]]
+
+
+@pytest.mark.parametrize(
+    "blank",
+    [
+        "spectrogram",
+        "pos_weight",
+        "tt_agg_forward",
+        "negative_sampling",
+        "precision_at_k",
+        "average_precision",
+    ],
+)
+def test_the_kits_wrong_solutions_fail_and_right_ones_pass(blank, tiny, kit_dataset):
+    """Every wrong solution in teaching/wrong_solutions.py (the teacher's) fails at least one of its blank's
+    tests, and every correct one passes them all: the blank's tests (test_exercise_BLANK_*) run in this Python
+    with the solution put in place of the project's function (a wrong one until the first test that catches
+    it)."""
+    import importlib
+    import inspect
+    import unittest.mock
+
+    wrong_solutions = pytest.importorskip("teaching.wrong_solutions")  # not in a student's copy
+    from teaching import make_student_copy
+
+    file, qualified, _ = make_student_copy.BLANKS[blank]
+    module = importlib.import_module(file[: -len(".py")])
+    owner = module
+    for name in qualified.split(".")[:-1]:  # a method: its class
+        owner = getattr(owner, name)
+    tests = [test for name, test in globals().items() if name.startswith(f"test_exercise_{blank}_")]
+    fixtures = {"tiny": tiny, "kit_dataset": kit_dataset}
+    assert tests
+    outcomes = []
+    for expected, name, source in wrong_solutions.SOLUTIONS[blank]:
+        failed = []
+        with unittest.mock.patch.object(owner, qualified.split(".")[-1], solution(module, qualified, source)):
+            for test in tests:
+                try:
+                    test(**{arg: fixtures[arg] for arg in inspect.signature(test).parameters})
+                except Exception:
+                    failed.append(test.__name__)
+                    break  # caught: the blank's other tests need not run
+        outcomes.append((expected, name, failed))
+    wrong = [(name, failed) for expected, name, failed in outcomes if expected == "wrong"]
+    right = [(name, failed) for expected, name, failed in outcomes if expected == "right"]
+    assert len(wrong) >= 7 and len(right) >= 2
+    assert [name for name, failed in wrong if not failed] == [], "wrong solutions that pass"
+    assert [(name, failed) for name, failed in right if failed] == [], "correct solutions that fail"
 
 
 def test_the_kit_patches_apply_to_the_code(tmp_path):
-    """Every reference solution still applies, so the kit cannot rot silently; the measuring tool lists them all."""
+    """Every reference solution still applies, so the kit cannot rot silently; the measuring tool lists them
+    all."""
     if not os.path.isdir(os.path.join(TEACHING, "patches")):
         pytest.skip("a student's copy: the reference solutions are the teacher's")
     import teaching.measure as measure
