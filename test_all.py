@@ -1854,7 +1854,12 @@ def test_exercise_negative_sampling_pairs(kit_dataset):
     assert label.dtype == torch.float32 and sorted(label.tolist()) == [0.0] * m + [1.0] * m
     positive, negative = label == 1, label == 0
     pairs = list(
-        zip(frame_video[positive].tolist(), sound_video[positive].tolist(), sound_clip[positive].tolist(), strict=True)
+        zip(
+            frame_video[positive].tolist(),
+            sound_video[positive].tolist(),
+            sound_clip[positive].tolist(),
+            strict=True,
+        )
     )
     assert sorted(pairs) == [(v, v, c) for v in sorted(videos.tolist()) for c in range(10)], "every clip once"
     assert sorted(frame_video[negative].tolist()) == sorted(frame_video[positive].tolist()), (
@@ -1866,9 +1871,13 @@ def test_exercise_negative_sampling_pairs(kit_dataset):
         "a negative's material is absent"
     )
     drawn = {}  # frame -> the negative clips drawn for it
-    for f, v, c in zip, strict=True(
-        frame_video[negative].tolist(), sound_video[negative].tolist(), sound_clip[negative].tolist()
-    ):
+    negatives = zip(
+        frame_video[negative].tolist(),
+        sound_video[negative].tolist(),
+        sound_clip[negative].tolist(),
+        strict=True,
+    )
+    for f, v, c in negatives:
         drawn.setdefault(f, set()).add((v, c))
     assert all(len(clips) > 1 for clips in drawn.values()), "ten clips of a frame, ten draws"
 
@@ -1886,8 +1895,12 @@ def test_exercise_negative_sampling_follows_the_generator_and_trains(kit_dataset
     torch.manual_seed(2)
     again = tt_agg.make_examples(kit_dataset, videos, torch.Generator().manual_seed(0))
     other = tt_agg.make_examples(kit_dataset, videos, torch.Generator().manual_seed(1))
-    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True)), "the same generator seed, the same examples"
-    assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True)), "another seed draws other negatives"
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True)), (
+        "the same generator seed, the same examples"
+    )
+    assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True)), (
+        "another seed draws other negatives"
+    )
     torch.manual_seed(0)
     model = tt_agg.TwoTower("resnet")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
