@@ -150,16 +150,18 @@ def failing_write(error):
 def test_a_failed_write_leaves_the_old_file_intact_and_no_temporary_file(tmp_path, error):
     """Every file goes through data.atomic_write: datasets, checkpoints (atomic_save), metrics.json, figures, WAVs."""
     path = tmp_path / "d.pt"
-    data.atomic_save({"a": torch.arange(5)}, str(path))
+    dataset_like = {"format_version": data.FORMAT_VERSION, "source": "toy", "a": torch.arange(5)}
+    data.atomic_save(dataset_like, str(path))  # a dataset file: ours by its content
     before = path.read_bytes()
     with pytest.raises(type(error)):
         data.atomic_write(str(path), failing_write(error))
     with pytest.raises(Exception):
         data.atomic_save({"a": lambda: 0}, str(path))  # a lambda cannot be pickled: torch.save fails halfway
-    metrics.write_json({"a": 1}, str(tmp_path / "metrics.json"))
+    ours = {"written_by": "matsound test", "a": 1}
+    metrics.write_json(ours, str(tmp_path / "metrics.json"))
     with pytest.raises(TypeError):
         metrics.write_json({"a": object()}, str(tmp_path / "metrics.json"))
-    assert path.read_bytes() == before and json.load(open(tmp_path / "metrics.json")) == {"a": 1}
+    assert path.read_bytes() == before and json.load(open(tmp_path / "metrics.json")) == ours
     assert sorted(os.listdir(tmp_path)) == ["d.pt", "metrics.json"]
 
 
@@ -425,6 +427,7 @@ def test_the_bf16_path_and_flags_at_the_edges_of_their_range_train(script, flags
     name = f"{script[:-3]}-resnet-seed{seed}"
     (tmp_path / name).mkdir()
     (tmp_path / name / "confusion.png").write_bytes(PNG)
+    data.write_manifest(str(tmp_path / name), "an earlier run")  # an earlier run folder of ours
     r = run_here(script, "--data", tiny, "--out", tmp_path, "--device", "cpu", "--epochs", 1, *flags)
     assert r.returncode == 0 and r.stderr == "" and f"device cpu, {precision};" in r.stdout, r.stderr
     m = json.load(open(tmp_path / name / "metrics.json"))
@@ -432,9 +435,8 @@ def test_the_bf16_path_and_flags_at_the_edges_of_their_range_train(script, flags
     assert math.isfinite(m["curves"][0]["train_loss"]) and 0 <= m["test"]["accuracy"] <= 1
     model = torch.load(tmp_path / name / "model.pt", weights_only=True)
     assert all(t.dtype == torch.float32 for t in model["image_tower"].values() if t.is_floating_point())
-    assert sorted(os.listdir(tmp_path / name)) == ["metrics.json", "model.pt"] and os.listdir(tmp_path) == [
-        name
-    ]
+    assert sorted(os.listdir(tmp_path / name)) == [data.MANIFEST, "metrics.json", "model.pt"]
+    assert os.listdir(tmp_path) == [name]
 
 
 class RunsCode:
@@ -502,7 +504,8 @@ def put(name, make):
 def stranger_note(path):
     path.mkdir(parents=True)
     (path / "metrics.json").write_text("{}\n")
-    (path / "notes.txt").write_text("mine\n")
+    data.write_manifest(str(path), "an earlier run")  # an earlier run of ours...
+    (path / "notes.txt").write_text("mine\n")  # ...where the user left a note
 
 
 OUT, D = "{out}", "{out}/d.pt"  # a fresh folder that must not change; the dataset made there
@@ -641,6 +644,7 @@ def test_ctrl_c_in_a_training_script_exits_130_and_keeps_the_earlier_run(tiny, t
     earlier = tmp_path / "sound_only-resnet-seed0"
     earlier.mkdir()
     (earlier / "metrics.json").write_text('{"earlier": true}\n')
+    data.write_manifest(str(earlier), "an earlier run")
     before = snapshot(tmp_path)
     monkeypatch.setattr(metrics, "save_png", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
     r = run_here("sound_only.py", "--data", tiny, "--out", tmp_path, "--epochs", "1", "--device", "cpu")
@@ -944,6 +948,7 @@ def test_a_failed_retrieval_leaves_the_earlier_run_folder_as_it_was(error, tt_ru
     (earlier / "top5").mkdir(parents=True)
     (earlier / "metrics.json").write_text('{"earlier": true}\n')
     (earlier / "top5" / "1-wood.wav").write_bytes(b"RIFF earlier")
+    data.write_manifest(str(earlier), "an earlier retrieval")
     before, saved, save_png = snapshot(tmp_path), [], metrics.save_png
 
     def fail_second(fig, path):
@@ -1078,6 +1083,7 @@ def test_retrieve_refuses_in_one_line_and_touches_nothing(case, tt_run, tmp_path
     (earlier / "top5").mkdir(parents=True)
     (earlier / "metrics.json").write_text('{"earlier": true}\n')
     (earlier / "top5" / "1-wood.wav").write_bytes(b"RIFF earlier")
+    data.write_manifest(str(earlier), "an earlier retrieval")
     before = snapshot(tmp_path, tt_run[3])
     r = run_here("retrieve.py", "--run", run_flag, "--out", tmp_path / "out", "--device", "cpu", *flags)
     check_refused(r, *facts)
@@ -1621,7 +1627,7 @@ def test_summary_prints_every_table_over_seeds_with_the_papers_rows_and_writes_e
     )
     numbers = out[out.index("Retrieval, image -> sound") :].split("\n\n")[0]
     assert all(s in numbers for s in ["library all", "seeds 0, 1", "mAP", "precision@50", "paper (Figure 8"])
-    assert sorted(os.listdir(folder / "figures")) == sorted(figures.FIGURES.values()), "no temporary file"
+    assert sorted(os.listdir(folder / "figures")) == sorted([data.MANIFEST, *figures.FIGURES.values()])
     for name in figures.FIGURES.values():
         png = (folder / "figures" / name).read_bytes()
         assert png[:8] == PNG and len(png) > 10_000 and name in out, name

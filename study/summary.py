@@ -8,6 +8,7 @@ import argparse
 import math
 import os
 
+from data import DataError, atomic_folder, check_out
 from metrics import PAPER, PAPER_FIGURE_8, format_retrieval_table
 from study import claims
 from study.figures import write_figures
@@ -155,10 +156,11 @@ def summarize(folder, runs, notes):
             + "\n".join(f"  {run_command(*key, seed)}" for key, seed in missing)
             + f"\n(or every seed's study at once: {STUDY_COMMAND})\nthen run `python metrics.py {folder}` again."
         )
-    paths = write_figures(runs, dataset, source, os.path.join(folder, "figures"))
+    figures = os.path.join(folder, "figures")
+    with atomic_folder(figures, "metrics.py") as staged:  # all the figures or none, in a folder of ours
+        paths = write_figures(runs, dataset, source, staged)
     print(
-        f"\nFigures 2, 5, 6, 7, 8, 9 written to {os.path.join(folder, 'figures')}/: "
-        + ", ".join(os.path.basename(p) for p in paths)
+        f"\nFigures 2, 5, 6, 7, 8, 9 written to {figures}/: " + ", ".join(os.path.basename(p) for p in paths)
     )
 
 
@@ -176,6 +178,10 @@ def main(argv=None):
         "metrics.json each (default: %(default)s)",
     )
     args = parser.parse_args(argv)
+    try:  # the figures' folder: found out now, before the work
+        check_out(os.path.join(args.runs, "figures"), folder=True)
+    except DataError as e:
+        parser.exit(2, f"error: {e}\n")
     runs, notes = read_runs(args.runs)
     if not runs:  # no folder, no <run>/metrics.json in it, or none readable
         why = (
