@@ -1,28 +1,36 @@
-"""A student's copy of the project: chosen functions' bodies blanked, each with a test that checks it.
+"""A student's copy of the project: chosen functions' bodies blanked, each with tests that check it.
 
     python teaching/make_student_copy.py OUT_DIR      # then: cd OUT_DIR && pytest test_all.py -k pos_weight
 
-Writes the project's files into OUT_DIR (a new folder), without the teacher's material (teaching/patches/,
-teaching/KEY.md) and without data or runs. In the copy, the body of each function in BLANKS is replaced by
-`raise NotImplementedError(...)`; its signature, docstring and the rest of the file are kept. The functions
-are found through the code's structure (Python's `ast`: a function by its name, a method by Class.name),
-so the experiment scripts carry no exercise markers. Each blank has tests named after it in test_all.py
-(`pytest test_all.py -k <name>`): they check the function by its behaviour -- properties and small worked
-cases -- so any correct solution passes, not only the reference one. On the full project they all pass;
-in the copy they fail until the blank is filled. The copy runs: the untouched scripts work, and a script
-that reaches a blank stops with the exercise's message.
+Writes the project's files into OUT_DIR (a new folder outside the project), without the teacher's material
+(TEACHER_ONLY: the key, the patches, the measuring and grading tools, the wrong solutions) and without data or
+runs, as a git repository with one commit, ready to push to a classroom host. In the copy, the body of each
+function in BLANKS is replaced by `raise NotImplementedError(...)`; its signature, docstring and the rest of
+the file are kept. The functions are found through the code's structure (Python's `ast`: a function by its
+name, a method by Class.name), so the experiment scripts carry no exercise markers. Each blank has tests named
+after it in test_all.py (`pytest test_all.py -k <name>`): they check the function by its behaviour --
+properties and small worked cases -- so any correct solution passes, not only the reference one. On the full
+project they all pass; in the copy they fail until the blank is filled. The copy runs: the untouched scripts
+work, and a script that reaches a blank stops with the exercise's message. teaching/compare.py is in the copy:
+a student measures a change against the commit with it.
+
+The copy is staged in a new hidden folder beside OUT_DIR and renamed to OUT_DIR only when complete: after an
+error or Ctrl-C nothing is left. An existing OUT_DIR, or one inside the project's sources, is refused.
 """
 
 import argparse
 import ast
 import os
 import shutil
+import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
-from teaching.measure import copy_project  # noqa: E402
+import data  # noqa: E402  (the project's modules, found from this folder)
+from teaching.compare import copy_project  # noqa: E402
 
 # name (for `pytest -k`) -> (file, function or Class.method, what to write)
 BLANKS = {
@@ -50,7 +58,16 @@ BLANKS = {
     ),
     "spectrogram": ("data.py", "spectrogram", "a square, per-clip normalised log-mel image"),
 }
-TEACHER_ONLY = [os.path.join("teaching", "patches"), os.path.join("teaching", "KEY.md")]
+TEACHER_ONLY = [
+    "teaching/patches",
+    "teaching/KEY.md",
+    "teaching/key.json",
+    "teaching/TEACHER.md",
+    "teaching/measure.py",
+    "teaching/grade.py",
+    "teaching/wrong_solutions.py",
+]  # the key and what grades: left out of a student's copy
+AUTHOR = ["-c", "user.name=matsound", "-c", "user.email=matsound@localhost"]  # works without a git config
 
 
 def find(tree, qualified):
@@ -76,9 +93,30 @@ def blank(source, qualified, name, hint):
     return "".join(lines[:first] + [raise_] + lines[last:])
 
 
+def write_copy(folder, only):
+    """The student's copy in the empty `folder`: the project less TEACHER_ONLY, `only` blanked, a commit."""
+    copy_project(ROOT, folder)  # no data, runs or git history
+    for path in TEACHER_ONLY:
+        target = os.path.join(folder, path)
+        if os.path.isdir(target):
+            shutil.rmtree(target)  # inside the staging folder this program made
+        elif os.path.lexists(target):
+            os.remove(target)
+    for name in only:
+        file, qualified, hint = BLANKS[name]
+        path = os.path.join(folder, file)
+        with open(path) as f:
+            source = blank(f.read(), qualified, name, hint)
+        with open(path, "w") as f:
+            f.write(source)
+    message = f"matsound, student copy: {len(only)} functions to write ({', '.join(only)})"
+    for command in [["init", "-q"], ["add", "-A"], [*AUTHOR, "commit", "-q", "-m", message]]:
+        subprocess.run(["git", *command], cwd=folder, check=True, capture_output=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("out", help="a folder that does not exist yet")
+    parser.add_argument("out", help="a folder that does not exist yet, outside the project")
     parser.add_argument(
         "--only",
         nargs="+",
@@ -90,29 +128,34 @@ def main(argv=None):
     out = os.path.abspath(args.out)
     if os.path.lexists(out):
         parser.exit(2, f"error: {args.out} already exists: name a new folder\n")
-    if (
-        out == ROOT
-        or out.startswith(ROOT + os.sep)
-        and not os.path.relpath(out, ROOT).startswith(("runs", "data"))
-    ):
-        parser.exit(2, f"error: {args.out} is inside the project: name a folder outside it\n")
-    staging = out + ".partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    copy_project(staging)  # as measure.py copies it: no data, runs or git history
-    for path in TEACHER_ONLY:
-        target = os.path.join(staging, path)
-        shutil.rmtree(target) if os.path.isdir(target) else os.path.exists(target) and os.remove(target)
-    for name in args.only:
-        file, qualified, hint = BLANKS[name]
-        path = os.path.join(staging, file)
-        with open(path) as f:
-            source = blank(f.read(), qualified, name, hint)
-        with open(path, "w") as f:
-            f.write(source)
-    os.rename(staging, out)  # the copy appears whole or not at all
+    try:
+        data.check_outside_project(out, allowed=())  # a student's copy belongs outside the project
+    except data.DataError as e:
+        parser.exit(2, f"error: {e}\n")
+    if shutil.which("git") is None:
+        parser.exit(2, "error: git is not installed: the copy is made as a git repository\n")
+    parent = os.path.dirname(out)
+    if not os.path.isdir(parent):
+        parser.exit(2, f"error: {parent} is not a folder: create it first\n")
+    staging = tempfile.mkdtemp(dir=parent, prefix=".tmp-student-")  # a fresh name: never anybody else's
+    try:
+        write_copy(staging, args.only)
+        if os.path.lexists(out):  # appeared while the copy was written: left as it is
+            raise FileExistsError(out)
+        os.chmod(staging, 0o755)  # mkdtemp makes it private
+        os.rename(staging, out)  # the copy appears whole or not at all
+    except KeyboardInterrupt:
+        shutil.rmtree(staging, ignore_errors=True)
+        print("interrupted: no copy written", file=sys.stderr)
+        sys.exit(130)
+    except (OSError, subprocess.CalledProcessError) as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        parser.exit(
+            1, f"error: the copy could not be written ({type(e).__name__}: {e}); nothing left behind\n"
+        )
     print(
-        f"wrote {args.out}: {len(args.only)} functions to write ({', '.join(args.only)}); "
-        f"check one with `pytest test_all.py -k NAME` inside it"
+        f"wrote {args.out}: {len(args.only)} functions to write ({', '.join(args.only)}), a git repository "
+        f"with one commit; check one with `pytest test_all.py -k NAME` inside it"
     )
 
 

@@ -5,12 +5,19 @@
     python teaching/measure.py --list               # the exercises, their patch, script and what is compared
 
 For every exercise it copies the project's files into OUT/copies/<exercise>/, applies the exercise's patch
-there with `git apply` (the project itself is never changed), and runs the exercise's script once per seed;
-the unchanged code runs in OUT/copies/baseline/ with the same seeds. Each copy trains on its own toy file:
-copied from the baseline's, or built anew where the patch changes the toy generator. At the end it prints,
-for every exercise, each number it watches as baseline and patched mean ± std over the seeds with the
-paired difference (patched - baseline, mean ± std over seeds), and writes the same to OUT/key.md and
-OUT/key.json. teaching/KEY.md was pasted from such a run (its header says where and when).
+there with `git apply` (the project itself is never changed), and runs the exercise's script once per seed,
+its run folders in OUT/runs/<exercise>/ and its output in OUT/logs/; the unchanged code runs from
+OUT/copies/baseline/ with the same seeds. Each copy trains on its own toy file, in its data/: copied from the
+baseline's, or built anew where the patch changes the toy generator. At the end it prints, for every exercise,
+each number it watches as baseline and patched mean ± std over the seeds with the paired difference
+(patched - baseline, seed by seed) and its 95% interval, the arithmetic of teaching/compare.py, and writes the
+same to OUT/key.md and OUT/key.json. teaching/KEY.md was pasted from such runs (its header says where and
+when).
+
+What it writes carries the project's mark, and it replaces only what carries it: a copy folder by its
+manifest, key.json by its "written_by", key.md and the logs by their first line. Anything else in the way is
+a one-line refusal before any work; so is an OUT inside the project's sources (other than its ignored output
+folders).
 """
 
 import argparse
@@ -18,7 +25,6 @@ import concurrent.futures
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -26,19 +32,30 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
-from study.claims import interval  # noqa: E402  (the study's 95% t-interval of a mean over seeds)
+import data  # noqa: E402  (the project's modules, found from this folder)
+from teaching.compare import copy_project, number, spread, verdict  # noqa: E402  (one arithmetic)
 
+PROGRAM = "teaching/measure.py"
 PATCHES = os.path.join(HERE, "patches")
+MARK = f"<!-- written by {data.SIGNATURE}: {PROGRAM} -->"  # the first line of key.md and of every log
+CHILD_ENV = {
+    **os.environ,
+    "PYTHONDONTWRITEBYTECODE": "1",
+}  # no __pycache__ in a copy: only its manifest's files
 
 # exercise -> (script and its flags, the numbers compared: (label, where in metrics.json))
 SOUND = ["sound_only.py", "--backbone", "resnet"]
 TT_RESNET = ["tt_agg.py", "--backbone", "resnet"]
+TT_NUMBERS = [("test accuracy", "test.accuracy"), ("test F1", "test.f1")]
 EXERCISES = {
-    "01-half-training-videos": (SOUND, [("val accuracy", "val.accuracy"), ("test accuracy", "test.accuracy")]),
-    "02-one-sound-per-image": (TT_RESNET, [("test accuracy", "test.accuracy"), ("test F1", "test.f1")]),
-    "03-single-material-frames": (TT_RESNET, [("test accuracy", "test.accuracy"), ("test F1", "test.f1")]),
-    "04-random-negatives": (TT_RESNET, [("test accuracy", "test.accuracy"), ("test F1", "test.f1")]),
-    "05-learned-temperature": (TT_RESNET, [("test accuracy", "test.accuracy"), ("test F1", "test.f1")]),
+    "01-half-training-videos": (
+        SOUND,
+        [("val accuracy", "val.accuracy"), ("test accuracy", "test.accuracy")],
+    ),
+    "02-one-sound-per-image": (TT_RESNET, TT_NUMBERS),
+    "03-single-material-frames": (TT_RESNET, TT_NUMBERS),
+    "04-random-negatives": (TT_RESNET, TT_NUMBERS),
+    "05-learned-temperature": (TT_RESNET, TT_NUMBERS),
     "06-class-weights": (
         SOUND,
         [
@@ -47,105 +64,65 @@ EXERCISES = {
             ("dirt recall", "recall.dirt"),
         ],
     ),
-    "07-plain-sgd": (TT_RESNET, [("test accuracy", "test.accuracy"), ("test F1", "test.f1")]),
+    "07-plain-sgd": (TT_RESNET, TT_NUMBERS),
     "08-mel-bands": (SOUND, [("val accuracy", "val.accuracy"), ("test accuracy", "test.accuracy")]),
 }
-MATERIALS = [
-    "plastic",
-    "drywall",
-    "rock",
-    "metal",
-    "leaf",
-    "grass",
-    "paper",
-    "water",
-    "gravel",
-    "glass",
-    "tile",
-    "ceramic",
-    "plastic-bag",
-    "dirt",
-    "cloth",
-    "wood",
-    "carpet",
-]  # Table 1 (as data.MATERIALS)
 
 
-def number(m, where):
-    """One watched number of a run's metrics.json."""
-    if where == "gap":
-        return m["val"]["accuracy"] - m["test"]["accuracy"]
-    recalls = {
-        name: row[i] / sum(row)
-        for i, (name, row) in enumerate(zip(MATERIALS, m.get("test_confusion", [])))
-        if sum(row)
-    }
-    if where == "macro_recall":
-        return statistics.mean(recalls.values())
-    if where.startswith("recall."):
-        return recalls.get(where.split(".")[1], float("nan"))
-    split, key = where.split(".")
-    return m[split][key]
+class Failed(Exception):
+    """A step that failed: its message is the one line the user sees (the command and where its output is)."""
 
 
-def copy_project(dest):
-    """The project's files (not its data, runs or git history) into `dest`."""
-    shutil.copytree(
-        ROOT,
-        dest,
-        ignore=shutil.ignore_patterns(
-            ".git", "data", "runs", "runs-*", "__pycache__", ".pytest_cache", "teaching-runs", ".tmp-*"
-        ),
-    )
-
-
-def prepare(name, out, videos, baseline_toy):
-    """OUT/copies/<name>/ with the patch applied and its toy file in data/; returns (folder, toy path)."""
-    folder = os.path.join(out, "copies", name)
-    shutil.rmtree(folder, ignore_errors=True)
-    copy_project(folder)
+def prepare(name, folder, videos, baseline_toy):
+    """The copy of the project in `folder` (staged by data.atomic_folder) with the patch applied and its toy
+    file in data/; returns the toy's path inside the copy."""
+    copy_project(ROOT, folder)
     patch = os.path.join(PATCHES, f"{name}.patch")
     if name != "baseline":  # `git apply`, or `patch` where git is not installed
         apply = ["git", "apply", patch] if shutil.which("git") else ["patch", "-p1", "--quiet", "-i", patch]
-        subprocess.run(apply, cwd=folder, check=True)
-    toy = os.path.join("data", f"toy-v{videos}-s32-seed0.pt")
-    if baseline_toy and "dataset_sources/" not in open(patch).read():
-        os.makedirs(os.path.join(folder, "data"))
-        shutil.copy(baseline_toy, os.path.join(folder, toy))
-    else:  # the baseline, or a patch that changes the toy generator: build this copy's own toy
-        subprocess.run(
-            [sys.executable, "data.py", "toy", "--videos", str(videos)],
-            cwd=folder,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    return folder, toy
-
-
-def run(folder, command, seed, toy, epochs, device, log):
-    """One training run in `folder`; returns its metrics.json as a dict."""
-    args = [
-        sys.executable,
-        *command,
-        "--seed",
-        str(seed),
-        "--epochs",
-        str(epochs),
-        "--data",
-        toy,
-        "--device",
-        device,
-        "--out",
-        "runs",
-    ]
-    tick = time.time()
-    with open(log, "w") as f:
-        if subprocess.run(args, cwd=folder, stdout=f, stderr=subprocess.STDOUT).returncode:
-            raise RuntimeError(
-                f"`python {' '.join(command)} --seed {seed}` failed in {folder}: its output is in {log}"
+        r = subprocess.run(apply, cwd=folder, capture_output=True, text=True)
+        if r.returncode != 0:
+            first = (r.stderr.strip().splitlines() or ["no output"])[0]
+            raise Failed(
+                f"`{' '.join(apply[:2])} {os.path.relpath(patch, ROOT)}` failed ({first}): the patch no "
+                f"longer applies to the code; make it again against the current code"
             )
-    backbone = command[command.index("--backbone") + 1]
-    with open(os.path.join(folder, "runs", f"{command[0][:-3]}-{backbone}-seed{seed}", "metrics.json")) as f:
+    toy = os.path.join(folder, "data", f"toy-v{videos}-s32-seed0.pt")
+    with open(patch if name != "baseline" else os.devnull) as f:
+        changes_the_toy = "dataset_sources/" in f.read()
+    if baseline_toy and not changes_the_toy:
+        os.makedirs(os.path.dirname(toy))
+        shutil.copy(baseline_toy, toy)
+        return toy
+    build = [sys.executable, "data.py", "toy", "--videos", str(videos), "--out", toy]
+    r = subprocess.run(build, cwd=folder, capture_output=True, text=True, env=CHILD_ENV)
+    if r.returncode != 0:
+        raise Failed(f"`python data.py toy --videos {videos}` failed in {folder}: {r.stderr.strip()[-300:]}")
+    return toy
+
+
+def run(folder, command, seed, toy, epochs, device, out, log):
+    """One training run of the copy in `folder`, its run folder under `out`; returns its metrics.json as a
+    dict."""
+    args = [*command, "--seed", str(seed), "--epochs", str(epochs), "--data", toy, "--device", device]
+    tick = time.time()
+    data.check_out(log)
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    with open(log, "w") as f:
+        f.write(MARK + "\n")
+        f.flush()
+        code = subprocess.run(
+            [sys.executable, *args, "--out", out],
+            cwd=folder,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            env=CHILD_ENV,
+        ).returncode
+    found = [os.path.join(out, d, "metrics.json") for d in os.listdir(out)] if os.path.isdir(out) else []
+    found = [p for p in found if f"seed{seed}" in p and os.path.isfile(p)]
+    if code != 0 or len(found) != 1:
+        raise Failed(f"`python {' '.join(command)} --seed {seed}` failed in {folder}: its output is in {log}")
+    with open(found[0]) as f:
         m = json.load(f)
     print(
         f"{os.path.basename(folder)}: python {' '.join(command)} --seed {seed}: test accuracy "
@@ -153,31 +130,6 @@ def run(folder, command, seed, toy, epochs, device, log):
         flush=True,
     )
     return m
-
-
-def spread(values, sign=""):
-    """'mean ± std' of the seeds' values ('+' shown with sign="+"); 'n/a' where a value is undefined (e.g. a
-    material with no clip in the test split)."""
-    if any(v != v for v in values):
-        return "n/a"
-    return f"{statistics.mean(values):{sign}.3f} ± {statistics.stdev(values) if len(values) > 1 else 0:.3f}"
-
-
-def verdict(diff):
-    """The paired difference's 95% interval over seeds, and whether it excludes 0: 'up', 'down' or 'within noise'."""
-    if any(d != d for d in diff) or len(diff) < 2:
-        return "n/a | n/a"
-    mean, half, _ = interval(diff)
-    word = (
-        "up"
-        if mean - half > 0
-        else "down"
-        if mean + half < 0
-        else "no change"
-        if half == mean == 0
-        else "within noise"
-    )
-    return f"[{mean - half:+.3f}, {mean + half:+.3f}] | {word}"
 
 
 def table(key):
@@ -189,104 +141,130 @@ def table(key):
     ]
     for name, numbers in key.items():
         for label, arms in numbers.items():
-            diff = [p - b for p, b in zip(arms["patched"], arms["baseline"])]
+            diff = [p - b for p, b in zip(arms["patched"], arms["baseline"], strict=True)]
+            bounds, word = verdict(diff)
             lines.append(
-                f"| {name} | `python {' '.join(EXERCISES[name][0])}` | {label} | {spread(arms['baseline'])} | "
-                f"{spread(arms['patched'])} | {spread(diff, '+')} | {verdict(diff)} |"
+                f"| {name} | `python {' '.join(EXERCISES[name][0])}` | {label} | "
+                f"{spread(arms['baseline'])} | {spread(arms['patched'])} | {spread(diff, '+')} | {bounds} | "
+                f"{word} |"
             )
     return lines
 
 
-def main(argv=None):
+def parse_args(argv):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument(
         "exercises", nargs="*", default=list(EXERCISES), help="which exercises (default: all)"
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="two or more, distinct, 0 or more"
+    )
     parser.add_argument("--epochs", type=int, default=30, help="training epochs of every run (paper: 30)")
     parser.add_argument("--videos", type=int, default=70, help="toy size (70: the default toy)")
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (on a GPU: 2-4)")
-    parser.add_argument("--out", default="teaching-runs", help="where the copies, runs and the key go")
+    parser.add_argument("--out", default="teaching-runs", help="where the copies, runs, logs and the key go")
     parser.add_argument("--list", action="store_true", help="list the exercises and stop")
     args = parser.parse_args(argv)
     unknown = [e for e in args.exercises if e not in EXERCISES]
     if unknown:
         parser.exit(2, f"error: unknown exercise {unknown[0]!r}: choose from {', '.join(EXERCISES)}\n")
     if args.list:
-        for name, (command, watched) in EXERCISES.items():
-            print(f"{name:28s} python {' '.join(command)}  | {', '.join(label for label, _ in watched)}")
-        return
-    if args.epochs < 1 or args.jobs < 1 or args.videos < 10 or len(set(args.seeds)) < len(args.seeds):
-        parser.exit(2, "error: --epochs, --jobs at least 1, --videos at least 10, --seeds distinct\n")
+        return parser, args
+    if args.epochs < 1 or args.jobs < 1 or args.videos < 10:
+        parser.exit(2, "error: --epochs and --jobs must be at least 1, --videos at least 10\n")
+    if len(args.seeds) < 2 or len(set(args.seeds)) < len(args.seeds) or min(args.seeds) < 0:
+        parser.exit(
+            2, f"error: --seeds {' '.join(map(str, args.seeds))}: two or more distinct seeds, 0 or more\n"
+        )
+    try:
+        data.pick_device(args.device)  # --device cuda without a GPU: refused now, not after the copying
+        data.check_outside_project(args.out)
+        for name in ["baseline", *args.exercises]:
+            data.check_out(os.path.join(args.out, "copies", name), folder=True)
+        for name in ["key.md", "key.json"]:
+            data.check_out(os.path.join(args.out, name))
+    except data.DataError as e:
+        parser.exit(2, f"error: {e}\n")
+    return parser, args
+
+
+def measure(args):
+    """Copies, runs, the key; returns the key and the seconds it took."""
     start = time.time()
-    base_folder, toy = prepare("baseline", args.out, args.videos, None)
-    folders = {"baseline": base_folder}
-    for name in args.exercises:
-        folders[name] = prepare(name, args.out, args.videos, os.path.join(base_folder, toy))[0]
-    jobs = {}  # (name, seed) -> future
-    baselines = {tuple(EXERCISES[name][0]) for name in args.exercises}
+    folders, toys = {}, {}
+    for name in ["baseline", *args.exercises]:
+        folders[name] = os.path.join(args.out, "copies", name)
+        with data.atomic_folder(folders[name], PROGRAM) as staging:
+            toy = prepare(name, staging, args.videos, toys.get("baseline"))
+        toys[name] = os.path.join(folders[name], os.path.relpath(toy, staging))
+    jobs = {}  # (name or command, seed) -> future
+    baselines = sorted({tuple(EXERCISES[name][0]) for name in args.exercises})
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         for seed in args.seeds:
-            for command in sorted(baselines):
-                jobs[(command, seed)] = pool.submit(
+            arms = [(command, "baseline", list(command)) for command in baselines]
+            arms += [(name, name, EXERCISES[name][0]) for name in args.exercises]
+            for key, folder, command in arms:
+                label = folder if folder != "baseline" else f"baseline-{command[0][:-3]}"
+                jobs[(key, seed)] = pool.submit(
                     run,
-                    base_folder,
-                    list(command),
+                    os.path.abspath(folders[folder]),
+                    command,
                     seed,
-                    toy,
+                    os.path.abspath(toys[folder]),
                     args.epochs,
                     args.device,
-                    os.path.join(base_folder, f"log-{command[0]}-{command[2]}-{seed}.txt"),
+                    os.path.abspath(os.path.join(args.out, "runs", label)),
+                    os.path.abspath(os.path.join(args.out, "logs", f"{label}-seed{seed}.txt")),
                 )
-            for name in args.exercises:
-                jobs[(name, seed)] = pool.submit(
-                    run,
-                    folders[name],
-                    EXERCISES[name][0],
-                    seed,
-                    toy,
-                    args.epochs,
-                    args.device,
-                    os.path.join(folders[name], f"log-{seed}.txt"),
-                )
-        try:
-            results = {key: future.result() for key, future in jobs.items()}
-        except RuntimeError as e:  # one line; the runs still going finish first
-            parser.exit(1, f"error: {e}\n")
-    took = time.time() - start
-    key = {
-        name: {
-            label: {
+        results = {key: future.result() for key, future in jobs.items()}
+    key = {}
+    for name in args.exercises:
+        key[name] = {}
+        for label, where in EXERCISES[name][1]:
+            key[name][label] = {
                 "baseline": [number(results[(tuple(EXERCISES[name][0]), s)], where) for s in args.seeds],
                 "patched": [number(results[(name, s)], where) for s in args.seeds],
             }
-            for label, where in EXERCISES[name][1]
+    return key, time.time() - start
+
+
+def main(argv=None):
+    parser, args = parse_args(argv)
+    if args.list:
+        for name, (command, watched) in EXERCISES.items():
+            print(f"{name:28s} python {' '.join(command)}  | {', '.join(label for label, _ in watched)}")
+        return
+    try:
+        key, took = measure(args)
+        header = (
+            f"seeds {' '.join(map(str, args.seeds))}, {args.epochs} epochs, toy of {args.videos} videos, "
+            f"device {args.device}; mean ± std over seeds; {took:.0f} s in all"
+        )
+        lines = [header, "", *table(key)]
+        print("\n".join(lines))
+        record = {
+            "written_by": f"{data.SIGNATURE} {PROGRAM}",
+            "seeds": args.seeds,
+            "epochs": args.epochs,
+            "videos": args.videos,
+            "device": args.device,
+            "seconds": round(took),
+            "key": key,
         }
-        for name in args.exercises
-    }
-    lines = table(key)
-    header = (
-        f"seeds {' '.join(map(str, args.seeds))}, {args.epochs} epochs, toy of {args.videos} videos, "
-        f"device {args.device}; mean ± std over seeds; {took:.0f} s in all"
-    )
-    print("\n".join([header, ""] + lines))
-    with open(os.path.join(args.out, "key.md"), "w") as f:
-        f.write("\n".join([header, ""] + lines) + "\n")
-    with open(os.path.join(args.out, "key.json"), "w") as f:
-        json.dump(
-            {
-                "seeds": args.seeds,
-                "epochs": args.epochs,
-                "videos": args.videos,
-                "device": args.device,
-                "seconds": round(took),
-                "key": key,
-            },
-            f,
-            indent=1,
+        data.atomic_write(
+            os.path.join(args.out, "key.md"), lambda f: f.write("\n".join([MARK, *lines, ""]).encode())
+        )
+        data.atomic_write(
+            os.path.join(args.out, "key.json"), lambda f: f.write(json.dumps(record, indent=1).encode())
+        )
+    except (Failed, data.DataError) as e:  # one line; the runs still going finish first
+        parser.exit(1, f"error: {e}\n")
+    except KeyboardInterrupt:
+        sys.exit(
+            "interrupted: the copies and runs finished so far are kept in full; nothing half-written is left"
         )
 
 

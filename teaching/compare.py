@@ -1,0 +1,214 @@
+"""Your change against the unchanged code: the same command over seeds, the paired difference and a verdict.
+
+    python teaching/compare.py --seeds 0 1 2 -- tt_agg.py --backbone resnet
+    python teaching/compare.py --seeds 0 1 2 --number test.accuracy macro_recall -- sound_only.py
+
+Run it in a git checkout of the project (a student copy is one) after changing the code and before committing
+the change: it copies the working tree as it is (the changed arm) and the last commit, HEAD (the unchanged
+arm), into a new temporary folder, runs `python SCRIPT FLAGS --seed S --out ...` in both for every seed, and
+prints, for each number watched, both arms' mean ± std over the seeds, the paired difference (changed -
+unchanged, seed by seed) with its 95% interval (Student's t) and the verdict: "up" or "down" when the interval
+excludes 0, else "within noise". Your files are never touched; the temporary folder is removed at the end, or
+kept, and named, when a run fails (its log is there).
+
+Each arm trains on its own data: without --data, the script builds its default toy in that arm's folder, so a
+change to the toy generator counts. A number is a place in the run's metrics.json ("test.accuracy", "val.f1")
+or "macro_recall" (the mean recall over materials, from the test confusion matrix) or "recall.MATERIAL".
+"""
+
+import argparse
+import glob
+import io
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+import data  # noqa: E402  (the project's modules, found from this folder)
+from study.claims import interval  # noqa: E402  (the study's 95% t-interval of a mean over seeds)
+
+IGNORED = (".git", "data", "runs", "runs-*", "__pycache__", ".pytest_cache", "teaching-runs", ".tmp-*")
+
+
+def copy_project(source, dest):
+    """The project's files in `source` (not its data, runs or git history) into `dest` (new, or empty)."""
+    shutil.copytree(source, dest, symlinks=True, ignore=shutil.ignore_patterns(*IGNORED), dirs_exist_ok=True)
+
+
+def export_commit(repo, commit, dest):
+    """The files of `commit` in the git repository `repo`, as committed, into the new folder `dest`."""
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit], cwd=repo, capture_output=True, check=True
+    )
+    os.makedirs(dest)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(dest, filter="data")
+
+
+def number(m, where):
+    """One watched number of a run's metrics.json `m`; NaN where it is undefined (a material with no test
+    clip)."""
+    if where == "macro_recall" or where.startswith("recall."):
+        recalls = {}
+        for name, row in zip(data.MATERIALS, m.get("test_confusion", []), strict=False):
+            if sum(row):
+                recalls[name] = row[data.MATERIALS.index(name)] / sum(row)
+        if where == "macro_recall":
+            return statistics.mean(recalls.values())
+        return recalls.get(where.split(".", 1)[1], float("nan"))
+    split, key = where.split(".", 1)
+    return m[split][key]
+
+
+def spread(values, sign=""):
+    """'mean ± std' of the seeds' values ('+' shown with sign="+"); 'n/a' where a value is undefined."""
+    if any(v != v for v in values):
+        return "n/a"
+    std = 0.0
+    if len(values) > 1:
+        std = statistics.stdev(values)
+    return f"{statistics.mean(values):{sign}.3f} ± {std:.3f}"
+
+
+def verdict(diff):
+    """(the paired difference's 95% interval over seeds, 'up', 'down', 'within noise' or 'no change'); the
+    interval is the study's (study/claims.py), so the key and a student's comparison count alike."""
+    if any(d != d for d in diff):
+        return "n/a", "n/a"
+    mean, half, n = interval(diff)
+    if half is None:
+        return "n/a", "one seed: run more"
+    low, high = mean - half, mean + half
+    if low > 0:
+        word = "up"
+    elif high < 0:
+        word = "down"
+    elif half == 0 and mean == 0:
+        word = "no change"
+    else:
+        word = "within noise"
+    return f"[{low:+.3f}, {high:+.3f}]", word
+
+
+def run_seed(folder, command, seed, log):
+    """`python *command --seed SEED --out runs-SEED` in `folder`; its metrics.json as a dict. A failed run:
+    one line naming the command and its log (a RuntimeError)."""
+    out = os.path.join(folder, f"runs-{seed}")
+    argv = [sys.executable, *command, "--seed", str(seed), "--out", out]
+    with open(log, "w") as f:
+        code = subprocess.run(argv, cwd=folder, stdout=f, stderr=subprocess.STDOUT).returncode
+    found = glob.glob(os.path.join(out, "*", "metrics.json"))
+    if code != 0 or len(found) != 1:
+        raise RuntimeError(
+            f"`python {' '.join(command)} --seed {seed}` failed in {folder}: its output is in {log}"
+        )
+    with open(found[0]) as f:
+        return json.load(f)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        usage="python teaching/compare.py [--seeds S ...] [--number WHERE ...] -- SCRIPT [FLAGS ...]",
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds, two or more (default 0 1 2)"
+    )
+    parser.add_argument(
+        "--number",
+        nargs="+",
+        default=None,
+        help="what to compare, places in metrics.json (default: test.accuracy, and test.f1 for tt_agg.py)",
+    )
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the script and its flags")
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command or not command[0].endswith(".py") or not os.path.isfile(os.path.join(ROOT, command[0])):
+        parser.exit(
+            2, "error: name a script of the project after --, e.g. `-- tt_agg.py --backbone resnet`\n"
+        )
+    if any(flag.startswith(("--seed", "--out")) for flag in command[1:]):
+        parser.exit(
+            2, "error: leave --seed and --out to compare.py (it runs every seed, in its own folder)\n"
+        )
+    if len(args.seeds) < 2 or len(set(args.seeds)) < len(args.seeds) or min(args.seeds) < 0:
+        parser.exit(
+            2, "error: --seeds needs two or more distinct seeds, 0 or more (a difference needs a spread)\n"
+        )
+    if args.number is None:
+        args.number = ["test.accuracy", "test.f1"] if command[0] == "tt_agg.py" else ["test.accuracy"]
+    wrong = [w for w in args.number if w != "macro_recall" and "." not in w]
+    if wrong:
+        parser.exit(2, f"error: --number {wrong[0]}: give a place in metrics.json such as test.accuracy\n")
+    if shutil.which("git") is None or not os.path.exists(os.path.join(ROOT, ".git")):
+        parser.exit(
+            2, f"error: {ROOT} is not a git checkout: compare.py needs the last commit as its baseline\n"
+        )
+    head = subprocess.run(
+        ["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    )
+    if head.returncode != 0:
+        parser.exit(2, f"error: {ROOT} has no commit yet: commit the unchanged code first\n")
+    return parser, args, command
+
+
+def report(command, seeds, results, numbers):
+    """The table: per number, both arms over the seeds, the paired difference, its interval, the verdict."""
+    lines = [
+        f"python {' '.join(command)}, seeds {' '.join(map(str, seeds))}: mean ± std over seeds",
+        f"{'number':16s} {'unchanged (HEAD)':>16s} {'changed':>16s} {'changed - unchanged':>20s} "
+        f"{'95% interval':>18s}  verdict",
+    ]
+    for where in numbers:
+        before = [number(results[("unchanged", s)], where) for s in seeds]
+        after = [number(results[("changed", s)], where) for s in seeds]
+        diff = [a - b for a, b in zip(after, before, strict=True)]
+        bounds, word = verdict(diff)
+        row = f"{where:16s} {spread(before):>16s} {spread(after):>16s} {spread(diff, '+'):>20s}"
+        lines.append(f"{row} {bounds:>18s}  {word}")
+    return lines
+
+
+def main(argv=None):
+    parser, args, command = parse_args(argv)
+    work = tempfile.mkdtemp(prefix="matsound-compare-")  # a fresh folder: ours to delete
+    keep = False
+    try:
+        copy_project(ROOT, os.path.join(work, "changed"))
+        export_commit(ROOT, "HEAD", os.path.join(work, "unchanged"))
+        results = {}
+        for seed in args.seeds:
+            for arm in ["unchanged", "changed"]:
+                tick = time.time()
+                folder = os.path.join(work, arm)
+                m = run_seed(folder, command, seed, os.path.join(work, f"log-{arm}-seed{seed}.txt"))
+                results[(arm, seed)] = m
+                shown = ", ".join(f"{w} {number(m, w):.4f}" for w in args.number)
+                print(f"{arm:9s} seed {seed}: {shown} ({time.time() - tick:.0f} s)", flush=True)
+        print("\n".join(report(command, args.seeds, results, args.number)))
+    except RuntimeError as e:
+        keep = True
+        parser.exit(1, f"error: {e}\n")
+    except (KeyError, ValueError, TypeError) as e:
+        keep = True
+        parser.exit(1, f"error: a run's metrics.json lacks {e} (kept in {work})\n")
+    except subprocess.CalledProcessError:
+        parser.exit(1, "error: `git archive HEAD` failed: is this a git checkout with a commit?\n")
+    except KeyboardInterrupt:
+        print("interrupted: nothing kept (your files are unchanged)", file=sys.stderr)
+        sys.exit(130)
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
