@@ -2054,16 +2054,18 @@ def test_the_kits_wrong_solutions_fail_and_right_ones_pass(blank, tiny, kit_data
     assert [(name, failed) for name, failed in right if failed] == [], "correct solutions that fail"
 
 
-def test_the_kit_patches_apply_to_the_code(tmp_path):
-    """Every reference solution still applies, so the kit cannot rot silently; the measuring tool lists them
-    all."""
+def test_the_kit_patches_apply_and_measure_refuses_before_any_work(tmp_path, monkeypatch, capsys):
+    """Every reference solution still applies (so the kit cannot rot silently) and the measuring tool lists
+    them all. teaching/measure.py refuses in one line, before any copying: bad seeds, --device cuda without a
+    GPU, an OUT inside the project's sources, a copy folder or key.md in OUT that it did not write (left byte
+    for byte); a patch that no longer applies ends in one line naming the command."""
     if not os.path.isdir(os.path.join(TEACHING, "patches")):
         pytest.skip("a student's copy: the reference solutions are the teacher's")
     import teaching.measure as measure
 
     patches = sorted(os.listdir(os.path.join(TEACHING, "patches")))
     assert [p[: -len(".patch")] for p in patches] == list(measure.EXERCISES) and len(patches) >= 8
-    measure.copy_project(tmp_path / "copy")
+    measure.copy_project(HERE, tmp_path / "copy")
     for patch in patches:
         r = subprocess.run(
             ["git", "apply", "--check", os.path.join(TEACHING, "patches", patch)],
@@ -2072,58 +2074,218 @@ def test_the_kit_patches_apply_to_the_code(tmp_path):
             text=True,
         )
         assert r.returncode == 0, (patch, r.stderr)
+    out = tmp_path / "key"
+    (out / "copies" / "baseline").mkdir(parents=True)
+    (out / "copies" / "baseline" / "notes.txt").write_text("mine")
+    check_refused(run_here("teaching/measure.py", "--out", out), "baseline")
+    (out / "copies" / "baseline" / "notes.txt").unlink()
+    (out / "copies" / "baseline").rmdir()
+    (out / "key.md").write_text("# my key\n")
+    check_refused(run_here("teaching/measure.py", "--out", out), "key.md")
+    assert (out / "key.md").read_text() == "# my key\n" and sorted(os.listdir(out)) == ["copies", "key.md"]
+    for flags, fact in [
+        (["--seeds", "-1"], "--seeds"),
+        (["--seeds", "0"], "--seeds"),
+        (["--seeds", "0", "0"], "--seeds"),
+        (["--epochs", "0"], "--epochs"),
+        (["--out", os.path.join(HERE, "teaching", "mykey")], "inside the project"),
+        (["01-nothing"], "01-nothing"),
+    ] + [(["--device", "cuda"], "--device cuda")] * (not torch.cuda.is_available()):
+        quick = ["--epochs", "1", "--videos", "10", "--out", tmp_path / "fresh"]  # a case let through: quick
+        check_refused(run_here("teaching/measure.py", *quick, *flags), fact)
+    assert not (tmp_path / "fresh").exists() and not os.path.exists(os.path.join(HERE, "teaching", "mykey"))
+    stale = tmp_path / "patches"
+    stale.mkdir()
+    (stale / "08-mel-bands.patch").write_text(
+        "--- a/data.py\n+++ b/data.py\n@@ -1,1 +1,1 @@\n-no such line\n+another\n"
+    )
+    monkeypatch.setattr(measure, "PATCHES", str(stale))
+    with pytest.raises(SystemExit) as e:
+        measure.main(["08-mel-bands", "--videos", "10", "--epochs", "1", "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and "git apply" in err and "08-mel-bands.patch" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert os.listdir(tmp_path / "m" / "copies") == ["baseline"], "the failed copy is not left half-made"
 
 
-def test_the_student_copy_blanks_functions_and_its_scripts_run(tmp_path, tiny):
-    """The copy keeps every signature and docstring, leaves out the teacher's material, and its blanked code
-    stops with the exercise's message while the untouched scripts train."""
+def measured_answers():
+    """The key's measured answers: KEY.md's signed differences and intervals, key.json's raw values (a patched
+    arm's "mean ± std" alone is left out: it can equal an unrelated number of the README by chance)."""
+    answers = set()
+    with open(os.path.join(TEACHING, "KEY.md"), encoding="utf-8") as f:
+        for line in f:
+            cells = [c.strip() for c in line.split("|")]
+            if len(cells) == 10 and cells[1][:2].isdigit():
+                answers.update(c for c in cells[6:8] if c.strip("+-0.±[], "))  # not "+0.000 ± 0.000"
+    with open(os.path.join(TEACHING, "key.json"), encoding="utf-8") as f:
+        key = json.load(f)["key"]
+    for numbers in key.values():
+        answers.update(repr(v) for arms in numbers.values() for v in arms["patched"] if len(repr(v)) > 8)
+    return answers
+
+
+def test_the_student_copy_holds_no_key_and_is_a_git_repository_with_one_commit(tmp_path):
+    """No file of the key, the patches, the teacher's page or the grading in the copy, and no measured answer
+    (KEY.md's differences and intervals, key.json's raw values) in any file it holds; the copy is a
+    git repository with one commit and nothing uncommitted, made without a git configuration."""
+    if not os.path.isfile(os.path.join(TEACHING, "KEY.md")):
+        pytest.skip("a student's copy: the key is the teacher's")
+    from teaching import make_student_copy as msc
+
+    answers = measured_answers()
+    assert len(answers) > 40
+    out = tmp_path / "student"
+    env = {**os.environ, "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}  # no git identity anywhere
+    r = subprocess.run(
+        [sys.executable, "teaching/make_student_copy.py", out],
+        cwd=HERE,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    for path in msc.TEACHER_ONLY:
+        assert not (out / path).exists(), path
+    assert (out / "teaching" / "compare.py").exists() and (out / "teaching" / "README.md").exists()
+    for root, dirs, names in os.walk(out):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        for name in names:
+            text = open(os.path.join(root, name), encoding="utf-8", errors="replace").read()
+            found = [a for a in answers if a in text]
+            assert not found, (os.path.join(root, name), found[:3])
+    log = subprocess.run(["git", "log", "--format=%an %s"], cwd=out, capture_output=True, text=True, env=env)
+    assert len(log.stdout.splitlines()) == 1 and log.stdout.startswith("matsound"), log
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=out, capture_output=True, text=True)
+    assert status.returncode == 0 and status.stdout == "", status
+
+
+def test_make_student_copy_refuses_in_one_line_and_leaves_nothing_after_ctrl_c(tmp_path, monkeypatch):
+    """An existing folder, a folder inside the project (directly or through a link) are refused before any
+    work; a user's `OUT.partial` beside it is never touched; Ctrl-C leaves nothing behind and exits 130."""
+    from teaching import make_student_copy as msc
+
+    (tmp_path / "hw.partial").mkdir()
+    (tmp_path / "hw.partial" / "mine.txt").write_text("mine")
+    (tmp_path / "taken").mkdir()
+    check_refused(run_here("teaching/make_student_copy.py", tmp_path / "taken"), "taken")
+    check_refused(
+        run_here("teaching/make_student_copy.py", os.path.join(HERE, "dataset_sources", "s")), "inside"
+    )
+    os.symlink(HERE, tmp_path / "link")
+    check_refused(run_here("teaching/make_student_copy.py", tmp_path / "link" / "student"), "inside")
+    check_refused(run_here("teaching/make_student_copy.py", tmp_path / "hw", "--only", "nothing"), "nothing")
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(msc.subprocess, "run", interrupt)  # Ctrl-C as git starts
+    with pytest.raises(SystemExit) as e:
+        msc.main([str(tmp_path / "hw")])
+    assert e.value.code == 130
+    assert sorted(os.listdir(tmp_path)) == ["hw.partial", "link", "taken"]
+    assert (tmp_path / "hw.partial" / "mine.txt").read_text() == "mine"
+    assert not os.path.exists(os.path.join(HERE, "dataset_sources", "s"))
+
+
+def test_the_student_copy_blanks_functions_its_scripts_run_and_compare_measures_a_change(tmp_path, tiny):
+    """The copy keeps every signature and docstring, its blanked code stops with the exercise's message while
+    the untouched scripts train; in the copy, teaching/compare.py runs the changed working tree against the
+    commit over two seeds, prints both arms, the paired difference, its interval and a verdict, and leaves the
+    student's files as they were; bad arguments end in one line."""
     import ast
 
     from teaching import make_student_copy as msc
 
     out = tmp_path / "student"
-    r = run("teaching/make_student_copy.py", out)
-    assert r.returncode == 0, r.stderr
-    assert not (out / "teaching" / "patches").exists() and not (out / "teaching" / "KEY.md").exists()
+    assert run("teaching/make_student_copy.py", out).returncode == 0
     for name, (file, qualified, _) in msc.BLANKS.items():
         original = msc.find(ast.parse(open(os.path.join(HERE, file)).read()), qualified)
         blanked = msc.find(ast.parse((out / file).read_text()), qualified)
         assert ast.dump(original.args) == ast.dump(blanked.args)
         assert ast.get_docstring(original) == ast.get_docstring(blanked)
         assert isinstance(blanked.body[-1], ast.Raise) and name in ast.unparse(blanked.body[-1])
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONDONTWRITEBYTECODE": "1"}
 
-    def train(copy, *flags):
+    def in_copy(copy, *argv):
         return subprocess.run(
-            [
-                sys.executable,
-                "visual_only.py",
-                *flags,
-                "--epochs",
-                "1",
-                "--data",
-                tiny,
-                "--out",
-                tmp_path / "r",
-            ],
-            cwd=copy,
-            env=env,
-            capture_output=True,
-            text=True,
+            [sys.executable, *map(str, argv)], cwd=copy, env=env, capture_output=True, text=True, timeout=900
         )
 
-    stopped = train(out)  # every script loads spectrograms, blanked here
+    stopped = in_copy(out, "visual_only.py", "--epochs", "1", "--data", tiny, "--out", tmp_path / "r")
     assert stopped.returncode != 0 and "exercise spectrogram" in stopped.stderr, stopped.stderr
     partial = tmp_path / "partial"
     assert (
         run("teaching/make_student_copy.py", partial, "--only", "pos_weight", "precision_at_k").returncode
         == 0
     )
-    ok = train(partial)  # untouched by these blanks: the unweighted network does not call positive_weights
-    assert ok.returncode == 0 and "Table 3" in ok.stdout, ok.stderr
-    blank = train(partial, "--weighted")
+    flags = ["--epochs", "1", "--data", tiny]
+    blank = in_copy(partial, "visual_only.py", *flags, "--weighted", "--out", tmp_path / "r")
     assert blank.returncode != 0 and "exercise pos_weight" in blank.stderr and "-k pos_weight" in blank.stderr
-    assert run("teaching/make_student_copy.py", out).returncode == 2, "an existing folder is refused"
+    source = (partial / "sound_only.py").read_text()
+    changed = source.replace("momentum=args.momentum)", "momentum=0.0)  # my change: no momentum")
+    assert changed != source
+    (partial / "sound_only.py").write_text(changed)
+    before = snapshot(partial)
+    r = in_copy(partial, "teaching/compare.py", "--seeds", "0", "1", "--", "sound_only.py", *flags)
+    assert r.returncode == 0, r.stderr
+    table = r.stdout[r.stdout.index("unchanged (HEAD)") :]
+    assert "test.accuracy" in table and "±" in table and "too few seeds" in table, r.stdout
+    assert before == snapshot(partial), "the student's files are untouched"
+    for argv, fact in [
+        (["--seeds", "-1", "0", "--", "sound_only.py"], "--seeds"),
+        (["--seeds", "0", "1", "--", "nothere.py"], "script"),
+        (["--seeds", "0", "1", "--", "sound_only.py", "--seed", "3"], "--seed"),
+        (["--number", "accuracy", "--", "sound_only.py"], "accuracy"),
+    ]:
+        check_refused(in_copy(partial, "teaching/compare.py", *argv), fact)
+
+
+def test_grade_scores_each_blank_by_the_projects_tests_and_gives_zero_with_a_reason(tmp_path):
+    """teaching/grade.py on a student's copy: a correct function gets its points even where the student
+    changed the copy's tests; a blank left, a file that does not parse and a function that hangs get 0 with
+    the reason; the table is also written as JSON with the project's mark, and an existing file not ours is
+    refused."""
+    if not os.path.isfile(os.path.join(TEACHING, "grade.py")):
+        pytest.skip("a student's copy: grading is the teacher's")
+    from teaching import grade
+
+    copy = tmp_path / "alice"
+    assert (
+        run("teaching/make_student_copy.py", copy, "--only", "pos_weight", "average_precision").returncode
+        == 0
+    )
+    visual = (copy / "visual_only.py").read_text()
+    right = '''
+def positive_weights(labels):
+    """Mine."""
+    counts = Counter()
+    for row in labels.tolist():
+        counts.update(m for m, shown in enumerate(row) if shown)
+    return torch.tensor([(len(labels) - counts[m]) / counts[m] if counts[m] else 1.0 for m in range(17)])
+'''
+    visual = grade.transplant(visual, right, "positive_weights", ["from collections import Counter"])
+    (copy / "visual_only.py").write_text(visual)
+    (copy / "test_all.py").write_text("def test_exercise_pos_weight_mine():\n    assert False\n")
+    (tmp_path / "mine.json").write_text('{"grades": 1}')
+    check_refused(run_here("teaching/grade.py", copy, "--json", tmp_path / "mine.json"), "mine.json")
+    only = ["--only", "pos_weight", "average_precision"]
+    r = run_here("teaching/grade.py", copy, *only, "--json", tmp_path / "alice.json", "--timeout", "600")
+    assert r.returncode == 0, r.stderr
+    table = json.loads((tmp_path / "alice.json").read_text())
+    assert table["written_by"].startswith("matsound") and table["of"] == 3 and table["total"] == 1
+    assert table["blanks"]["pos_weight"]["points"] == grade.POINTS["pos_weight"] == 1, table
+    assert table["blanks"]["average_precision"]["points"] == 0
+    assert "not written" in table["blanks"]["average_precision"]["reason"]
+    metrics_source = (copy / "metrics.py").read_text()
+    hang = "def average_precision(similarity, relevant):\n    while True:\n        pass\n"
+    (copy / "metrics.py").write_text(grade.transplant(metrics_source, hang, "average_precision"))
+    r = run_here("teaching/grade.py", copy, "--only", "average_precision", "--timeout", "20")
+    assert r.returncode == 0 and "0.00 / 2" in r.stdout and "hung" in r.stdout, r.stdout
+    (copy / "metrics.py").write_text(metrics_source + "\ndef broken(:\n")
+    r = run_here("teaching/grade.py", copy, "--only", "average_precision")
+    assert "does not parse" in r.stdout and "0.00 / 2" in r.stdout, r.stdout
+    check_refused(run_here("teaching/grade.py", tmp_path / "nobody"), "nobody")
+    check_refused(run_here("teaching/grade.py"), "--check-kit")
 
 
 def test_the_notebook_runs_the_main_job_and_the_retrieval(tmp_path):

@@ -38,6 +38,14 @@ from study.claims import interval  # noqa: E402  (the study's 95% t-interval of 
 IGNORED = (".git", "data", "runs", "runs-*", "__pycache__", ".pytest_cache", "teaching-runs", ".tmp-*")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a bad argument ended in one line ("error: ...", exit 2) instead of the usage block, as
+    every program of the project ends."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message}\n")
+
+
 def copy_project(source, dest):
     """The project's files in `source` (not its data, runs or git history) into `dest` (new, or empty)."""
     shutil.copytree(source, dest, symlinks=True, ignore=shutil.ignore_patterns(*IGNORED), dirs_exist_ok=True)
@@ -79,14 +87,17 @@ def spread(values, sign=""):
 
 
 def verdict(diff):
-    """(the paired difference's 95% interval over seeds, 'up', 'down', 'within noise' or 'no change'); the
-    interval is the study's (study/claims.py), so the key and a student's comparison count alike."""
+    """(the paired difference's 95% interval over seeds, 'up', 'down', 'within noise' or 'no change'; 'too few
+    seeds' below three); the interval is the study's (study/claims.py), so the key and a student's comparison
+    count alike."""
     if any(d != d for d in diff):
         return "n/a", "n/a"
     mean, half, n = interval(diff)
     if half is None:
         return "n/a", "one seed: run more"
     low, high = mean - half, mean + half
+    if n < 3:  # two seeds: an interval that rests on one spread, often zero on the toy's few test videos
+        return f"[{low:+.3f}, {high:+.3f}]", "too few seeds (3 or more)"
     if low > 0:
         word = "up"
     elif high < 0:
@@ -115,7 +126,7 @@ def run_seed(folder, command, seed, log):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         description=__doc__.split("\n\n")[0],
         usage="python teaching/compare.py [--seeds S ...] [--number WHERE ...] -- SCRIPT [FLAGS ...]",
     )

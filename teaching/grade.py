@@ -16,7 +16,6 @@ import or that hangs gets 0, with the reason. The rubric and the exercises' poin
 points and each right one must get them all; it prints which test caught each wrong one.
 """
 
-import argparse
 import ast
 import json
 import os
@@ -31,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 import data  # noqa: E402  (the project's modules, found from this folder)
-from teaching.compare import copy_project  # noqa: E402
+from teaching.compare import Parser, copy_project  # noqa: E402
 from teaching.make_student_copy import BLANKS, find  # noqa: E402
 
 PROGRAM = "teaching/grade.py"
@@ -197,7 +196,7 @@ def check_kit(blanks, timeout):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("copy", nargs="?", help="a student's copy (made by make_student_copy.py)")
     parser.add_argument("--json", help="also write the table as JSON to this file")
     parser.add_argument(

@@ -18,7 +18,6 @@ The copy is staged in a new hidden folder beside OUT_DIR and renamed to OUT_DIR 
 error or Ctrl-C nothing is left. An existing OUT_DIR, or one inside the project's sources, is refused.
 """
 
-import argparse
 import ast
 import os
 import shutil
@@ -30,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 import data  # noqa: E402  (the project's modules, found from this folder)
-from teaching.compare import copy_project  # noqa: E402
+from teaching.compare import Parser, copy_project  # noqa: E402
 
 # name (for `pytest -k`) -> (file, function or Class.method, what to write)
 BLANKS = {
@@ -115,7 +114,7 @@ def write_copy(folder, only):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", help="a folder that does not exist yet, outside the project")
     parser.add_argument(
         "--only",
@@ -129,7 +128,7 @@ def main(argv=None):
     if os.path.lexists(out):
         parser.exit(2, f"error: {args.out} already exists: name a new folder\n")
     try:
-        data.check_outside_project(out, allowed=())  # a student's copy belongs outside the project
+        data.check_outside_project(out)  # not inside the sources: a copy of the project must not land there
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
     if shutil.which("git") is None:

@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 import data  # noqa: E402  (the project's modules, found from this folder)
-from teaching.compare import copy_project, number, spread, verdict  # noqa: E402  (one arithmetic)
+from teaching.compare import Parser, copy_project, number, spread, verdict  # noqa: E402  (one arithmetic)
 
 PROGRAM = "teaching/measure.py"
 PATCHES = os.path.join(HERE, "patches")
@@ -152,7 +152,7 @@ def table(key):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument(
