@@ -2288,9 +2288,11 @@ def positive_weights(labels):
     check_refused(run_here("teaching/grade.py"), "--check-kit")
 
 
-def test_the_notebook_runs_the_main_job_and_the_retrieval(tmp_path):
+def test_the_notebook_runs_the_main_job_the_retrieval_and_plays_the_sounds(tmp_path):
     """teaching/matsound.ipynb, executed top to bottom on the CPU with a tiny toy and one epoch (its parameter
-    cell rewritten), so that it cannot drift from the scripts. nbclient is a test-only dependency."""
+    cell rewritten), so that it cannot drift from the scripts: the host's torch is the pinned one, so nothing
+    is installed; the runs' output is printed; the five retrieved WAVs play beside the query image; the
+    exercises and the comparison command are named. nbclient is a test-only dependency."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     nb = nbformat.read(os.path.join(TEACHING, "matsound.ipynb"), as_version=4)
@@ -2299,14 +2301,18 @@ def test_the_notebook_runs_the_main_job_and_the_retrieval(tmp_path):
         f'REPO_URL = ""\nVIDEOS = 24\nEPOCHS = 1\nK = 5\nDEVICE = "cpu"\nRUNS = {str(tmp_path)!r}'
     )
     nbclient.NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": TEACHING}}
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": TEACHING}}
     ).execute()
-    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    outputs = "".join(o.get("text", "") for c in code for o in c.outputs)
     assert "Table 5 (TT_AGG)" in outputs and "precision@" in outputs.lower(), outputs[-2000:]
-    images = [
-        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})
-    ]
+    assert "epoch  1/1" in outputs and "installing" not in outputs, outputs[:2000]
+    images = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
     assert len(images) == 3, "the curves, the precision@K curve and the top-5 sheet"
+    html = "".join(o.get("data", {}).get("text/html", "") for c in code for o in c.outputs)
+    assert html.count("<audio") == 5 and html.count("data:image/png;base64") == 1, html[:500]
+    markdown = "".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "README.md" in markdown and "teaching/compare.py" in markdown
 
 
 # --- The project as a whole -------------------------------------------------------------------------------
