@@ -2106,6 +2106,21 @@ def test_the_kit_patches_apply_and_measure_refuses_before_any_work(tmp_path, mon
     assert e.value.code == 1 and "git apply" in err and "08-mel-bands.patch" in err, err
     assert len(err.strip().splitlines()) == 1, err
     assert os.listdir(tmp_path / "m" / "copies") == ["baseline"], "the failed copy is not left half-made"
+    monkeypatch.undo()
+
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(measure, "run", interrupt)  # Ctrl-C as the first run starts
+    with pytest.raises(SystemExit) as e:
+        measure.main(["08-mel-bands", "--videos", "10", "--epochs", "1", "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert e.value.code == 130 and len(err.strip().splitlines()) == 1, err
+    copies = tmp_path / "m" / "copies"
+    assert sorted(os.listdir(copies)) == ["08-mel-bands", "baseline"], (
+        "the earlier copy replaced: it was ours"
+    )
+    assert all(data.read_manifest(copies / name) for name in os.listdir(copies)), "each copy whole"
 
 
 def measured_answers():
@@ -2261,7 +2276,8 @@ def positive_weights(labels):
     counts = Counter()
     for row in labels.tolist():
         counts.update(m for m, shown in enumerate(row) if shown)
-    return torch.tensor([(len(labels) - counts[m]) / counts[m] if counts[m] else 1.0 for m in range(17)])
+    materials = range(len(labels[0]))
+    return torch.tensor([(len(labels) - counts[m]) / counts[m] if counts[m] else 1.0 for m in materials])
 '''
     visual = grade.transplant(visual, right, "positive_weights", ["from collections import Counter"])
     (copy / "visual_only.py").write_text(visual)

@@ -202,7 +202,8 @@ def measure(args):
         toys[name] = os.path.join(folders[name], os.path.relpath(toy, staging))
     jobs = {}  # (name or command, seed) -> future
     baselines = sorted({tuple(EXERCISES[name][0]) for name in args.exercises})
-    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(args.jobs)
+    try:
         for seed in args.seeds:
             arms = [(command, "baseline", list(command)) for command in baselines]
             arms += [(name, name, EXERCISES[name][0]) for name in args.exercises]
@@ -220,6 +221,8 @@ def measure(args):
                     os.path.abspath(os.path.join(args.out, "logs", f"{label}-seed{seed}.txt")),
                 )
         results = {key: future.result() for key, future in jobs.items()}
+    finally:  # after a failure or Ctrl-C, the runs not yet started never start
+        pool.shutdown(wait=True, cancel_futures=True)
     key = {}
     for name in args.exercises:
         key[name] = {}
@@ -260,12 +263,14 @@ def main(argv=None):
         data.atomic_write(
             os.path.join(args.out, "key.json"), lambda f: f.write(json.dumps(record, indent=1).encode())
         )
-    except (Failed, data.DataError) as e:  # one line; the runs still going finish first
+    except (Failed, data.DataError) as e:  # one line; a run still going finishes first
         parser.exit(1, f"error: {e}\n")
     except KeyboardInterrupt:
-        sys.exit(
-            "interrupted: the copies and runs finished so far are kept in full; nothing half-written is left"
+        print(
+            "interrupted: the copies and runs finished so far are kept whole, no half-written one",
+            file=sys.stderr,
         )
+        sys.exit(130)
 
 
 if __name__ == "__main__":
