@@ -287,15 +287,15 @@ def positive_weights(labels):
         weights.append((len(labels) - positives) / positives if positives else 1.0)
     return weights
 """,
-    "float64 weights (the loss refuses them)": """
+}
+
+POS_WEIGHT_RIGHT = {
+    "float64 weights (the loss promotes them)": """
 def positive_weights(labels):
     positives = labels.sum(0).double()
     negatives = len(labels) - positives
     return torch.where(positives > 0, negatives / positives.clamp(min=1), torch.ones_like(positives))
 """,
-}
-
-POS_WEIGHT_RIGHT = {
     "a loop over the materials": """
 def positive_weights(labels):
     weights = torch.ones(labels.shape[1])
