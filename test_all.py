@@ -10,6 +10,7 @@ process (`run_here`), or in a new Python (`run`) where that matters. `check_refu
 traceback, and the key facts (a path, a flag) named in it.
 """
 
+import ast
 import contextlib
 import io
 import itertools
@@ -1919,3 +1920,97 @@ def test_the_project_refers_to_no_document_outside_it():
             if name.endswith((".py", ".md", ".ipynb", ".sh", ".txt")):
                 path = os.path.join(root, name)
                 assert not pattern.search(open(path, errors="replace").read()), path
+
+
+# Imports run one way, bottom up: a module imports only from the floors below it, so the training path can be
+# read (and copied) without what is built around it, and no two modules import each other.
+FLOORS = {"data": 0, "backbones": 0, "metrics": 1, "retrieve": 2, **{s[:-3]: 2 for s in SCRIPTS}}
+SCRIPT_NAMES = [s[:-3] for s in SCRIPTS]
+FOLDERS = ["dataset_sources", "study", "teaching", "benchmarks"]  # floor 3: they may import anything below
+# The imports that run up a floor, each inside a function or `if __name__ == "__main__":`, never at module
+# level (so importing the module never runs them), with the reason each is kept.
+LAZY = {
+    ("data", "dataset_sources"): "the default toy is built on first use, and `python data.py toy` / "
+    "`prepare ROOT` are the known commands that make a dataset file",
+    ("metrics", "study"): "`python metrics.py runs/` is the summary's known command",
+}
+
+
+def project_imports():
+    """{module: [(imported project module, line, at module level?)]} for every .py file of the project, read
+    with `ast`: `import x`, `import x.y`, `from x import y`, `from x.y import z`, at any depth; plus every
+    `__import__` or `importlib` call, which hides an import (as ('<hidden>', line, True))."""
+    files = [name for name in os.listdir(HERE) if name.endswith(".py") and not name.startswith("test_")]
+    files += [os.path.join(f, name) for f in FOLDERS for name in os.listdir(os.path.join(HERE, f))]
+    found = {}
+    for path in [f for f in files if f.endswith(".py")]:
+        module = path[:-3].replace(os.sep, ".").removesuffix(".__init__")
+        tree = ast.parse(open(os.path.join(HERE, path)).read())
+        top = {id(node) for node in tree.body}
+        found[module] = []
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
+            if isinstance(node, ast.Name) and node.id in ("__import__", "importlib"):
+                names = ["<hidden>"]
+            for name in names:
+                found[module].append((name, node.lineno, id(node) in top))
+    return found
+
+
+def floor(module):
+    """0-3, or None for what is not the project's (the standard library, torch, ...)."""
+    first = module.split(".")[0]
+    if first in FOLDERS:
+        return 3
+    return FLOORS.get(first)
+
+
+def import_problem(module, name, at_module_level):
+    """Why `module` may not import `name`, or None when it may."""
+    first = name.split(".")[0]
+    here, there = floor(module), floor(name)
+    if name == "<hidden>":
+        return "hides an import in __import__ or importlib: write a plain one"
+    if there is None:
+        return None
+    if here is None:
+        return "is on no floor: give it one in FLOORS, or move it into one of FOLDERS"
+    if module in SCRIPT_NAMES:
+        if first in ("data", "backbones", "metrics"):
+            return None
+        return f"imports {name}: an experiment script imports only data, backbones and metrics"
+    if there < here or here == 3:
+        return None
+    if (module.split(".")[0], first) not in LAZY:
+        return f"imports {name}, on floor {there}, from floor {here}"
+    if at_module_level:
+        return f"imports {name} at module level: only inside a function or the __main__ block"
+    return None
+
+
+def test_imports_run_one_way_bottom_up():
+    """No module imports one on its floor or above (but the LAZY ones, never at module level), an experiment
+    script imports only data, backbones and metrics, nothing hides an import, and the folders around the
+    training path import each other in no circle."""
+    found = project_imports()
+    assert {"data", "metrics", "retrieve", "tt_agg", "study.summary", "dataset_sources.toy"} <= set(found)
+    wrong = []
+    for module, imports in found.items():
+        for name, line, at_module_level in imports:
+            problem = import_problem(module, name, at_module_level)
+            if problem:
+                wrong.append(f"{module.replace('.', '/')}.py:{line} {problem}")
+    assert not wrong, "\n".join(wrong)
+    folders = {m: {n for n, _, _ in found[m] if n in found and n != m} for m in found if floor(m) == 3}
+    for module in folders:  # every module reachable from this one: never itself
+        seen, todo = set(), list(folders[module])
+        while todo:
+            other = todo.pop()
+            assert other != module, f"{module} imports itself through {sorted(seen)}"
+            if other not in seen and other in folders:
+                seen.add(other)
+                todo += folders[other]
