@@ -256,12 +256,19 @@ class Dataset:
 def load(path, device):
     """The dataset file at `path` (None: the default toy, built on first use) on `device`, as a `Dataset`."""
     if path is None:
-        path = toy_path(**TOY_DEFAULTS)
-        if not os.path.exists(path):
-            print(f"building the toy dataset {path} (first use; reused afterwards)", flush=True)
-            toy = dataset_source("toy")
-            atomic_save(toy.make_toy(**TOY_DEFAULTS), path)
+        path = default_toy()
     return Dataset(read_dataset(path), path, device)
+
+
+def default_toy():
+    """The path of the default toy (TOY_DEFAULTS), which every script uses when given no --data: built on
+    first use, so that a first run needs no extra command, and reused afterwards."""
+    path = toy_path(**TOY_DEFAULTS)
+    if not os.path.exists(path):
+        print(f"building the toy dataset {path} (first use; reused afterwards)", flush=True)
+        toy = dataset_source("toy")
+        atomic_save(toy.make_toy(**TOY_DEFAULTS), path)
+    return path
 
 
 def dataset_source(name):

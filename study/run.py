@@ -18,6 +18,10 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # `python study/run.py` puts study/ first on the path, not the project
+
+import data  # noqa: E402  (after the path: data.run_name names the run folders)
+
 RUNS = [
     (script, backbone, flags)
     for backbone in ["resnet", "vgg"]
@@ -63,7 +67,7 @@ def main(argv=None):
                 "--k",
                 str(args.k),
                 "--run",
-                os.path.join(args.out, f"tt_agg-resnet-seed{seed}"),
+                os.path.join(args.out, data.run_name("tt_agg", "resnet", seed=seed)),
                 "--seed",
                 str(seed),
                 "--device",
