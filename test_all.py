@@ -24,9 +24,9 @@ import shutil
 import struct
 import subprocess
 import sys
+import types
 import wave
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -36,7 +36,7 @@ import backbones
 import data
 import metrics
 import retrieve
-from dataset_sources import greatest_hits, toy
+from dataset_sources import toy
 from study import claims, figures, runs, summary
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -75,11 +75,11 @@ def run_here(script, *argv):
 
 
 def check_refused(r, *facts):
-    """Exit code 2, no traceback, one line "error: ..." on stderr (after data.py prepare's progress bar, if any),
-    naming each of `facts`."""
+    """Exit code 2, no traceback, one line "error: ..." on stderr (after data.py prepare's progress bar, if
+    any), naming each of `facts`."""
     *before, last = [line for line in r.stderr.replace("\r", "\n").split("\n") if line] or [""]
     assert r.returncode == 2 and "Traceback" not in r.stderr and last.startswith("error: "), r.stderr
-    assert all(line.startswith("preparing [") for line in before) and len(last) < 500, r.stderr
+    assert all(line.startswith("preparing:") for line in before) and len(last) < 500, r.stderr
     for fact in facts:
         assert str(fact) in last, (fact, last)
 
@@ -168,31 +168,42 @@ def tone(freq, rate=data.SAMPLE_RATE):
     return torch.sin(2 * math.pi * freq * torch.arange(rate) / rate)
 
 
-def test_the_model_inputs_a_normalised_log_mel_image_frequency_up_and_a_frame_flipped_in_training_only():
+def loudest_row(image):
+    """The mel row (frequency) of a (S, S) spectrogram with the most energy over time."""
+    return image.mean(1).argmax().item()
+
+
+def test_spectrogram_is_a_square_per_clip_normalised_log_mel_image_free_of_gain_pitch_shown_as_height():
     rate, size = data.SAMPLE_RATE, 32
     s = data.spectrogram((torch.randn(2, 3, rate) * 3000).to(torch.int16), rate, size)
-    assert s.shape == (2, 3, 1, 32, 32) and s.dtype == torch.float32
+    assert s.shape == (2, 3, 1, 32, 32) and s.dtype == torch.float32 and torch.isfinite(s).all()
     assert s.mean(dim=(-1, -2)).abs().max() < 0.1 and (s.std(dim=(-1, -2)) - 1).abs().max() < 0.2
     x = tone(440) * 0.1 + torch.randn(rate, generator=torch.Generator().manual_seed(0)) * 0.01
-    assert torch.allclose(data.spectrogram(x, rate, size), data.spectrogram(4 * x, rate, size), atol=1e-3), (
-        "gain"
-    )
+    same = torch.allclose(data.spectrogram(x, rate, size), data.spectrogram(4 * x, rate, size), atol=1e-3)
+    assert same, "the recording gain does not change the image"
     low, high = data.spectrogram(torch.stack([tone(300), tone(6000)]), rate, size)[:, 0]
-    row = lambda s: s.mean(1).argmax().item()  # the mel row with the most energy
-    assert row(high) > row(low) + size // 4
+    assert loudest_row(high) > loudest_row(low) + size // 4, "a higher tone lights a higher row"
     click = torch.zeros(rate)
     click[rate // 2] = 1.0  # a click half a second in: the brightest column is the middle one
     assert abs(data.spectrogram(click, rate, size)[0].mean(0).argmax().item() - size // 2) <= 2
-    # The image transform scales, resizes, and flips in training only, as the seed says.
+    as_int16 = (x * 32767).round().to(torch.int16)  # int16 clips are read as float / 32768
+    as_float = as_int16.float() / 32768
+    assert torch.allclose(data.spectrogram(as_int16, rate, 48), data.spectrogram(as_float, rate, 48))
+    assert data.spectrogram(as_float[None], rate, 48).shape == (1, 1, 48, 48), "another size"
+
+
+def test_image_transform_scales_resizes_and_flips_in_training_only_as_the_seed_says():
     frames = torch.randint(0, 256, (200, 3, 32, 32), dtype=torch.uint8)
-    frames[0], frames[1] = 0, 255
+    frames[0] = 0
+    frames[1] = 255
     x = data.image_transform(frames, 32, train=False)
     assert x.shape == (200, 3, 32, 32) and x[0].eq(-1).all() and x[1].eq(1).all()
     assert torch.equal(x, data.image_transform(frames, 32, train=False))
     assert data.image_transform(frames[:4], 48, train=False).shape == (4, 3, 48, 48)
     torch.manual_seed(0)
     y = data.image_transform(frames, 32, train=True)
-    flipped, same = (y == x.flip(-1)).flatten(1).all(1), (y == x).flatten(1).all(1)
+    flipped = (y == x.flip(-1)).flatten(1).all(1)
+    same = (y == x).flatten(1).all(1)
     assert (flipped | same).all() and 70 < flipped.sum() < 130  # p = 0.5 per image
     torch.manual_seed(0)
     assert torch.equal(y, data.image_transform(frames, 32, train=True)), "the seed repeats the flips"
@@ -297,9 +308,13 @@ def train(script, tiny, out, *flags, runner=run_here):
     """Run an experiment script as a user would; returns (stdout, metrics.json, model.pt, run folder)."""
     r = runner(script, "--data", tiny, "--out", out, "--device", "cpu", *flags)
     assert r.returncode == 0, r.stderr
-    seed = flags[flags.index("--seed") + 1] if "--seed" in flags else 0
-    backbone = flags[flags.index("--backbone") + 1] if "--backbone" in flags else "resnet"
-    folder = out / f"{script[:-3]}-{backbone}{'-weighted' * ('--weighted' in flags)}-seed{seed}"
+    seed = 0
+    if "--seed" in flags:
+        seed = flags[flags.index("--seed") + 1]
+    backbone = "resnet"
+    if "--backbone" in flags:
+        backbone = flags[flags.index("--backbone") + 1]
+    folder = out / data.run_name(script[:-3], backbone, "--weighted" in flags, seed)
     return (
         r.stdout,
         json.load(open(folder / "metrics.json")),
@@ -382,7 +397,7 @@ def test_visual_only_weighted_and_fc_agg_with_vgg(tiny, tmp_path):
 
 def test_tt_agg_trains_without_pyav_and_a_seeded_run_repeats_to_the_last_digit(tt_run, tiny, tmp_path):
     """tt_run was trained with `av` blocked; trained again here with the same seed (initialisation, flips, batch
-    order and pairs included), it gives the same numbers exactly. Its pairs are balanced."""
+    order and pairs included), it gives the same numbers exactly."""
     out, m, model, folder = tt_run
     assert "Table 5 (TT_AGG), ResNet-18, toy data" in out and "baseline: chance (coin flip)" in out
     assert "pairs/s" in out and "0.7428" in out and "device cpu (deterministic)" in out.splitlines()[0]
@@ -391,22 +406,72 @@ def test_tt_agg_trains_without_pyav_and_a_seeded_run_repeats_to_the_last_digit(t
     )
     assert set(model) >= {"image_tower", "sound_tower", "args"}
     _, again, _, _ = train("tt_agg.py", tiny, tmp_path, "--epochs", "1", "--deterministic")
-    strip = lambda m: [
-        {k: v for k, v in c.items() if k not in {"samples_per_s", "elapsed_s"}} for c in m["curves"]
-    ]
-    assert m["val"] == again["val"] and m["test"] == again["test"] and strip(m) == strip(again)
-    import tt_agg  # its pairs: each positive (a frame, its own clip) matched by a negative not in the frame
+    assert m["val"] == again["val"] and m["test"] == again["test"]
+    assert without_timings(m["curves"]) == without_timings(again["curves"])
 
-    ds = data.load(tiny, torch.device("cpu"))
-    videos = ds.videos("train")
-    frame_video, sound_video, sound_clip, label = tt_agg.make_examples(
-        ds, videos, torch.Generator().manual_seed(0)
+
+def without_timings(curves):
+    """A run's curves less what the clock decides."""
+    return [{k: v for k, v in c.items() if k not in {"samples_per_s", "elapsed_s"}} for c in curves]
+
+
+def test_tt_agg_forward_is_the_cosine_of_the_two_embeddings_mapped_to_0_1():
+    import tt_agg
+
+    model = tt_agg.TwoTower("resnet")
+    model.image_tower = torch.nn.Flatten()  # the embeddings are the inputs themselves
+    model.sound_tower = torch.nn.Flatten()
+    image = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [3.0, 4.0], [2.0, 2.0]])[:, :, None, None]
+    sound = torch.tensor([[5.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [6.0, 8.0], [0.0, 1.0]])[:, :, None, None]
+    # same direction (whatever the lengths) 1, opposite 0, orthogonal 0.5, cosine 1/sqrt(2) -> 0.854
+    assert model(image, sound).tolist() == pytest.approx([1.0, 0.0, 0.5, 1.0, (1 + 2**-0.5) / 2], abs=1e-6)
+    full = tt_agg.TwoTower("resnet").eval()  # with the real towers: a probability, unchanged by the batch
+    torch.manual_seed(0)
+    image = torch.randn(4, 3, 32, 32)
+    sound = torch.randn(4, 1, 32, 32)
+    with torch.no_grad():
+        q = full(image, sound)
+        assert ((q >= 0) & (q <= 1)).all() and q[:2] == pytest.approx(full(image[:2], sound[:2]), abs=1e-5)
+
+
+def test_tt_agg_negative_sampling_pairs_every_clip_with_its_frame_then_with_a_sound_absent_from_it(tiny):
+    """Every clip of the split once with its own frame (label 1), then the same frames in the same order, each
+    with a clip of the same split whose material the frame does not show (label 0); seeded by the generator."""
+    import tt_agg
+
+    raw = torch.load(tiny, weights_only=True)  # the dataset's labels alone: no spectrogram needed
+    ds = types.SimpleNamespace(**{k: raw[k] for k in ["clip_materials", "image_labels", "video_ids"]})
+    videos = torch.nonzero(raw["split"] == data.SPLITS["train"]).flatten()
+    examples = tt_agg.make_examples(ds, videos, torch.Generator().manual_seed(0))
+    frame_video, sound_video, sound_clip, label = examples
+    m = 10 * len(videos)
+    assert len(label) == len(frame_video) == len(sound_video) == len(sound_clip) == 2 * m
+    assert label[:m].eq(1).all() and label[m:].eq(0).all(), "positives first, then their negatives"
+    assert (frame_video[:m] == frame_video[m:]).all(), "each negative uses its positive's frame"
+    positives = set(zip(sound_video[:m].tolist(), sound_clip[:m].tolist(), strict=True))
+    assert positives == {(v, c) for v in videos.tolist() for c in range(10)}, "every clip of the split once"
+    assert (sound_video[:m] == frame_video[:m]).all(), "a positive is the frame's own clip"
+    material = ds.clip_materials[sound_video[m:], sound_clip[m:]]
+    assert not ds.image_labels[frame_video[m:], material].any(), (
+        "a negative's material is absent from the frame"
     )
-    assert label.sum() == len(label) / 2 == 10 * len(videos)
-    in_frame = ds.image_labels[frame_video, ds.clip_materials[sound_video, sound_clip]]
-    assert in_frame[label == 1].all() and not in_frame[label == 0].any()
-    assert (sound_video[label == 1] == frame_video[label == 1]).all()
-    assert set(sound_video.tolist()) <= set(videos.tolist()), "negatives come from the same split"
+    assert set(sound_video[m:].tolist()) <= set(videos.tolist()), "negatives come from the same split"
+    again = tt_agg.make_examples(ds, videos, torch.Generator().manual_seed(0))
+    other = tt_agg.make_examples(ds, videos, torch.Generator().manual_seed(1))
+    assert all(torch.equal(a, b) for a, b in zip(again, examples, strict=True))
+    assert not (other[1] == sound_video).all(), "another seed draws other negatives"
+
+
+def test_visual_only_pos_weight_is_negatives_over_positives_per_material():
+    """So that the positives of each material weigh as much in the loss as its negatives; 1 for a material
+    never seen in training."""
+    import visual_only
+
+    labels = torch.tensor([[1, 0, 0], [1, 1, 0], [0, 0, 0], [1, 0, 0]], dtype=torch.bool)  # 4 frames
+    weight = visual_only.positive_weights(labels)
+    assert weight.shape == (3,) and weight.dtype.is_floating_point
+    assert weight.tolist() == pytest.approx([1 / 3, 3.0, 1.0])
+    assert torch.isfinite(visual_only.positive_weights(torch.zeros(5, 17, dtype=torch.bool))).all()
 
 
 @pytest.mark.parametrize(
@@ -422,8 +487,13 @@ def test_tt_agg_trains_without_pyav_and_a_seeded_run_repeats_to_the_last_digit(t
 def test_the_bf16_path_and_flags_at_the_edges_of_their_range_train(script, flags, tiny, tmp_path):
     """bf16 autocast and channels-last, CUDA's default, taken on the CPU for one epoch: losses and scores stay fp32
     and finite. A run replaces an earlier run folder of its name whole: no stale file is left."""
-    seed, precision = flags[1] if flags[0] == "--seed" else 0, "bf16" if "bf16" in flags else "fp32"
-    name = f"{script[:-3]}-resnet-seed{seed}"
+    seed = 0
+    if flags[0] == "--seed":
+        seed = flags[1]
+    precision = "fp32"
+    if "bf16" in flags:
+        precision = "bf16"
+    name = data.run_name(script[:-3], "resnet", seed=seed)
     (tmp_path / name).mkdir()
     (tmp_path / name / "confusion.png").write_bytes(PNG)
     r = run_here(script, "--data", tiny, "--out", tmp_path, "--device", "cpu", "--epochs", 1, *flags)
@@ -690,39 +760,27 @@ def tower_embeddings(tt_run, ds):
         return F.normalize(image, dim=1), F.normalize(towers[1].eval()(ds.spectrograms.flatten(0, 1)), dim=1)
 
 
-def test_retrieve_prints_saves_and_every_metric_matches_an_independent_count(retrieved, tt_run, tiny):
-    """The table, metrics.json, figures and WAVs; recounted from model.pt with a brute-force argsort and
-    scikit-learn: the precision@K curves, the seeded query, the random baseline, mAP, recall@K and ranks of the
-    own recording, per material, the top 5. format_retrieval_table: one run, or the mean ± std over seeds."""
-    from sklearn.metrics import average_precision_score
-
+def test_retrieve_prints_its_table_and_saves_metrics_figures_and_the_top_five_wavs(retrieved, tiny):
+    """The printed table (each row: the one image, all images ± std, random), metrics.json's shape, the three
+    figures, and the top five sounds as WAVs that are the library clips themselves."""
     r, m, folder = retrieved
     assert "image -> sound, library all (240 sounds), the query's own video included" in r.stdout
     table = r.stdout[r.stdout.index("Retrieval, image -> sound") :].splitlines()
     assert table[1].split() == ["one", "image", "all", "images", "(±", "std)", "random"]
-    for name in TABLE:  # each row: the one image, all images (± std), random
-        line = next(l for l in table if l.startswith(name))
+    for name in TABLE:
+        line = next(line for line in table if line.startswith(name))
         assert len(re.findall(r"\d+\.\d+", line)) >= 2 and ("± " in line) == (name in TABLE[:6]), line
     assert all(s in r.stdout for s in ["paper (one test image, ResNet)", "Per query material", "top5/*.wav"])
-    assert (m["script"], m["backbone"], m["k"], m["library"], m["trained_seed"], m["direction"]) == (
-        "retrieve",
-        "resnet",
-        50,
-        "all",
-        0,
-        "image-to-sound",
-    )
-    assert (
-        m["queries"] == m["test_images"] == 6 and m["library_size"] == 240 and m["exclude_own_video"] is False
-    )
+    head = (m["script"], m["backbone"], m["k"], m["library"], m["trained_seed"], m["direction"])
+    assert head == ("retrieve", "resnet", 50, "all", 0, "image-to-sound")
+    assert (m["queries"], m["test_images"], m["library_size"], m["exclude_own_video"]) == (6, 6, 240, False)
     assert all(len(m[key]) == 50 for key in ["single", "mean", "std", "random"])
     assert list(m["table"]) == TABLE and set(m["table"]["R@5"]) == {"single", "all", "std", "random"}
     for name in ["precision_at_k.png", "top5_sheet.png", "per_material.png"]:
         assert (folder / name).read_bytes()[:8] == PNG
     d = torch.load(tiny, weights_only=True)
-    assert sorted(os.listdir(folder / "top5")) == sorted(
-        f"{h['rank']}-{h['material']}.wav" for h in m["top5"]
-    )
+    wavs = sorted(f"{h['rank']}-{h['material']}.wav" for h in m["top5"])
+    assert sorted(os.listdir(folder / "top5")) == wavs
     for hit in m["top5"]:
         with wave.open(str(folder / "top5" / f"{hit['rank']}-{hit['material']}.wav")) as w:
             assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, d["sample_rate"])
@@ -730,66 +788,86 @@ def test_retrieve_prints_saves_and_every_metric_matches_an_independent_count(ret
         clip = d["clips"][d["video_ids"].index(hit["video_id"]), hit["clip"]]
         assert samples == clip.numpy().astype("<i2").tobytes(), "the WAV is the library clip itself"
 
+
+@pytest.fixture(scope="module")
+def recount(tt_run, tiny):
+    """The retrieval of `retrieved` counted again by hand from model.pt: the cosines (6, 240) of the test frames
+    and every clip (no ties), which are relevant, the ranking (a stable argsort), the seeded query."""
     ds = data.load(tiny, torch.device("cpu"))
     test = ds.videos("test")
     image, sound = tower_embeddings(tt_run, ds)
-    cosine = (image @ sound.T).numpy()  # (6, 240): no ties
+    cosine = (image @ sound.T).numpy()  # (6, 240)
     labels = ds.image_labels[test].numpy()  # (6, 17)
     relevant = labels[:, ds.clip_materials.flatten().numpy()]  # (6, 240)
     order = np.argsort(-cosine, axis=1, kind="stable")  # (6, 240), best first
-    good = np.take_along_axis(relevant, order, axis=1)[:, :50]  # (6, 50)
-    precision = good.cumsum(1) / np.arange(1, 51)
+    precision = np.take_along_axis(relevant, order, axis=1).cumsum(1) / np.arange(1, 241)  # (6, 240)
     query = int(torch.randint(len(test), (1,), generator=torch.Generator().manual_seed(0)))  # --seed 0
-    assert m["query"]["video_id"] == ds.video_ids[test[query]] and m["query"]["labels"]
+    return types.SimpleNamespace(**locals())
+
+
+def test_retrieve_curves_the_query_and_random_retrieval_match_a_count_by_hand(retrieved, recount):
+    m, c = retrieved[1], recount
+    assert m["query"]["video_id"] == c.ds.video_ids[c.test[c.query]] and m["query"]["labels"]
+    precision = c.precision[:, :50]
     for key, expected in [
         ("mean", precision.mean(0)),
         ("std", precision.std(0)),
-        ("single", precision[query]),
+        ("single", precision[c.query]),
     ]:
         assert np.allclose(m[key], expected, atol=1e-6), key
     assert m["table"]["precision@10"]["all"] == pytest.approx(m["mean"][9])
     assert m["table"]["precision@50"]["single"] == pytest.approx(m["single"][49])
-    share = relevant.mean(1)  # the share of good sounds in each test image's library
-    assert m["random"] == pytest.approx([share.mean()] * 50) and m["query"]["random"] == pytest.approx(
-        share[query]
-    )
-    ap = np.array([average_precision_score(relevant[q], cosine[q]) for q in range(6)])
-    assert (m["table"]["mAP"]["all"], m["table"]["mAP"]["std"], m["table"]["mAP"]["single"]) == pytest.approx(
-        (ap.mean(), ap.std(), ap[query])
-    )
-    assert m["table"]["mAP"]["random"] == pytest.approx(
-        np.mean([metrics.random_average_precision(240, r) for r in relevant.sum(1)])
-    )
-    own = np.repeat(np.arange(24), 10)[order] == test.numpy()[:, None]  # (6, 240): own clips, ranked
+    share = c.relevant.mean(1)  # the share of good sounds in each test image's library
+    assert m["random"] == pytest.approx([share.mean()] * 50)
+    assert m["query"]["random"] == pytest.approx(share[c.query])
+
+
+def test_retrieve_map_recall_and_ranks_of_the_own_recording_match_scikit_learn_and_a_count(
+    retrieved, recount
+):
+    from sklearn.metrics import average_precision_score
+
+    table, c = retrieved[1]["table"], recount
+    ap = np.array([average_precision_score(c.relevant[q], c.cosine[q]) for q in range(6)])
+    mine = (table["mAP"]["all"], table["mAP"]["std"], table["mAP"]["single"])
+    assert mine == pytest.approx((ap.mean(), ap.std(), ap[c.query]))
+    randoms = [metrics.random_average_precision(240, r) for r in c.relevant.sum(1)]
+    assert table["mAP"]["random"] == pytest.approx(np.mean(randoms))
+    own = np.repeat(np.arange(24), 10)[c.order] == c.test.numpy()[:, None]  # (6, 240): own clips, ranked
     first = own.argmax(1) + 1
     for k in [1, 5, 10]:
-        assert m["table"][f"R@{k}"]["all"] == pytest.approx((first <= k).mean())
-        assert m["table"][f"R@{k}"]["random"] == pytest.approx(1 - math.comb(230, k) / math.comb(240, k))
-    assert (
-        m["table"]["median rank"]["all"] == np.median(first)
-        and m["table"]["mean rank"]["all"] == first.mean()
-    )
-    assert (
-        m["table"]["median rank"]["single"] == first[query] and m["table"]["mean rank"]["random"] == 241 / 11
-    )
+        assert table[f"R@{k}"]["all"] == pytest.approx((first <= k).mean())
+        assert table[f"R@{k}"]["random"] == pytest.approx(1 - math.comb(230, k) / math.comb(240, k))
+    assert table["median rank"]["all"] == np.median(first) and table["mean rank"]["all"] == first.mean()
+    assert table["median rank"]["single"] == first[c.query] and table["mean rank"]["random"] == 241 / 11
+
+
+def test_retrieve_per_material_and_the_top_five_match_a_count_by_hand(retrieved, recount):
+    from sklearn.metrics import average_precision_score
+
+    m, c = retrieved[1], recount
+    ap = np.array([average_precision_score(c.relevant[q], c.cosine[q]) for q in range(6)])
     for row in m["per_material"]:  # an image counts toward each material it shows
-        of = labels[:, data.MATERIAL_ID[row["material"]]]
+        of = c.labels[:, data.MATERIAL_ID[row["material"]]]
         assert row["queries"] == of.sum() and row["ap"] == pytest.approx(ap[of].mean())
-        assert row["precision"] == pytest.approx(precision[of, 9].mean())
-    assert sum(r["queries"] for r in m["per_material"]) == labels.sum()
-    assert [h["good"] for h in m["top5"]] == good[query, :5].tolist()
+        assert row["precision"] == pytest.approx(c.precision[of, 9].mean())
+    assert sum(r["queries"] for r in m["per_material"]) == c.labels.sum()
+    good = np.take_along_axis(c.relevant, c.order, axis=1)
+    assert [h["good"] for h in m["top5"]] == good[c.query, :5].tolist()
     assert all(h["good"] == (h["material"] in m["query"]["labels"]) for h in m["top5"])
-    assert [(h["video_id"], h["clip"]) for h in m["top5"]] == [
-        (ds.video_ids[j // 10], j % 10) for j in order[query, :5].tolist()
-    ]
+    expected = [(c.ds.video_ids[j // 10], j % 10) for j in c.order[c.query, :5].tolist()]
+    assert [(h["video_id"], h["clip"]) for h in m["top5"]] == expected
     similarities = [h["similarity"] for h in m["top5"]]
     assert similarities == sorted(similarities, reverse=True) and all(-1 <= s <= 1 for s in similarities)
+
+
+def test_the_retrieval_table_shows_one_run_or_the_mean_and_sample_std_over_seeds(retrieved):
+    m = retrieved[1]
     one = metrics.format_retrieval_table([m])
     assert one[0].startswith("Retrieval, image -> sound") and "one image: " + m["query"]["video_id"] in one[0]
     row = m["table"]["mAP"]
-    assert f"{row['single']:.3f}  {row['all']:.3f} ± {row['std']:.3f}" in next(
-        l for l in one if l.startswith("mAP")
-    )
+    mine = next(line for line in one if line.startswith("mAP"))
+    assert f"{row['single']:.3f}  {row['all']:.3f} ± {row['std']:.3f}" in mine
     seeds = [
         {**m, "trained_seed": s, "table": {**m["table"], "mAP": {**row, "all": v}}}
         for s, v in enumerate([0.2, 0.4, 0.6])
@@ -798,8 +876,12 @@ def test_retrieve_prints_saves_and_every_metric_matches_an_independent_count(ret
     assert (
         "seeds 0, 1, 2" in three[0] and "mean ± std over 3 seeds" in three[1] and "one image" not in three[1]
     )
-    assert "0.400 ± 0.200" in next(l for l in three if l.startswith("mAP")), "sample std over the seeds"
-    assert len(three) == len(one) and [l.split()[0] for l in three[2:]] == [l.split()[0] for l in one[2:]]
+    assert "0.400 ± 0.200" in next(line for line in three if line.startswith("mAP")), (
+        "sample std over the seeds"
+    )
+    assert len(three) == len(one) and [line.split()[0] for line in three[2:]] == [
+        line.split()[0] for line in one[2:]
+    ]
     older = metrics.format_retrieval_table([{k: v for k, v in m.items() if k not in ("table", "direction")}])
     assert "not measured" in older[-1], "an older metrics.json: no crash"
 
@@ -1231,6 +1313,9 @@ def write_wav(path, x, sampwidth):
 
 
 def write_mp4(path):
+    """A 32x24 h264 video whose frame k has colour PALETTE[k], a key frame every 3 frames."""
+    import av  # only the tests that make real files need PyAV
+
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
@@ -1283,7 +1368,16 @@ def row(d, rid):
     return d["video_ids"].index(rid)
 
 
-def test_the_validation_draw_is_stratified_seeded_and_independent_of_the_lists_order():
+@pytest.fixture(scope="session")
+def greatest_hits():
+    """dataset_sources/greatest_hits.py, imported by its own tests only: it needs PyAV, the rest of the suite
+    does not (`pytest test_all.py -k spectrogram` runs without it)."""
+    from dataset_sources import greatest_hits
+
+    return greatest_hits
+
+
+def test_the_validation_draw_is_stratified_seeded_and_independent_of_the_lists_order(greatest_hits):
     """20% of train.txt becomes validation; every material in two or more recordings is in both splits."""
     rng = np.random.default_rng(0)
     materials = {
@@ -1324,7 +1418,7 @@ def test_prepare_writes_the_contract_with_the_official_splits_every_annotated_ma
 
 
 def test_clips_are_hits_spread_over_the_recording_centred_padded_and_independent_of_the_rest(
-    archive, tmp_path
+    archive, tmp_path, greatest_hits
 ):
     """Each clip is a usable hit (never a scratch, a material-less hit or one past the end), with that hit's
     material, in time order: with ten or more hits one from each of ten runs of consecutive hits, with fewer
@@ -1483,7 +1577,9 @@ def test_an_undecodable_mp4_ends_the_command_in_one_line(archive, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["top"]
 
 
-def test_prepare_interrupted_while_writing_exits_130_and_writes_nothing(archive, tmp_path, monkeypatch):
+def test_prepare_interrupted_while_writing_exits_130_and_writes_nothing(
+    greatest_hits, archive, tmp_path, monkeypatch
+):
     """Ctrl-C during the write (prepare() replaced by its result, to save time): exit 130, one line, nothing written."""
     out = tmp_path / "greatest_hits.pt"
     shutil.copyfile(archive[2], out)
@@ -1559,16 +1655,16 @@ def study(tt_run, retrieved, tiny, tmp_path_factory):
     for seed in [0, 1]:
         for key in metrics.PAPER:
             if key == ("tt_agg", "resnet", False) and seed == 0:
-                shutil.copytree(tt_run[3], folder / runs.run_name(*key, seed))
+                shutil.copytree(tt_run[3], folder / data.run_name(*key, seed))
             elif key != MISSING:
-                path = folder / runs.run_name(*key, seed) / "metrics.json"
+                path = folder / data.run_name(*key, seed) / "metrics.json"
                 metrics.write_json(fake_run(*key, tiny, seed=seed), str(path))
         m = {
             **retrieved[1],
             "trained_seed": seed,
             "mean": [min(1.0, p + 0.02 * seed) for p in retrieved[1]["mean"]],
         }
-        metrics.write_json(m, str(folder / f"retrieve-resnet-seed{seed}" / "metrics.json"))
+        metrics.write_json(m, str(folder / data.run_name("retrieve", "resnet", seed=seed) / "metrics.json"))
     (folder / "broken").mkdir()
     (folder / "broken" / "metrics.json").write_text('{"script": "sound_only", ')  # an interrupted write
     r = run_here("metrics.py", folder)
