@@ -903,7 +903,8 @@ def brute_force(similarity, relevant):
     return found
 
 
-def test_retrieval_metrics_match_scikit_learn_a_brute_force_count_and_every_random_ranking():
+def test_precision_at_k_average_precision_and_recall_match_a_brute_force_count_and_scikit_learn():
+    """On distinct, tied and constant similarities; a query with one relevant item, last, and one with none."""
     from sklearn.metrics import average_precision_score
 
     g = torch.Generator().manual_seed(0)
@@ -921,24 +922,38 @@ def test_retrieval_metrics_match_scikit_learn_a_brute_force_count_and_every_rand
             for k in [1, 5, 10, 30]:
                 assert metrics.recall_at_k(similarity, relevant, k)[q] == (f <= k)
     for q in range(2, 8):  # no ties: scikit-learn's AP
-        assert ap.shape == (8,) and metrics.average_precision(distinct, relevant)[q].item() == pytest.approx(
-            average_precision_score(relevant[q].numpy(), distinct[q].numpy())
-        )
+        expected = average_precision_score(relevant[q].numpy(), distinct[q].numpy())
+        assert metrics.average_precision(distinct, relevant)[q].item() == pytest.approx(expected)
     assert (metrics.rank(distinct, relevant) == torch.argsort(-distinct, dim=1, stable=True)).all()
-    # A constant similarity ranks every relevant item last: never above a random ranking.
-    constant, r = torch.zeros(8, 30), relevant.sum(1)
-    assert (metrics.first_relevant_rank(constant, relevant) == 31 - r).all()
-    for q in range(2, 8):
-        assert metrics.average_precision(constant, relevant)[q] < metrics.random_average_precision(
-            30, int(r[q])
-        )
-    # By hand: the good item tied with a bad one ranks second, wherever the library holds it.
+
+
+def test_precision_at_k_and_average_precision_by_hand_ties_count_against_the_model():
+    """Worked by hand; a tie ranks the relevant item after the others, and a constant similarity ranks every
+    relevant item last, never above a random ranking."""
+    similarity = torch.tensor([[0.9, 0.1, 0.8, 0.3], [0.2, 0.4, 0.6, 0.8], [0.9, 0.1, 0.8, 0.3]])
+    relevant = torch.tensor([[1, 0, 0, 1], [1, 1, 1, 1], [0, 0, 0, 0]], dtype=torch.bool)
+    # query 0 ranks items 0 (relevant), 2, 3 (relevant), 1; query 1: everything is relevant; query 2: nothing
+    p = metrics.precision_at_k(similarity, relevant, 4)
+    assert p[:2].flatten().tolist() == pytest.approx([1.0, 0.5, 2 / 3, 0.5, 1.0, 1.0, 1.0, 1.0])
+    assert metrics.precision_at_k(similarity, relevant, 2).shape == (3, 2)
+    ap = metrics.average_precision(similarity, relevant)
+    assert ap[:2].tolist() == pytest.approx([(1 + 2 / 3) / 2, 1.0]) and torch.isnan(ap[2])
     for relevant in [torch.tensor([[True, False, False]]), torch.tensor([[False, True, False]])]:
-        similarity = torch.tensor([[0.9, 0.9, 0.1]])
+        similarity = torch.tensor([[0.9, 0.9, 0.1]])  # the good item tied with a bad one: second, wherever
         assert metrics.average_precision(similarity, relevant).item() == 0.5
         assert metrics.precision_at_k(similarity, relevant, 2).tolist() == [[0.0, 0.5]]
         assert metrics.first_relevant_rank(similarity, relevant).item() == 2
-    n = 7  # the random baselines: the expectation over every placement of r relevant items among n ranks
+    relevant = torch.rand(8, 30, generator=torch.Generator().manual_seed(0)) < 0.3
+    r = relevant.sum(1)
+    constant = torch.zeros(8, 30)
+    assert (metrics.first_relevant_rank(constant, relevant) == 31 - r).all()
+    for q in range(8):
+        random = metrics.random_average_precision(30, int(r[q]))
+        assert metrics.average_precision(constant, relevant)[q] < random
+
+
+def test_the_random_baselines_are_the_expectation_over_every_placement_of_the_relevant_items():
+    n = 7
     for r in range(1, n + 1):
         placements = [torch.tensor(p) + 1 for p in itertools.combinations(range(n), r)]  # ranks, best first
         ap = np.mean([(torch.arange(1, r + 1) / p).mean().item() for p in placements])
@@ -952,37 +967,19 @@ def test_retrieval_metrics_match_scikit_learn_a_brute_force_count_and_every_rand
     assert math.isnan(metrics.random_average_precision(n, 0)) and metrics.random_average_precision(1, 1) == 1
 
 
-def test_sound_to_image_and_every_querys_library(tt_run, tiny, tmp_path):
+def test_sound_to_image_ranks_the_test_frames_for_every_test_sound(tt_run, tiny, tmp_path):
+    """Each of the 60 test sounds ranks the 6 test frames; mAP by scikit-learn, R@1 of the own frame."""
     from sklearn.metrics import average_precision_score
 
-    r = run_here(
-        "retrieve.py",
-        "--direction",
-        "sound-to-image",
-        "--run",
-        tt_run[3],
-        "--out",
-        tmp_path,
-        "--device",
-        "cpu",
-    )
+    flags = ["--direction", "sound-to-image", "--run", tt_run[3], "--out", tmp_path, "--device", "cpu"]
+    r = run_here("retrieve.py", *flags)
     assert r.returncode == 0, r.stderr
     assert "sound -> image, library test (6 images)" in r.stdout and "R@5 of the own recording" in r.stdout
     folder = tmp_path / "retrieve-resnet-sound-to-image-seed0"
     m = json.load(open(folder / "metrics.json"))
-    assert (
-        m["direction"] == "sound-to-image" and m["queries"] == 60 and m["library_size"] == 6 and m["k"] == 6
-    )
-    assert list(m["table"]) == [
-        "precision@1",
-        "precision@5",
-        "precision@6",
-        "mAP",
-        "R@1",
-        "R@5",
-        "median rank",
-        "mean rank",
-    ]
+    assert (m["direction"], m["queries"], m["library_size"], m["k"]) == ("sound-to-image", 60, 6, 6)
+    rows = ["precision@1", "precision@5", "precision@6", "mAP", "R@1", "R@5", "median rank", "mean rank"]
+    assert list(m["table"]) == rows
     ds = data.load(tiny, torch.device("cpu"))
     test = ds.videos("test")
     image, sound = tower_embeddings(tt_run, ds)
@@ -991,17 +988,19 @@ def test_sound_to_image_and_every_querys_library(tt_run, tiny, tmp_path):
     relevant = ds.image_labels[test].numpy()[:, ds.clip_materials.flatten()[sounds].numpy()].T  # (60, 6)
     has = relevant.any(1)
     ap = [average_precision_score(relevant[q], cosine[q]) for q in np.nonzero(has)[0]]
-    assert (
-        m["table"]["mAP"]["all"] == pytest.approx(np.mean(ap))
-        and m["queries_without_relevant"] == (~has).sum()
-    )
+    assert m["table"]["mAP"]["all"] == pytest.approx(np.mean(ap))
+    assert m["queries_without_relevant"] == (~has).sum()
     own_first = cosine.argmax(1) == np.repeat(np.arange(6), 10)  # the own frame ranked first
     assert (m["table"]["R@1"]["all"], m["table"]["R@1"]["random"]) == pytest.approx((own_first.mean(), 1 / 6))
     assert sum(r["queries"] for r in m["per_material"]) == 60, "a sound counts toward its one material"
     assert os.listdir(folder / "..") == [folder.name] and m["query"]["labels"] == [m["query"]["material"]]
     assert (folder / f"query-{m['query']['material']}.wav").exists() and (folder / "top5_sheet.png").exists()
     assert all("labels" in h and "clip" not in h for h in m["top5"])
-    # make_task: each query's library, less only its own video when asked
+
+
+def test_make_task_gives_each_query_its_library_less_its_own_video_when_asked(tiny):
+    ds = data.load(tiny, torch.device("cpu"))
+    test = ds.videos("test")
     (video, clip), (item_video, item_clip), candidates = retrieve.make_task(ds, "image-to-sound", "all", True)
     assert video.tolist() == test.tolist() and clip is None and candidates.shape == (6, 230)
     assert sorted(zip(item_video.tolist(), item_clip.tolist())) == [
@@ -1405,7 +1404,7 @@ def test_prepare_writes_the_contract_with_the_official_splits_every_annotated_ma
     assert "videos: train 3, val 1, test 1 (5 in all)" in r.stdout and "hits per material" in r.stdout
     assert "recordings padded (fewer than 10 usable hits, so hits reused): 2" in r.stdout
     assert f"recordings left out (no usable hit): 1 ({E})" in r.stdout
-    assert "Traceback" not in r.stderr and "6/6 recordings" in r.stderr.split("\n")[-2]
+    assert "Traceback" not in r.stderr and "| 6/6 [" in r.stderr.split("\n")[-2], "tqdm's bar, complete"
     split = dict(zip(d["video_ids"], d["split"].tolist()))
     assert split[F247] == 2 and sorted(split[r] for r in [A, B, C, D]) == [0, 0, 0, 1]
     for rid, expected in LABELS.items():
@@ -1417,15 +1416,12 @@ def test_prepare_writes_the_contract_with_the_official_splits_every_annotated_ma
         assert (d["frames"][row(d, rid)].float() - expected).abs().max() < 12, (rid, t)
 
 
-def test_clips_are_hits_spread_over_the_recording_centred_padded_and_independent_of_the_rest(
-    archive, tmp_path, greatest_hits
-):
+def test_clips_are_hits_spread_over_the_recording_centred_and_padded(archive):
     """Each clip is a usable hit (never a scratch, a material-less hit or one past the end), with that hit's
     material, in time order: with ten or more hits one from each of ten runs of consecutive hits, with fewer
     every hit used floor or ceil(10 / hits) times. A's clicks (at 0.1, 1.25, 2.4 s of 2.5 s) peak within 1 ms of
     the clip centre; the first clip starts with 0.4 s of zeros, the last ends with them (padded, not shifted);
-    elsewhere the mono level is the mean of the two channels. Prepared again without D, the other recordings
-    are identical (each draws from its own stream); another seed changes the choice of a 14-hit recording."""
+    elsewhere the mono level is the mean of the two channels."""
     d = archive[4]
     ids = {m: i for i, m in enumerate(data.MATERIALS)}
     for rid in [A, B, C, D, F247]:
@@ -1450,6 +1446,14 @@ def test_clips_are_hits_spread_over_the_recording_centred_padded_and_independent
     assert (middle[: centre - 200] - level).abs().max() < 0.01 and (
         middle[centre + 200 :] - level
     ).abs().max() < 0.01
+
+
+def test_each_recording_is_prepared_independently_of_the_rest_from_any_level_of_the_archive(
+    archive, tmp_path, greatest_hits
+):
+    """Prepared again without D, the other recordings are identical (each draws from its own stream); another
+    seed changes the choice of a 14-hit recording; ROOT may be any level of the nested archive."""
+    d = archive[4]
     top, folder = archive[:2]  # again, in this process, from a copy given at its inner level, without D
     shutil.copytree(folder, tmp_path / "archive")
     (tmp_path / "archive" / "train.txt").write_text("\n".join([A, B, C, E]) + "\n")
