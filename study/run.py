@@ -145,9 +145,11 @@ def main(argv=None):
         record = {"written_by": f"{data.SIGNATURE} {PROGRAM}", "seeds": args.seeds, "total_s": total}
         metrics.write_json({**record, "runs": times}, os.path.join(args.out, "study_times.json"))
     except KeyboardInterrupt:
-        sys.exit(
+        message = (
             f"interrupted: the runs finished so far are kept in {args.out}; nothing half-written is left"
         )
+        print(message, file=sys.stderr)
+        sys.exit(130)
     except data.DataError as e:  # something not ours appeared in the way while the study ran
         sys.exit(f"error: {e}")
     if failed:
