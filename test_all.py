@@ -153,18 +153,18 @@ def test_a_failed_write_leaves_the_old_file_intact_and_no_temporary_file(tmp_pat
     """Every file goes through data.atomic_write: datasets, checkpoints (atomic_save), metrics.json, figures,
     WAVs."""
     path = tmp_path / "d.pt"
-    data.atomic_save({"a": torch.arange(5)}, str(path))
+    dataset_like = {"format_version": data.FORMAT_VERSION, "source": "toy", "a": torch.arange(5)}
+    data.atomic_save(dataset_like, str(path))  # a dataset file: ours by its content
     before = path.read_bytes()
     with pytest.raises(type(error)):
         data.atomic_write(str(path), failing_write(error))
-    with pytest.raises(
-        (AttributeError, pickle.PicklingError)
-    ):  # a lambda cannot be pickled: torch.save fails
-        data.atomic_save({"a": lambda: 0}, str(path))
-    metrics.write_json({"a": 1}, str(tmp_path / "metrics.json"))
+    with pytest.raises((AttributeError, pickle.PicklingError)):  # a lambda cannot be pickled
+        data.atomic_save({"a": lambda: 0}, str(path))  # so torch.save fails halfway
+    ours = {"written_by": "matsound test", "a": 1}
+    metrics.write_json(ours, str(tmp_path / "metrics.json"))
     with pytest.raises(TypeError):
         metrics.write_json({"a": object()}, str(tmp_path / "metrics.json"))
-    assert path.read_bytes() == before and json.load(open(tmp_path / "metrics.json")) == {"a": 1}
+    assert path.read_bytes() == before and json.load(open(tmp_path / "metrics.json")) == ours
     assert sorted(os.listdir(tmp_path)) == ["d.pt", "metrics.json"]
 
 
@@ -500,6 +500,7 @@ def test_the_bf16_path_and_flags_at_the_edges_of_their_range_train(script, flags
     name = data.run_name(script[:-3], "resnet", seed=seed)
     (tmp_path / name).mkdir()
     (tmp_path / name / "confusion.png").write_bytes(PNG)
+    data.write_manifest(str(tmp_path / name), "an earlier run")  # an earlier run folder of ours
     r = run_here(script, "--data", tiny, "--out", tmp_path, "--device", "cpu", "--epochs", 1, *flags)
     assert r.returncode == 0 and r.stderr == "" and f"device cpu, {precision};" in r.stdout, r.stderr
     m = json.load(open(tmp_path / name / "metrics.json"))
@@ -507,9 +508,8 @@ def test_the_bf16_path_and_flags_at_the_edges_of_their_range_train(script, flags
     assert math.isfinite(m["curves"][0]["train_loss"]) and 0 <= m["test"]["accuracy"] <= 1
     model = torch.load(tmp_path / name / "model.pt", weights_only=True)
     assert all(t.dtype == torch.float32 for t in model["image_tower"].values() if t.is_floating_point())
-    assert sorted(os.listdir(tmp_path / name)) == ["metrics.json", "model.pt"] and os.listdir(tmp_path) == [
-        name
-    ]
+    assert sorted(os.listdir(tmp_path / name)) == [data.MANIFEST, "metrics.json", "model.pt"]
+    assert os.listdir(tmp_path) == [name]
 
 
 class RunsCode:
@@ -578,7 +578,8 @@ def put(name, make):
 def stranger_note(path):
     path.mkdir(parents=True)
     (path / "metrics.json").write_text("{}\n")
-    (path / "notes.txt").write_text("mine\n")
+    data.write_manifest(str(path), "an earlier run")  # an earlier run of ours...
+    (path / "notes.txt").write_text("mine\n")  # ...where the user left a note
 
 
 OUT, D = "{out}", "{out}/d.pt"  # a fresh folder that must not change; the dataset made there
@@ -722,6 +723,7 @@ def test_ctrl_c_in_a_training_script_exits_130_and_keeps_the_earlier_run(tiny, t
     earlier = tmp_path / "sound_only-resnet-seed0"
     earlier.mkdir()
     (earlier / "metrics.json").write_text('{"earlier": true}\n')
+    data.write_manifest(str(earlier), "an earlier run")
     before = snapshot(tmp_path)
     monkeypatch.setattr(metrics, "save_png", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
     r = run_here("sound_only.py", "--data", tiny, "--out", tmp_path, "--epochs", "1", "--device", "cpu")
@@ -1043,6 +1045,7 @@ def test_a_failed_retrieval_leaves_the_earlier_run_folder_as_it_was(error, tt_ru
     (earlier / "top5").mkdir(parents=True)
     (earlier / "metrics.json").write_text('{"earlier": true}\n')
     (earlier / "top5" / "1-wood.wav").write_bytes(b"RIFF earlier")
+    data.write_manifest(str(earlier), "an earlier retrieval")
     before, saved, save_png = snapshot(tmp_path), [], metrics.save_png
 
     def fail_second(fig, path):
@@ -1179,6 +1182,7 @@ def test_retrieve_refuses_in_one_line_and_touches_nothing(case, tt_run, tmp_path
     (earlier / "top5").mkdir(parents=True)
     (earlier / "metrics.json").write_text('{"earlier": true}\n')
     (earlier / "top5" / "1-wood.wav").write_bytes(b"RIFF earlier")
+    data.write_manifest(str(earlier), "an earlier retrieval")
     before = snapshot(tmp_path, tt_run[3])
     r = run_here("retrieve.py", "--run", run_flag, "--out", tmp_path / "out", "--device", "cpu", *flags)
     check_refused(r, *facts)
@@ -1194,6 +1198,193 @@ def test_a_plain_pickle_checkpoint_is_refused_without_a_warning(tmp_path):
     r = run("retrieve.py", "--run", tmp_path / "tt_agg-resnet", "--out", tmp_path / "out", "--device", "cpu")
     check_refused(r, tmp_path / "tt_agg-resnet" / "model.pt", "python tt_agg.py --backbone resnet")
     assert not (tmp_path / "MARKER").exists() and not (tmp_path / "out").exists()
+
+
+# --- What is ours: every program replaces or deletes only what it can prove it wrote (data.py's rule) -----
+
+
+def contents(folder):
+    """{relative path: bytes, or "-> target" for a link} of everything under `folder`: the user's files, exactly."""
+    found = {}
+    for root, dirs, names in os.walk(folder):
+        for name in names + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, folder)
+            found[rel] = f"-> {os.readlink(path)}" if os.path.islink(path) else open(path, "rb").read()
+    return found
+
+
+USERS_FILES = {  # files a user keeps beside runs, which begin like files the project writes (zip, JSON)
+    "report.docx": b"PK\x03\x04 a word document",
+    "grades.xlsx": b"PK\x03\x04 a spreadsheet",
+    "notes.json": b'{"mine": true}\n',
+}
+
+
+@pytest.mark.parametrize("name", list(USERS_FILES))
+def test_a_run_folder_holding_a_users_file_is_left_byte_for_byte(name, tiny, tmp_path):
+    """An earlier run folder of ours (its manifest names metrics.json) where the user put a file of a kind the
+    project also writes: the run is refused in one line before training, and nothing changes. Catches
+    ownership judged by a file's first bytes (a .docx is a zip, like torch.save's files)."""
+    folder = tmp_path / "sound_only-resnet-seed0"
+    folder.mkdir()
+    (folder / "metrics.json").write_text('{"earlier": true}\n')
+    data.write_manifest(str(folder), "an earlier run")
+    (folder / name).write_bytes(USERS_FILES[name])
+    before = contents(tmp_path)
+    r = run_here("sound_only.py", "--data", tiny, "--out", tmp_path, "--epochs", 1, "--device", "cpu")
+    check_refused(r, name)
+    assert contents(tmp_path) == before
+
+
+def test_a_folder_without_the_manifest_or_a_link_is_never_replaced(tiny, tmp_path):
+    """A folder of the run's name that carries no manifest (the user's, or made by hand) and a run name that is a
+    link to another folder: both refused, both untouched, the link not followed."""
+    (tmp_path / "out" / "sound_only-resnet-seed0").mkdir(parents=True)
+    (tmp_path / "out" / "sound_only-resnet-seed0" / "metrics.json").write_text('{"written": "by hand"}\n')
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "metrics.json").write_text('{"elsewhere": true}\n')
+    data.write_manifest(str(tmp_path / "elsewhere"), "an earlier run")  # ours, but reached through a link
+    os.symlink(tmp_path / "elsewhere", tmp_path / "out" / "fc_agg-resnet-seed0")
+    before = contents(tmp_path)
+    for script, why in [("sound_only.py", data.MANIFEST), ("fc_agg.py", "is a link")]:
+        r = run_here(script, "--data", tiny, "--out", tmp_path / "out", "--epochs", 1, "--device", "cpu")
+        check_refused(r, why)
+    assert contents(tmp_path) == before
+
+
+def test_a_file_that_appears_while_a_folder_is_written_stops_the_swap(tmp_path):
+    """atomic_folder checks the earlier folder again before replacing it: a file the user put there meanwhile
+    keeps the earlier folder whole, and the new one is dropped (no temporary folder left)."""
+    out = tmp_path / "run"
+    with data.atomic_folder(str(out), "test") as folder:
+        open(os.path.join(folder, "metrics.json"), "w").write("{}\n")
+    before = contents(tmp_path)
+    with pytest.raises(data.DataError, match="grades.xlsx"):
+        with data.atomic_folder(str(out), "test") as folder:
+            open(os.path.join(folder, "metrics.json"), "w").write('{"new": 1}\n')
+            (out / "grades.xlsx").write_bytes(USERS_FILES["grades.xlsx"])
+    assert contents(tmp_path) == {**before, "run/grades.xlsx": USERS_FILES["grades.xlsx"]}
+    with data.atomic_folder(str(tmp_path / "other"), "test") as folder:  # and an ordinary replacement works
+        (tmp_path / "other_file").write_text("not in the folder")
+    assert sorted(os.listdir(tmp_path)) == ["other", "other_file", "run"]
+
+
+def test_single_files_are_ours_by_their_manifest_or_their_own_content(tmp_path):
+    """owned(): a dataset file, a JSON object "written_by" matsound, a text whose first line says so, a file named
+    by its folder's manifest; not a user's JSON, zip, text or link, nor a file the manifest does not name."""
+    ours = {
+        "d.pt": None,
+        "times.json": b'{"written_by": "matsound study/run.py"}\n',
+        "key.md": b"<!-- written by matsound: teaching/measure.py -->\n# Key\n",
+    }
+    data.atomic_save({"format_version": data.FORMAT_VERSION, "source": "toy"}, str(tmp_path / "d.pt"))
+    for name, body in ours.items():
+        if body:
+            (tmp_path / name).write_bytes(body)
+    for name, body in USERS_FILES.items():
+        (tmp_path / name).write_bytes(body)
+    (tmp_path / "model.pt").write_bytes(b"PK\x03\x04 not a dataset")
+    os.symlink(tmp_path / "d.pt", tmp_path / "link.pt")
+    assert [n for n in sorted(os.listdir(tmp_path)) if data.owned(str(tmp_path / n))] == sorted(ours)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "model.pt").write_bytes(b"PK\x03\x04 a checkpoint")
+    data.write_manifest(str(folder), "a run")
+    (folder / "notes.json").write_bytes(USERS_FILES["notes.json"])
+    assert data.owned(str(folder / "model.pt")) and not data.owned(str(folder / "notes.json"))
+
+
+def test_outputs_inside_the_projects_sources_are_refused_links_resolved(tmp_path):
+    """check_outside_project: the project's own folders (and a link into them) are refused; its ignored output
+    folders and anywhere outside are not."""
+    os.symlink(os.path.join(HERE, "dataset_sources"), tmp_path / "link")
+    for inside in [HERE, os.path.join(HERE, "dataset_sources", "student"), str(tmp_path / "link" / "copy")]:
+        with pytest.raises(data.DataError, match="inside the project's sources"):
+            data.check_outside_project(inside)
+    for fine in [os.path.join(HERE, "runs", "x"), os.path.join(HERE, "teaching-runs"), str(tmp_path / "x")]:
+        data.check_outside_project(fine)
+
+
+def test_the_summary_never_writes_through_a_link_or_over_a_users_figures(tmp_path):
+    """`python metrics.py RUNS` with RUNS/figures a link to the user's folder, or a folder of the user's: refused
+    in one line before reading the runs; the user's PNG unchanged."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "figure5_confusion.png").write_bytes(PNG + b" the user's own figure")
+    (tmp_path / "runs").mkdir()
+    os.symlink(tmp_path / "mine", tmp_path / "runs" / "figures")
+    (tmp_path / "runs2" / "figures").mkdir(parents=True)
+    (tmp_path / "runs2" / "figures" / "figure5_confusion.png").write_bytes(PNG + b" another")
+    before = contents(tmp_path)
+    check_refused(run_here("metrics.py", tmp_path / "runs"), "is a link")
+    check_refused(run_here("metrics.py", tmp_path / "runs2"), data.MANIFEST)
+    assert contents(tmp_path) == before
+
+
+STUDY = os.path.join("study", "run.py")
+
+
+@pytest.mark.parametrize(
+    "flags, fact",
+    [
+        (["--seeds", "-1"], "--seeds"),
+        (["--seeds", "0", "0"], "distinct"),
+        (["--epochs", "0"], "--epochs"),
+        (["--k", "0"], "--k"),
+        (["--device", "cuda"], "--device cuda"),
+        (["--data", "missing.pt"], "missing.pt"),
+        (["--out", os.path.join(HERE, "docs")], "inside the project's sources"),
+        (["--out", "{out}"], "study_times.json"),  # the user's study_times.json
+        (["--out", "{out}/linked"], "study-logs"),  # study-logs a link
+    ],
+)
+def test_the_study_refuses_bad_arguments_and_what_is_not_its_own_before_any_run(flags, fact, tmp_path):
+    """One line, exit 2, before the first run starts: nothing written, the user's files unchanged."""
+    (tmp_path / "study_times.json").write_text('{"my": "times"}\n')
+    (tmp_path / "linked").mkdir()
+    os.symlink(tmp_path, tmp_path / "linked" / "study-logs")
+    before = contents(tmp_path)
+    flags = [f.replace("{out}", str(tmp_path)) for f in flags]
+    r = run_here(STUDY, "--device", "cpu", "--out", tmp_path / "new", *flags)
+    check_refused(r, fact)
+    assert r.stdout == "" and contents(tmp_path) == before
+
+
+def test_a_failed_run_ends_the_study_in_one_line_naming_the_command_and_its_log(tmp_path):
+    """A run that fails (here: a dataset file that is not one) stops the study: one line naming the command and
+    its log, which holds the run's own error; study_times.json records it, marked as the study's own."""
+    (tmp_path / "broken.pt").write_bytes(b"PK\x03\x04 not a dataset")
+    out = tmp_path / "out"
+    r = run(STUDY, "--seeds", "0", "--epochs", "1", "--data", tmp_path / "broken.pt", "--out", out)
+    last = r.stderr.strip().split("\n")[-1]
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "python sound_only.py" in last, r.stderr
+    log = last.split("its log: ")[1]
+    assert os.path.isfile(log) and "not a readable dataset file" in open(log).read()
+    times = json.load(open(out / "study_times.json"))
+    assert times["written_by"].startswith("matsound") and times["runs"][0]["returncode"] == 2
+    assert sorted(os.listdir(out)) == ["study-logs", "study_times.json"], "no run folder, no temporary folder"
+
+
+def test_ctrl_c_in_the_study_exits_130_in_one_line_and_leaves_nothing_half_written(tiny, tmp_path):
+    """SIGINT to the study and its run (as Ctrl-C in a terminal sends it) while the first run trains."""
+    import signal
+
+    out = tmp_path / "out"
+    argv = [sys.executable, os.path.join(HERE, STUDY), "--seeds", "0", "--epochs", "30", "--data", tiny]
+    process = subprocess.Popen(
+        [*map(str, argv), "--out", str(out), "--device", "cpu"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    for line in process.stdout:
+        if line.startswith("epoch  1/30"):  # the first run is training
+            break
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and err.startswith("interrupted: ") and err.count("\n") == 1, err
+    assert not os.path.exists(out) or os.listdir(out) == [], "no log folder, no run, no temporary folder"
 
 
 # --- dataset_sources/toy.py: `python data.py toy` ---------------------------------------------------------
@@ -1749,7 +1940,7 @@ def test_summary_prints_every_table_over_seeds_with_the_papers_rows_and_writes_e
     )
     numbers = out[out.index("Retrieval, image -> sound") :].split("\n\n")[0]
     assert all(s in numbers for s in ["library all", "seeds 0, 1", "mAP", "precision@50", "paper (Figure 8"])
-    assert sorted(os.listdir(folder / "figures")) == sorted(figures.FIGURES.values()), "no temporary file"
+    assert sorted(os.listdir(folder / "figures")) == sorted([data.MANIFEST, *figures.FIGURES.values()])
     for name in figures.FIGURES.values():
         png = (folder / "figures" / name).read_bytes()
         assert png[:8] == PNG and len(png) > 10_000 and name in out, name

@@ -10,6 +10,7 @@ import argparse
 import os
 import statistics
 
+from data import DataError, atomic_folder, check_out
 from metrics import PAPER, PAPER_FIGURE_8, format_retrieval_table
 from study import claims
 from study.figures import write_figures
@@ -163,10 +164,11 @@ def summarize(folder, runs, notes):
             print(f"  {run_command(*key, seed)}")
         print(f"(or every seed's study at once: {STUDY_COMMAND})")
         print(f"then run `python metrics.py {folder}` again.")
-    paths = write_figures(runs, dataset, source, os.path.join(folder, "figures"))
+    figures = os.path.join(folder, "figures")
+    with atomic_folder(figures, "metrics.py") as staged:  # all the figures or none, in a folder of ours
+        paths = write_figures(runs, dataset, source, staged)
     print(
-        f"\nFigures 2, 5, 6, 7, 8, 9 written to {os.path.join(folder, 'figures')}/: "
-        + ", ".join(os.path.basename(p) for p in paths)
+        f"\nFigures 2, 5, 6, 7, 8, 9 written to {figures}/: " + ", ".join(os.path.basename(p) for p in paths)
     )
 
 
@@ -184,6 +186,10 @@ def main(argv=None):
         "metrics.json each (default: %(default)s)",
     )
     args = parser.parse_args(argv)
+    try:  # the figures' folder: found out now, before the work
+        check_out(os.path.join(args.runs, "figures"), folder=True)
+    except DataError as e:
+        parser.exit(2, f"error: {e}\n")
     runs, notes = read_runs(args.runs)
     if not runs:  # no folder, no <run>/metrics.json in it, or none readable
         why = ""
