@@ -947,14 +947,16 @@ def test_precision_at_k_average_precision_and_recall_match_a_brute_force_count_a
 def test_precision_at_k_and_average_precision_by_hand_ties_count_against_the_model():
     """Worked by hand; a tie ranks the relevant item after the others, and a constant similarity ranks every
     relevant item last, never above a random ranking."""
-    similarity = torch.tensor([[0.9, 0.1, 0.8, 0.3], [0.2, 0.4, 0.6, 0.8], [0.9, 0.1, 0.8, 0.3]])
-    relevant = torch.tensor([[1, 0, 0, 1], [1, 1, 1, 1], [0, 0, 0, 0]], dtype=torch.bool)
-    # query 0 ranks items 0 (relevant), 2, 3 (relevant), 1; query 1: everything is relevant; query 2: nothing
+    scores = [0.9, 0.1, 0.8, 0.3]  # ranks items 0, 2, 3, 1
+    similarity = torch.tensor([scores, [0.2, 0.4, 0.6, 0.8], scores, scores])
+    relevant = torch.tensor([[1, 0, 0, 1], [1, 1, 1, 1], [0, 0, 0, 0], [0, 1, 0, 0]], dtype=torch.bool)
+    # query 0: items 0 and 3 relevant (ranks 1 and 3); 1: all; 2: none; 3: item 1 only, ranked last
     p = metrics.precision_at_k(similarity, relevant, 4)
     assert p[:2].flatten().tolist() == pytest.approx([1.0, 0.5, 2 / 3, 0.5, 1.0, 1.0, 1.0, 1.0])
-    assert metrics.precision_at_k(similarity, relevant, 2).shape == (3, 2)
+    assert p[3].tolist() == pytest.approx([0.0, 0.0, 0.0, 0.25])
+    assert metrics.precision_at_k(similarity, relevant, 2).shape == (4, 2)
     ap = metrics.average_precision(similarity, relevant)
-    assert ap[:2].tolist() == pytest.approx([(1 + 2 / 3) / 2, 1.0]) and torch.isnan(ap[2])
+    assert ap[[0, 1, 3]].tolist() == pytest.approx([(1 + 2 / 3) / 2, 1.0, 0.25]) and torch.isnan(ap[2])
     for relevant in [torch.tensor([[True, False, False]]), torch.tensor([[False, True, False]])]:
         similarity = torch.tensor([[0.9, 0.9, 0.1]])  # the good item tied with a bad one: second, wherever
         assert metrics.average_precision(similarity, relevant).item() == 0.5
