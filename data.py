@@ -308,11 +308,11 @@ def pick_device(name, deterministic=False):
 #
 # The rule, for every program of the project: a file or folder is ours when it carries proof that the project
 # wrote it, and only what is ours is ever replaced or deleted.
-# - A folder the project writes (a run folder, a student copy, the study's figures) holds MANIFEST, naming every
-#   file written into it; the folder is ours when it is a real folder (not a link) and holds nothing else.
+# - A folder the project writes (a run folder, a student copy, the study's figures) holds MANIFEST, naming
+#   every file written into it; the folder is ours when it is a real folder (not a link) holding nothing else.
 # - A single file is ours when its folder's manifest names it, or by its own content: a dataset file (its
-#   format_version), a JSON object whose "written_by" begins with SIGNATURE, or a text file whose first line says
-#   "written by matsound".
+#   format_version), a JSON object whose "written_by" begins with SIGNATURE, or a text file whose first line
+#   says "written by matsound".
 # Anything else in the way is left as it is, with one line saying so. Links are never followed for writing.
 
 SIGNATURE = "matsound"
@@ -322,7 +322,7 @@ OUTPUT_FOLDERS = ("runs", "data", "teaching-runs", "runs-gpu")  # the project's 
 
 
 def read_manifest(folder):
-    """The relative paths (with '/') a folder's manifest names; None when it has no readable manifest of ours."""
+    """The relative paths (with '/') a folder's manifest names; None without a readable manifest of ours."""
     path = os.path.join(folder, MANIFEST)
     if os.path.islink(path) or not os.path.isfile(path):
         return None
@@ -350,7 +350,7 @@ def files_in(folder):
 
 
 def not_ours_in_folder(folder):
-    """None when `folder` is ours (a real folder whose manifest names all it holds), else what is in the way."""
+    """None when `folder` is ours (a real folder whose manifest names all it holds), else what is amiss."""
     if os.path.islink(folder):
         return f"{folder} is a link"
     if not os.path.isdir(folder):
@@ -437,8 +437,8 @@ def check_outside_project(path, allowed=OUTPUT_FOLDERS):
 
 
 def atomic_write(path, write):
-    """Every file the project writes: `write(f)` on a temporary file beside `path` (bytes), renamed to `path`, so
-    none is ever half-written; an existing file is replaced only when it is ours (`owned`)."""
+    """Every file the project writes: `write(f)` on a temporary file beside `path` (bytes), renamed to `path`,
+    so none is ever half-written; an existing file is replaced only when it is ours (`owned`)."""
     check_out(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -490,8 +490,8 @@ def remove_ours(folder):
 @contextlib.contextmanager
 def atomic_folder(path, program=None):
     """`with atomic_folder(path) as folder:` the files go into a new staging `folder` beside `path`; when the
-    block ends without error, MANIFEST names them and the folder replaces `path` (nothing there, or a folder of
-    ours); after an error or Ctrl-C, the staging folder is removed and `path` is as it was."""
+    block ends without error, MANIFEST names them and the folder replaces `path` (nothing there, or a folder
+    of ours); after an error or Ctrl-C, the staging folder is removed and `path` is as it was."""
     program = program or os.path.basename(sys.argv[0]) or "python"
     check_out(path, folder=True)
     parent = os.path.dirname(os.path.abspath(path))

@@ -1206,7 +1206,7 @@ def test_a_plain_pickle_checkpoint_is_refused_without_a_warning(tmp_path):
 
 
 def contents(folder):
-    """{relative path: bytes, or "-> target" for a link} of everything under `folder`: the user's files, exactly."""
+    """{relative path: bytes, or "-> target" for a link} of everything under `folder`, exactly."""
     found = {}
     for root, dirs, names in os.walk(folder):
         for name in names + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
@@ -1240,8 +1240,8 @@ def test_a_run_folder_holding_a_users_file_is_left_byte_for_byte(name, tiny, tmp
 
 
 def test_a_folder_without_the_manifest_or_a_link_is_never_replaced(tiny, tmp_path):
-    """A folder of the run's name that carries no manifest (the user's, or made by hand) and a run name that is a
-    link to another folder: both refused, both untouched, the link not followed."""
+    """A folder of the run's name that carries no manifest (the user's, or made by hand) and a run name that
+    is a link to another folder: both refused, both untouched, the link not followed."""
     (tmp_path / "out" / "sound_only-resnet-seed0").mkdir(parents=True)
     (tmp_path / "out" / "sound_only-resnet-seed0" / "metrics.json").write_text('{"written": "by hand"}\n')
     (tmp_path / "elsewhere").mkdir()
@@ -1273,8 +1273,9 @@ def test_a_file_that_appears_while_a_folder_is_written_stops_the_swap(tmp_path):
 
 
 def test_single_files_are_ours_by_their_manifest_or_their_own_content(tmp_path):
-    """owned(): a dataset file, a JSON object "written_by" matsound, a text whose first line says so, a file named
-    by its folder's manifest; not a user's JSON, zip, text or link, nor a file the manifest does not name."""
+    """owned(): a dataset file, a JSON object "written_by" matsound, a text whose first line says so, a file
+    named by its folder's manifest; not a user's JSON, zip, text or link, nor a file the manifest does not
+    name."""
     ours = {
         "d.pt": None,
         "times.json": b'{"written_by": "matsound study/run.py"}\n',
@@ -1309,8 +1310,8 @@ def test_outputs_inside_the_projects_sources_are_refused_links_resolved(tmp_path
 
 
 def test_the_summary_never_writes_through_a_link_or_over_a_users_figures(tmp_path):
-    """`python metrics.py RUNS` with RUNS/figures a link to the user's folder, or a folder of the user's: refused
-    in one line before reading the runs; the user's PNG unchanged."""
+    """`python metrics.py RUNS` with RUNS/figures a link to the user's folder, or a folder of the user's:
+    refused in one line before reading the runs; the user's PNG unchanged."""
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "figure5_confusion.png").write_bytes(PNG + b" the user's own figure")
     (tmp_path / "runs").mkdir()
@@ -1353,8 +1354,8 @@ def test_the_study_refuses_bad_arguments_and_what_is_not_its_own_before_any_run(
 
 
 def test_a_failed_run_ends_the_study_in_one_line_naming_the_command_and_its_log(tmp_path):
-    """A run that fails (here: a dataset file that is not one) stops the study: one line naming the command and
-    its log, which holds the run's own error; study_times.json records it, marked as the study's own."""
+    """A run that fails (here: a dataset file that is not one) stops the study: one line naming the command
+    and its log, which holds the run's own error; study_times.json records it, marked as the study's own."""
     (tmp_path / "broken.pt").write_bytes(b"PK\x03\x04 not a dataset")
     out = tmp_path / "out"
     r = run(STUDY, "--seeds", "0", "--epochs", "1", "--data", tmp_path / "broken.pt", "--out", out)
@@ -1804,7 +1805,7 @@ def test_an_undecodable_mp4_ends_the_command_in_one_line(archive, tmp_path):
 def test_prepare_interrupted_while_writing_exits_130_and_writes_nothing(
     greatest_hits, archive, tmp_path, monkeypatch
 ):
-    """Ctrl-C during the write (prepare() replaced by its result, to save time): exit 130, one line, nothing written."""
+    """Ctrl-C while writing (prepare() replaced by its result): exit 130, one line, nothing written."""
     out = tmp_path / "greatest_hits.pt"
     shutil.copyfile(archive[2], out)
     monkeypatch.setattr(
@@ -1826,7 +1827,7 @@ def test_prepare_interrupted_while_writing_exits_130_and_writes_nothing(
 
 
 def fake_run(script, backbone, weighted, tiny, seed):
-    """A one-epoch run's metrics.json (the keys the summary reads), scored by metrics.py on random predictions."""
+    """A one-epoch run's metrics.json (the keys the summary reads), scored by metrics.py on random guesses."""
     key, g = (script, backbone, weighted), torch.Generator().manual_seed(seed)
     names = runs.TABLE_METRICS[metrics.PAPER[key]["table"]]
     scores, baseline, extra = {}, {}, {}
@@ -1873,8 +1874,8 @@ MISSING = ("fc_agg", "vgg", False)  # left out of the study: the summary must na
 
 @pytest.fixture(scope="module")
 def study(tt_run, retrieved, tiny, tmp_path_factory):
-    """Two seeds of every run but MISSING (seed 0's tt_agg and retrieval real, the rest fake_run's) and a broken
-    one: (what `python metrics.py FOLDER` prints, FOLDER)."""
+    """Two seeds of every run but MISSING (seed 0's tt_agg and retrieval real, the rest fake_run's) and a
+    broken one: (what `python metrics.py FOLDER` prints, FOLDER)."""
     folder = tmp_path_factory.mktemp("study")
     for seed in [0, 1]:
         for key in metrics.PAPER:
@@ -1915,24 +1916,29 @@ def test_summary_prints_every_table_over_seeds_with_the_papers_rows_and_writes_e
     for number in [2, 3, 4, 5]:
         lines, keys = found[number], [k for k, p in metrics.PAPER.items() if p["table"] == number]
         assert f"Table {number}: {summary.TABLE_CAPTIONS[number]}" in lines[0]
-        assert sum(l.startswith("ours ") for l in lines) == len([k for k in keys if k != MISSING])
-        assert sum(l.startswith("paper ") for l in lines) == len(keys)
+        assert sum(line.startswith("ours ") for line in lines) == len([k for k in keys if k != MISSING])
+        assert sum(line.startswith("paper ") for line in lines) == len(keys)
         for key in keys:
-            assert any(l.startswith(summary.row_title(key, {}).split(":")[0]) for l in lines), (number, key)
+            assert any(line.startswith(summary.row_title(key, {}).split(":")[0]) for line in lines), (
+                number,
+                key,
+            )
             paper_val = f"{metrics.PAPER[key]['val'][runs.TABLE_METRICS[number][0]]:.4f}"
-            assert any(l.startswith("paper ") and paper_val in l for l in lines)
+            assert any(line.startswith("paper ") and paper_val in line for line in lines)
         baseline = {2: "majority class", 3: "all negative", 4: "majority class", 5: "chance (coin flip)"}[
             number
         ]
-        assert sum(l.startswith(f"baseline: {baseline}") for l in lines) == len(
+        assert sum(line.startswith(f"baseline: {baseline}") for line in lines) == len(
             [k for k in keys if k != MISSING]
         )
-        assert len({len(l) for l in lines[1:] if "|" in l}) == 1, "the columns line up"
+        assert len({len(line) for line in lines[1:] if "|" in line}) == 1, "the columns line up"
     assert (
         "VGG-11-BN, weighted loss, mean ± std over 2 seeds (0, 1) (trained 1 epoch; the paper trains 30)"
         in "\n".join(found[3])
     )
-    ours = next(l for l in found[5] if l.startswith("ours "))  # ResNet: one real seed, one fake: a spread
+    ours = next(
+        line for line in found[5] if line.startswith("ours ")
+    )  # ResNet: one real seed, one fake: a spread
     f1 = [tt_run[1]["test"]["f1"], fake_run("tt_agg", "resnet", False, "", 1)["test"]["f1"]]
     assert f"{sum(f1) / 2:.3f} ± {abs(f1[0] - f1[1]) / math.sqrt(2):.3f}" in ours
     assert "VGG-11-BN: not run yet, make it with `python fc_agg.py --backbone vgg`" in "\n".join(found[4])
@@ -1952,9 +1958,11 @@ def test_summary_checks_the_papers_claims_as_paired_differences_over_seeds(study
     lines = study[0][study[0].index("The paper's conclusions") :].split("\n\n")[0].splitlines()[2:]
     assert len(lines) == len(claims.claims(["resnet", "vgg"]))
     assert all(line.endswith(("holds", "does not hold", "within noise", "  -")) for line in lines), lines
-    assert any("FC_AGG converges faster" in l and "too short" in l for l in lines)  # 1 epoch, not 5
-    assert any(l.startswith("vgg: FC_AGG ends level") and "runs missing" in l for l in lines)  # MISSING
-    retrieval = next(l for l in lines if l.startswith("Retrieval keeps"))
+    assert any("FC_AGG converges faster" in line and "too short" in line for line in lines)  # 1 epoch, not 5
+    assert any(
+        line.startswith("vgg: FC_AGG ends level") and "runs missing" in line for line in lines
+    )  # MISSING
+    retrieval = next(line for line in lines if line.startswith("Retrieval keeps"))
     assert "(2)" in retrieval and "[" in retrieval
     for values, direction, verdict in [
         ([0.10, 0.12, 0.11], "above", "holds"),
@@ -1972,8 +1980,8 @@ def test_summary_checks_the_papers_claims_as_paired_differences_over_seeds(study
 
 
 def test_summary_names_missing_runs_with_their_commands_and_refuses_a_folder_without_runs(tt_run, tmp_path):
-    """Only the tt_agg run, in a folder of the old naming: every other row, the retrieval and its figure say how to
-    make them."""
+    """Only the tt_agg run, in a folder of the old naming: every other row, the retrieval and its figure say
+    how to make them."""
     (tmp_path / "tt_agg-resnet").mkdir()
     shutil.copy(tt_run[3] / "metrics.json", tmp_path / "tt_agg-resnet")
     out = run_here("metrics.py", tmp_path).stdout
