@@ -7,12 +7,15 @@ seed decides), so a difference per seed, then the mean and a 95% interval of the
 - "A level with B": does not hold when the interval excludes 0, holds when it lies within +-LEVEL, else
   within noise (the seeds cannot tell);
 - "at least x": as "above", for the value minus x.
-One seed gives no interval: the verdict then says that more seeds are needed.
+A verdict needs MIN_SEEDS seeds or more: with two, the interval rests on one estimate of the spread
+(t = 12.7), and two seeds that happen to agree give an interval of width zero, which says nothing. Below
+it, the line says "too few seeds" and how many a verdict needs.
 """
 
 import math
 import statistics
 
+MIN_SEEDS = 3  # the fewest seeds whose interval is worth a verdict
 LEVEL = 0.05  # "level": a difference of less than 5 points of accuracy
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
@@ -31,8 +34,8 @@ def verdict(values, kind):
     """'holds', 'does not hold' or 'within noise' for differences `values` (one per seed) and kind
     'above', 'below' or 'level'."""
     mean, half, n = interval(values)
-    if half is None:
-        return "one seed: run more"
+    if n < MIN_SEEDS:
+        return f"too few seeds ({n}; a verdict needs {MIN_SEEDS})"
     lo, hi = mean - half, mean + half
     if kind == "below":
         lo, hi = -hi, -lo

@@ -14,7 +14,7 @@ import os
 
 import backbones
 import data
-from metrics import PAPER, source_name
+from metrics import DIRECTIONS, PAPER, source_name
 
 PAPER_EPOCHS = 30  # paper 3.3: every model trained for 30 epochs
 TABLE_METRICS = {
@@ -63,48 +63,88 @@ def run_key(m):
     return script, m["backbone"], bool(m.get("weighted", False))
 
 
+def is_number(x):
+    """Whether `x` is a JSON number: an int or a float, not a boolean (True is an int to Python)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def is_numbers(x):
     """Whether `x` is a non-empty JSON list of numbers."""
-    return isinstance(x, list) and len(x) > 0 and all(isinstance(v, (int, float)) for v in x)
+    return isinstance(x, list) and len(x) > 0 and all(is_number(v) for v in x)
 
 
-def check_run(m):
-    """None when `m` (a parsed metrics.json) holds what the summary reads, else a short reason why not.
-    Checked up front so that the tables and figures can read a run without guarding every key."""
-    if (
-        not isinstance(m, dict)
-        or not isinstance(m.get("script"), str)
-        or not isinstance(m.get("backbone"), str)
-    ):
-        return "not a run's metrics (no script and backbone)"
-    if m["script"] == "retrieve":
-        if is_numbers(m.get("single")) and is_numbers(m.get("mean")):
-            return None
-        return "lacks the precision@K lists 'single' and 'mean'"
-    if run_key(m) not in PAPER:
-        return f"{data.run_name(*run_key(m))} is not one of the paper's runs (Tables 2-5)"
-    names = TABLE_METRICS[PAPER[run_key(m)]["table"]]
-    baseline = m.get("baseline") if isinstance(m.get("baseline"), dict) else {}
+def check_retrieval(m):
+    """None when a retrieve.py metrics.json holds what the summary reads, else which field is wrong."""
+    if not is_numbers(m.get("single")) or not is_numbers(m.get("mean")):
+        return "'single' and 'mean' are not lists of numbers (the precision@K curves)"
+    query = m.get("query")
+    if not isinstance(query, dict) or not isinstance(query.get("video_id"), str):
+        return "'query' lacks its video_id"
+    if not isinstance(query.get("labels"), list) or not all(isinstance(x, str) for x in query["labels"]):
+        return "'query' lacks its labels"
+    table = m.get("table")
+    if not isinstance(table, dict):
+        return "'table' is not a table of rows"
+    for name, row in table.items():
+        if not isinstance(row, dict) or not all(is_number(row.get(k)) for k in ("all", "random")):
+            return f"'table' row {name} lacks the numbers 'all' and 'random'"
+        if not (is_number(row.get("single")) or isinstance(row.get("single"), bool)):
+            return f"'table' row {name} lacks 'single'"
+        if row.get("std") is not None and not is_number(row["std"]):
+            return f"'table' row {name}'s 'std' is not a number"
+    return None
+
+
+def check_training_run(m, names):
+    """None when a training script's metrics.json holds what the summary reads (the table's metric `names`),
+    else which field is wrong."""
+    baseline = m.get("baseline")
+    if not isinstance(baseline, dict):
+        return "'baseline' is not a dict"
     for where, d in [
         ("val", m.get("val")),
         ("test", m.get("test")),
         ("baseline val", baseline.get("val")),
         ("baseline test", baseline.get("test")),
     ]:
-        if not isinstance(d, dict) or not all(isinstance(d.get(n), (int, float)) for n in names):
-            return f"'{where}' lacks {', '.join(names)}"
+        if not isinstance(d, dict) or not all(is_number(d.get(n)) for n in names):
+            return f"'{where}' lacks the numbers {', '.join(names)}"
     if not isinstance(baseline["test"].get("name"), str):
         return "the baseline has no name"
     curves = m.get("curves")
-    if not isinstance(curves, list) or not all(
-        isinstance(c, dict) and "epoch" in c and all(f"val_{n}" in c for n in names) for c in curves
-    ):
-        return f"'curves' lack epoch and val_{', val_'.join(names)}"
+    if not isinstance(curves, list) or not curves:
+        return "'curves' is not a list of epochs"
+    for c in curves:
+        if not isinstance(c, dict) or not isinstance(c.get("epoch"), int):
+            return "'curves' holds an entry without its epoch"
+        if not all(is_number(c.get(f"val_{n}")) for n in names):
+            return f"'curves' epoch {c['epoch']} lacks the numbers val_{', val_'.join(names)}"
     if m["script"] in ("sound_only", "fc_agg"):
         rows = m.get("test_confusion")
         if not (isinstance(rows, list) and rows and all(is_numbers(r) and len(r) == len(rows) for r in rows)):
             return "'test_confusion' is not a square matrix"
     return None
+
+
+def check_run(m):
+    """None when `m` (a parsed metrics.json, perhaps edited by hand or from elsewhere) holds what the summary
+    reads, else the field that is wrong. Checked up front, so that the tables and figures can read a run
+    without guarding every key, and a broken file is named and left out rather than ending in a traceback."""
+    if (
+        not isinstance(m, dict)
+        or not isinstance(m.get("script"), str)
+        or not isinstance(m.get("backbone"), str)
+    ):
+        return "not a run's metrics (no script and backbone)"
+    if "args" in m and not isinstance(m["args"], dict):
+        return "'args' is not a dict of the run's flags"
+    if m["script"] == "retrieve":
+        if m.get("direction", "image-to-sound") not in DIRECTIONS:
+            return f"'direction' is {m.get('direction')!r}"
+        return check_retrieval(m)
+    if run_key(m) not in PAPER:
+        return f"{data.run_name(*run_key(m))} is not one of the paper's runs (Tables 2-5)"
+    return check_training_run(m, TABLE_METRICS[PAPER[run_key(m)]["table"]])
 
 
 def run_seed(m):
@@ -113,7 +153,7 @@ def run_seed(m):
         seed = m.get("trained_seed")
     else:
         seed = (m.get("args") or {}).get("seed")
-    if isinstance(seed, int):
+    if isinstance(seed, int) and not isinstance(seed, bool):
         return seed
     return 0  # an older run that did not record it
 
@@ -149,7 +189,51 @@ def read_runs(folder):
             notes.append(f"{drop['folder']} holds the same run as {keep['folder']}: using {keep['folder']}")
             m = keep
         seeds[seed] = m
-    return runs, notes
+    runs, strangers = leave_out_strangers(runs)
+    return runs, notes + strangers
+
+
+def settings(m):
+    """(dataset fingerprint, epochs) a run was trained with; None where the run does not record it."""
+    fingerprint = m.get("data_fingerprint")
+    if m["script"] == "retrieve":
+        epochs = m.get("trained_epochs")
+    else:
+        epochs = m.get("args", {}).get("epochs")
+    return fingerprint, epochs
+
+
+def leave_out_strangers(runs):
+    """The runs trained like most of them (the same dataset, by its fingerprint, and the same number of
+    epochs), and a note for each run left out. Averaging a run on a rebuilt dataset, or of 2 epochs, with
+    runs of 30 makes a number that belongs to no experiment: such runs are summarised in a folder of their
+    own. A run that does not record a setting is not judged on it."""
+    found = [(key, seed, m) for key, seeds in runs.items() for seed, m in seeds.items()]
+    notes = []
+    for index, what in [(0, "dataset (fingerprint)"), (1, "number of epochs")]:
+        counts = {}
+        for _, _, m in found:
+            value = settings(m)[index]
+            if value is not None:
+                counts[value] = counts.get(value, 0) + 1
+        if len(counts) < 2:
+            continue
+        usual = max(counts, key=counts.get)
+        kept = []
+        for key, seed, m in found:
+            value = settings(m)[index]
+            if value is None or value == usual:
+                kept.append((key, seed, m))
+            else:
+                notes.append(
+                    f"left out {m['folder']}: another {what} ({value}) than the other {counts[usual]} runs' "
+                    f"({usual}); summarise it in a folder of its own"
+                )
+        found = kept
+    kept_runs = {}
+    for key, seed, m in found:
+        kept_runs.setdefault(key, {})[seed] = m
+    return kept_runs, notes
 
 
 def all_runs(runs):
