@@ -123,15 +123,16 @@ class Study:
         self.times_path = os.path.join(self.out, "gpu_study_times.json")
         self.throughput_path = os.path.join(self.out, "throughput.json")
         self.times = read_ours(self.times_path) or {"written_by": SIGNATURE}
-        self.times.setdefault("runs", {})
+        if not isinstance(self.times.get("runs"), dict):
+            self.times["runs"] = {}  # {run folder: {"wall_s": seconds, "command": how it was run}}
         self.results = None
         self.started = time.time()
 
     def open_results(self):
         """A new results file, never an existing one: an earlier call's results stay as they are."""
-        os.makedirs(self.out, exist_ok=True)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.results_path = os.path.join(self.out, f"gpu_study-{stamp}-{self.args.part}.txt")
+        os.makedirs(self.out, exist_ok=True)
         self.results = open(self.results_path, "x", encoding="utf-8")  # "x": refuses a file that exists
         self.results.write(f"written by matsound: benchmarks/gpu_study.py --part {self.args.part}\n")
 
@@ -188,11 +189,11 @@ def end_child(child):
     """After Ctrl-C: the child got it too and ends as it promises (nothing half-written); a child that did not
     get it (the interrupt was sent to this program alone) is passed it. Returns the rest of its output."""
     try:
-        child.wait(timeout=5)
+        rest, _ = child.communicate(timeout=5)  # reads its last words while it ends
     except subprocess.TimeoutExpired:
         child.send_signal(signal.SIGINT)
-        child.wait()
-    return child.stdout.read()
+        rest, _ = child.communicate()
+    return rest
 
 
 def read_ours(path):
@@ -415,22 +416,26 @@ def expected_s(study, kept, script, backbone, train_videos):
     return 0
 
 
+def finished(study, fingerprint, seed, name, command, script):
+    """Whether the run `name` of `seed` (made by `command`) is in OUT, finished with the present settings."""
+    a = study.args
+    expect = {"epochs": a.epochs, "seed": seed, "precision": study.precision, "device": study.device.type}
+    expect.update({"data": study.data, "data_fingerprint": fingerprint})
+    folder = os.path.join(study.out, name)
+    if script == "retrieve":
+        towers = os.path.join(command[command.index("--run") + 1], "model.pt")
+        return finished_retrieval(folder, towers, {**expect, "k": a.k})
+    return finished_training(folder, expect)
+
+
 def part_study(study):
     """Every run not finished yet; False when the budget stopped it before the end."""
     a = study.args
     fingerprint, train_videos = dataset(study)
     kept = read_throughput(study, fingerprint)
     for seed in a.seeds:
-        expect = {"epochs": a.epochs, "seed": seed, "precision": study.precision, "device": study.device.type}
-        expect.update({"data": study.data, "data_fingerprint": fingerprint})
         for name, command, script, backbone in study_commands(study, seed):
-            folder = os.path.join(study.out, name)
-            if script == "retrieve":
-                towers = os.path.join(command[command.index("--run") + 1], "model.pt")
-                done = finished_retrieval(folder, towers, {**expect, "k": a.k})
-            else:
-                done = finished_training(folder, expect)
-            if done:
+            if finished(study, fingerprint, seed, name, command, script):
                 study.say(f"study: {name} skipped: finished earlier with these settings")
                 continue
             need = expected_s(study, kept, script, backbone, train_videos)
@@ -466,20 +471,24 @@ def part_summary(study):
     study.say(
         f"{'run':<38} {'wall s':>7} {'rate/s':>9} {'ratio':>6} {'TFLOP/s':>8} {'of peak':>8} {'peak MiB':>9}"
     )
-    total, missing = 0.0, []
+    total, missing, untimed = 0.0, [], []
     for seed in a.seeds:
-        for name, _, script, backbone in study_commands(study, seed):
-            m = read_json(os.path.join(study.out, name, "metrics.json"))
-            wall = study.times["runs"].get(name, {}).get("wall_s")
-            if m is None or wall is None:
+        for name, command, script, backbone in study_commands(study, seed):
+            if not finished(study, fingerprint, seed, name, command, script):
                 missing.append(name)
                 continue
-            total += wall
+            m = read_json(os.path.join(study.out, name, "metrics.json"))
+            wall = study.times["runs"].get(name, {}).get("wall_s")
+            if wall is None:
+                untimed.append(name)
+            else:
+                total += wall
             study.say(summary_row(name, script, m, wall, model.get((script, backbone)), kept["peak_tflops"]))
-    study.say(
-        f"the study's runs took {total:.0f} s in all"
-        + (f"; missing: {', '.join(missing)}" if missing else "")
-    )
+    study.say(f"the study's runs took {total:.0f} s in all")
+    if untimed:
+        study.say(f"not counted, their time was not recorded: {', '.join(untimed)}")
+    if missing:
+        study.say(f"not finished with these settings (run the study part): {', '.join(missing)}")
     if "toy" in study.times:
         study.say(f"the toy's build took {study.times['toy']['build_s']:.0f} s (not counted above)")
     study.run(["metrics.py", study.out], screen=True)
@@ -488,7 +497,10 @@ def part_summary(study):
 def summary_row(name, script, m, wall, model, peak):
     """One run's line: its wall time; for a training run its rate, and with the throughput part's `model` row
     its ratio to the model-only step and TFLOP/s (with the card's `peak`, the fraction of it); peak memory."""
-    line = f"{name:<38} {wall:>7.1f}"
+    wall_cell = "-"
+    if wall is not None:
+        wall_cell = f"{wall:.1f}"
+    line = f"{name:<38} {wall_cell:>7}"
     if script == "retrieve":
         return line
     rate = median_rate(m)
@@ -510,10 +522,8 @@ def main():
     study = Study(args, device)
     try:
         study.open_results()
-    except FileExistsError:
-        parser.exit(
-            2, f"error: {study.results_path} exists (a call in the same second?): left as it is; run again\n"
-        )
+    except OSError as e:  # FileExistsError too: a call in the same second made it
+        parser.exit(2, f"error: cannot create {study.results_path} ({e.strerror}): choose another --out\n")
     try:
         describe_machine(study)
         parts = PARTS if args.part == "all" else [args.part]

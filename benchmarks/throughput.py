@@ -70,46 +70,58 @@ def peak_tflops(device_name):
 
 
 def model_and_loss(experiment, backbone, batch_size, size, device):
-    """The experiment's model, as its script builds it, and `loss()`: the script's loss function on one fixed
-    batch on `device`, through the model."""
+    """The experiment's model, as its script builds it; `forward()`, its output for one fixed batch on
+    `device`; and `loss(output)`, the script's loss function of that output, in fp32."""
     image = torch.randn(batch_size, 3, size, size, device=device)  # (B, 3, S, S)
     sound = torch.randn(batch_size, 1, size, size, device=device)  # (B, 1, S, S)
     material = torch.randint(0, data.NUM_MATERIALS, (batch_size,), device=device)  # (B,)
     if experiment == "sound_only":
         model = backbones.tower(backbone, 1, data.NUM_MATERIALS)  # as sound_only.py: spectrogram -> 17 logits
 
-        def loss():
-            return F.cross_entropy(model(sound).float(), material)
+        def forward():
+            return model(sound)  # (B, 17)
+
+        def loss(logits):
+            return F.cross_entropy(logits.float(), material)
 
     elif experiment == "visual_only":
         model = backbones.tower(backbone, 3, data.NUM_MATERIALS)  # as visual_only.py: frame -> 17 logits
         labels = (torch.rand(batch_size, data.NUM_MATERIALS, device=device) < 0.1).float()  # (B, 17)
 
-        def loss():
-            return F.binary_cross_entropy_with_logits(model(image).float(), labels)
+        def forward():
+            return model(image)  # (B, 17)
+
+        def loss(logits):
+            return F.binary_cross_entropy_with_logits(logits.float(), labels)
 
     elif experiment == "fc_agg":
         model = fc_agg.FCAgg(backbone)
 
-        def loss():
-            return F.cross_entropy(model(image, sound).float(), material)
+        def forward():
+            return model(image, sound)  # (B, 17)
+
+        def loss(logits):
+            return F.cross_entropy(logits.float(), material)
 
     else:
         model = tt_agg.TwoTower(backbone)
         label = (torch.rand(batch_size, device=device) < 0.5).float()  # (B,) half positives
 
-        def loss():
-            return F.binary_cross_entropy(model(image, sound).float(), label)
+        def forward():
+            return model(image, sound)  # (B,) probabilities
 
-    return model, loss
+        def loss(probability):
+            return F.binary_cross_entropy(probability.float(), label)
+
+    return model, forward, loss
 
 
 def gflop_per_sample(experiment, backbone, size):
     """GFLOP of one forward and backward pass per sample, counted on the meta device (shapes, no work)."""
     with torch.device("meta"):
-        model, loss = model_and_loss(experiment, backbone, 2, size, torch.device("meta"))
+        model, forward, loss = model_and_loss(experiment, backbone, 2, size, torch.device("meta"))
         with FlopCounterMode(display=False) as counter:
-            loss().backward()
+            loss(forward()).backward()
     return counter.get_total_flops() / 2 / 1e9
 
 
@@ -117,18 +129,18 @@ def model_only_step(experiment, backbone, batch_size, size, device, steps, preci
     """(samples per second, seconds of the warm-up steps) of forward + backward + SGD step on one fixed batch
     already on `device`. With `compile` the model goes through torch.compile, whose work the warm-up holds."""
     torch.manual_seed(0)
-    model, loss = model_and_loss(experiment, backbone, batch_size, size, device)
-    model.to(
-        device, memory_format=backbones.memory_format(precision)
-    )  # channels-last with bf16, as the scripts
+    model, forward, loss = model_and_loss(experiment, backbone, batch_size, size, device)
+    # channels-last with bf16, as the scripts do
+    model.to(device, memory_format=backbones.memory_format(precision))
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     if compile:
-        model.compile()  # in place: `loss` calls the compiled forward
+        model.compile()  # in place: `forward` calls the compiled model
 
     def step():
         with backbones.autocast(device, precision):  # the towers' forward pass, as in the scripts
-            value = loss()  # the scripts compute the loss on fp32 outputs (`.float()`), as `loss` does
+            output = forward()
+        value = loss(output)  # in fp32, outside autocast (which refuses binary cross-entropy), as the scripts
         optimizer.zero_grad(set_to_none=True)
         value.backward()
         optimizer.step()
