@@ -1,11 +1,16 @@
-"""What every script shares: the dataset file (a dict of TENSORS, video_ids, sample_rate, materials, source
-('toy' or 'greatest-hits'), format_version, seed, size, made by `python data.py toy` or `python data.py prepare
-ROOT`) and its check, spectrograms, the image transform, loading; writing files so that nothing is half-written
-or replaced that is not ours; the checks of flags and of divergence. Files are read with weights_only=True."""
+"""What every script shares: the dataset file and its check, spectrograms, the image transform, loading;
+writing files so that nothing is half-written or replaced that is not ours; the run folder's name; the checks
+of flags and of divergence.
+
+The dataset file is a dict of TENSORS, video_ids, sample_rate, materials, source ('toy' or 'greatest-hits'),
+format_version, seed and size, made by `python data.py toy` or `python data.py prepare ROOT`. Files are read
+with weights_only=True: a file from a stranger is data, never code.
+"""
 
 import argparse
 import contextlib
 import hashlib
+import json
 import math
 import os
 import shutil
@@ -37,19 +42,19 @@ MATERIALS = [
 ]  # Table 1's IDs, used everywhere
 NUM_MATERIALS = len(MATERIALS)  # 17
 MATERIAL_ID = {name: i for i, name in enumerate(MATERIALS)}  # the annotation files' lowercase names -> ID
-CLIPS_PER_VIDEO, FORMAT_VERSION = 10, 1
+CLIPS_PER_VIDEO = 10  # paper 3.1: ten hits per video
+FORMAT_VERSION = 1  # of the dataset file: a file of another version is refused, not misread
 SPLITS = {"train": 0, "val": 1, "test": 2}
 SAMPLE_RATE = 22050  # both sources: the toy is made at this rate, the real 96 kHz recordings resampled to it
 TOY_DEFAULTS = dict(videos=70, size=32, seed=0)  # the default toy, small enough for a laptop CPU (README)
 TENSORS = {  # the dataset file's tensors, their types and shapes (V videos, S pixels, N samples)
     "frames": torch.uint8,  # (V, 3, S, S)  one RGB frame per video
-    "image_labels": torch.bool,  # (V, 17)       every material present in the video (multi-label, paper 3.3.2)
+    "image_labels": torch.bool,  # (V, 17)       every material in the video (multi-label, paper 3.3.2)
     "clips": torch.int16,  # (V, 10, N)    ten one-second mono clips per video, each centred on a hit (3.1)
     "clip_materials": torch.int64,  # (V, 10)       the material ID of each clip (Table 1 order)
-    "split": torch.int8,
-}  # (V,)          0 train, 1 validation, 2 test, by video
+    "split": torch.int8,  # (V,)          0 train, 1 validation, 2 test, by video
+}
 REBUILD = "rebuild it with `python data.py toy` or `python data.py prepare ROOT`"
-KINDS = (b"PK\x03\x04", b"{", b"\x89PNG", b"RIFF")  # how the files we write begin: torch.save, JSON, PNG, WAV
 
 
 class DataError(Exception):
@@ -115,8 +120,18 @@ def image_transform(frames, size, train):
 # --- The dataset file: check, fingerprint, read, load onto the device -------------------------------------
 
 
+def typed(d, key):
+    """d[key] when it is a tensor of its type in TENSORS, else an empty tensor of that type, whose shape check
+    then fails: so check_dataset reads every tensor the same way."""
+    value = d[key]
+    if isinstance(value, torch.Tensor) and value.dtype == TENSORS[key]:
+        return value
+    return torch.zeros((0,) * 5, dtype=TENSORS[key])
+
+
 def check_dataset(d, name="dataset"):
-    """Raise DataError unless `d` follows the contract above in full: a bad file stops here, in one line."""
+    """Raise DataError unless `d` follows the contract above in full: a bad file stops here, in one line
+    naming the first problem found."""
 
     def refuse(problem):
         raise DataError(f"{name} {problem}: {REBUILD}")
@@ -125,60 +140,48 @@ def check_dataset(d, name="dataset"):
         refuse("is not a dataset dict")
     if d.get("format_version") != FORMAT_VERSION:
         refuse(f"has format version {d.get('format_version')}, this code reads version {FORMAT_VERSION}")
-    if missing := [k for k in [*TENSORS, "video_ids", "sample_rate", "materials", "source"] if k not in d]:
+    missing = [k for k in [*TENSORS, "video_ids", "sample_rate", "materials", "source"] if k not in d]
+    if missing:
         refuse(f"lacks {', '.join(missing)}")
     ids = d["video_ids"]
-    V = len(ids) if isinstance(ids, (list, tuple)) else -1
-    # each tensor, or an empty one of its type where it is not a tensor of that type (so its shape check fails)
-    f, labels, clips, mats, split = (
-        d[k] if isinstance(d[k], torch.Tensor) and d[k].dtype == t else torch.zeros((0,) * 5, dtype=t)
-        for k, t in TENSORS.items()
-    )
-    n = [int((split == s).sum()) for s in SPLITS.values()] if split.shape == (V,) else [0, 0, 0]
-    problems = [
-        text
-        for wrong, text in [
-            (
-                V < 1 or not all(isinstance(i, str) for i in ids) or len(set(ids)) < V,
-                "video_ids must be a list of distinct strings, at least one",
-            ),
-            (
-                f.ndim != 4 or f.shape[:2] != (V, 3) or f.shape[2] != f.shape[3] or f.shape[2] < 32,
-                "frames must be uint8 (V, 3, S, S), S 32 or more (VGG halves a frame five times)",
-            ),
-            (labels.shape != (V, NUM_MATERIALS), "image_labels must be bool (V, 17)"),
-            (
-                clips.shape != (V, CLIPS_PER_VIDEO, SAMPLE_RATE),
-                f"clips must be int16 (V, 10, {SAMPLE_RATE}), one second",
-            ),
-            (
-                mats.shape != (V, CLIPS_PER_VIDEO)
-                or bool(mats.numel() and (mats.min() < 0 or mats.max() >= NUM_MATERIALS)),
-                "clip_materials must be int64 (V, 10) with IDs 0-16",
-            ),
-            (
-                n[0] < 2 or 0 in n or sum(n) != V,
-                f"split must be int8 (V,) of 0, 1, 2, with 2 or more train videos and "
-                f"1 or more val and test videos (found {n[0]} / {n[1]} / {n[2]})",
-            ),
-            (
-                type(d["sample_rate"]) is not int or d["sample_rate"] != SAMPLE_RATE,
-                f"sample_rate must be {SAMPLE_RATE}",
-            ),
-            (
-                not isinstance(d["materials"], (list, tuple)) or list(d["materials"]) != MATERIALS,
-                "materials must be the paper's Table 1 in order",
-            ),
-            (not isinstance(d["source"], str), "source must be a string"),
-        ]
-        if wrong
-    ]
-    if problems:  # the first only: one line to read
-        refuse(f"is malformed: {problems[0]}")
+    strings = isinstance(ids, (list, tuple)) and all(isinstance(i, str) for i in ids)
+    if not strings or not ids or len(set(ids)) < len(ids):
+        refuse("is malformed: video_ids must be a list of distinct strings, at least one")
+    V = len(ids)
+    frames = typed(d, "frames")
+    square = frames.ndim == 4 and frames.shape[:2] == (V, 3) and frames.shape[2] == frames.shape[3]
+    if not square or frames.shape[2] < 32:
+        refuse(
+            "is malformed: frames must be uint8 (V, 3, S, S), S 32 or more (VGG halves a frame five times)"
+        )
+    if typed(d, "image_labels").shape != (V, NUM_MATERIALS):
+        refuse("is malformed: image_labels must be bool (V, 17)")
+    if typed(d, "clips").shape != (V, CLIPS_PER_VIDEO, SAMPLE_RATE):
+        refuse(f"is malformed: clips must be int16 (V, 10, {SAMPLE_RATE}), one second")
+    materials = typed(d, "clip_materials")
+    known = materials.numel() == 0 or bool(materials.min() >= 0 and materials.max() < NUM_MATERIALS)
+    if materials.shape != (V, CLIPS_PER_VIDEO) or not known:
+        refuse("is malformed: clip_materials must be int64 (V, 10) with IDs 0-16")
+    split = typed(d, "split")
+    n = [0, 0, 0]  # videos in train, val, test
+    if split.shape == (V,):
+        n = [int((split == s).sum()) for s in SPLITS.values()]
+    if n[0] < 2 or 0 in n or sum(n) != V:
+        refuse(
+            f"is malformed: split must be int8 (V,) of 0, 1, 2, with 2 or more train videos and "
+            f"1 or more val and test videos (found {n[0]} / {n[1]} / {n[2]})"
+        )
+    if type(d["sample_rate"]) is not int or d["sample_rate"] != SAMPLE_RATE:
+        refuse(f"is malformed: sample_rate must be {SAMPLE_RATE}")
+    if not isinstance(d["materials"], (list, tuple)) or list(d["materials"]) != MATERIALS:
+        refuse("is malformed: materials must be the paper's Table 1 in order")
+    if not isinstance(d["source"], str):
+        refuse("is malformed: source must be a string")
 
 
 def fingerprint(d):
-    """16 hex digits of sha256 over a dataset dict's tensors and ids: a file rebuilt at the same path differs."""
+    """16 hex digits of sha256 over a dataset dict's tensors and ids: runs record it, so that a file rebuilt
+    at the same path is told apart from the one a run was trained on."""
     h = hashlib.sha256()
     for k in TENSORS:
         t = d[k].detach().cpu().contiguous()
@@ -190,17 +193,17 @@ def fingerprint(d):
 
 def read_dataset(path):
     """The dataset dict at `path`, checked; DataError with a clear message otherwise."""
-    if not path or not os.path.isfile(
-        path
-    ):  # nothing, a folder, or a device or pipe that reading could hang on
+    if not path:
         raise DataError(
             "--data is empty: give a dataset file made by data.py, or leave --data out for the toy"
-            if not path
-            else f"no dataset file at {path}: make one with `python data.py toy --out {path}`"
-            if not os.path.exists(path)
-            else f"{path} is {'a folder' if os.path.isdir(path) else 'not a regular file'}, not a dataset "
-            f"file (a .pt made by data.py)"
         )
+    if not os.path.exists(path):
+        raise DataError(f"no dataset file at {path}: make one with `python data.py toy --out {path}`")
+    # A folder, or a device or pipe that reading could hang on, is refused before torch.load opens it.
+    if os.path.isdir(path):
+        raise DataError(f"{path} is a folder, not a dataset file (a .pt made by data.py)")
+    if not os.path.isfile(path):
+        raise DataError(f"{path} is not a regular file, not a dataset file (a .pt made by data.py)")
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -210,56 +213,89 @@ def read_dataset(path):
 
 
 def toy_path(videos, size, seed):
+    """Where `python data.py toy` writes a toy of these sizes by default, and where the scripts look for the
+    default toy (TOY_DEFAULTS) when given no --data."""
     return os.path.join("data", f"toy-v{videos}-s{size}-seed{seed}.pt")
 
 
 class Dataset:
-    """The whole dataset on the device, loaded once, so a batch is an index slice: TENSORS but clips as spectrograms
-    (V, 10, 1, S, S) float32, video_ids, source, sample_rate, size (S), path, `fingerprint` (recorded in runs)."""
+    """The whole dataset on the device, loaded once, so that a batch is an index slice.
+
+    It holds the TENSORS but the clips, which are turned into spectrograms once, here: `spectrograms`
+    (V, 10, 1, S, S) float32. Also video_ids, source, sample_rate, size (S), path, and `fingerprint`, which
+    every run records.
+    """
 
     def __init__(self, d, path, device):
-        self.frames, self.image_labels, self.clip_materials, self.split = (
-            d[k].to(device) for k in ["frames", "image_labels", "clip_materials", "split"]
-        )
-        self.size, self.sample_rate, self.fingerprint = (
-            d["frames"].shape[-1],
-            d["sample_rate"],
-            fingerprint(d),
-        )
+        self.frames = d["frames"].to(device)
+        self.image_labels = d["image_labels"].to(device)
+        self.clip_materials = d["clip_materials"].to(device)
+        self.split = d["split"].to(device)
+        self.size = d["frames"].shape[-1]
+        self.sample_rate = d["sample_rate"]
+        self.fingerprint = fingerprint(d)
         self.spectrograms = spectrogram(d["clips"].to(device), self.sample_rate, self.size)
-        self.video_ids, self.source, self.path = list(d["video_ids"]), d["source"], path
+        self.video_ids = list(d["video_ids"])
+        self.source = d["source"]
+        self.path = path
 
-    def videos(self, split):  # indices (on the device) of the videos in 'train', 'val' or 'test'
+    def videos(self, split):
+        """The indices (on the device) of the videos in `split`: 'train', 'val' or 'test'."""
         return torch.nonzero(self.split == SPLITS[split]).flatten()
 
     def describe(self):
+        """One line on the dataset, as every script prints it and records it with the run."""
         n = [len(self.videos(s)) for s in SPLITS]
         return (
-            f"{self.source} data {self.path}: {len(self.video_ids)} videos ({n[0]} train / {n[1]} val / {n[2]} "
-            f"test), {self.size}x{self.size} frames, {CLIPS_PER_VIDEO} clips of {self.sample_rate} Hz per video"
+            f"{self.source} data {self.path}: {len(self.video_ids)} videos ({n[0]} train / {n[1]} val / "
+            f"{n[2]} test), {self.size}x{self.size} frames, {CLIPS_PER_VIDEO} clips of {self.sample_rate} Hz "
+            f"per video"
         )
 
 
 def load(path, device):
     """The dataset file at `path` (None: the default toy, built on first use) on `device`, as a `Dataset`."""
     if path is None:
-        path = toy_path(**TOY_DEFAULTS)
-        if not os.path.exists(path):
-            from dataset_sources import toy  # the generator, needed only this once
-
-            print(f"building the toy dataset {path} (first use; reused afterwards)", flush=True)
-            atomic_save(toy.make_toy(**TOY_DEFAULTS), path)
+        path = default_toy()
     return Dataset(read_dataset(path), path, device)
+
+
+def default_toy():
+    """The path of the default toy (TOY_DEFAULTS), which every script uses when given no --data: built on
+    first use, so that a first run needs no extra command, and reused afterwards."""
+    path = toy_path(**TOY_DEFAULTS)
+    if not os.path.exists(path):
+        print(f"building the toy dataset {path} (first use; reused afterwards)", flush=True)
+        toy = dataset_source("toy")
+        atomic_save(toy.make_toy(**TOY_DEFAULTS), path)
+    return path
+
+
+def dataset_source(name):
+    """The module of dataset_sources/ that makes a dataset file: 'toy' (the generator) or 'greatest_hits' (the
+    real archive's preparation, the one module that needs PyAV)."""
+    # dataset_sources/ sits above this module and imports it: imported here, when a dataset is made (the
+    # default toy on first use, `python data.py toy` or `prepare`), never when data.py is imported.
+    if name == "toy":
+        from dataset_sources import toy as source
+    else:
+        from dataset_sources import greatest_hits as source
+    return source
 
 
 def pick_device(name, deterministic=False):
     """'auto' -> CUDA when present, else CPU; 'cuda' without a GPU is an error. `deterministic`: no cudnn
-    autotuning and deterministic kernels, so a seeded GPU run repeats (a CPU run does anyway, at equal threads)."""
-    name = ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+    autotuning and deterministic kernels, so that a seeded GPU run repeats (a CPU run does anyway, at equal
+    threads)."""
+    if name == "auto":
+        name = "cpu"
+        if torch.cuda.is_available():
+            name = "cuda"
     if name == "cuda" and not torch.cuda.is_available():
         raise DataError("--device cuda was asked for but no CUDA GPU is visible: use --device cpu or auto")
     if name == "cuda":
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = not deterministic, deterministic
+        torch.backends.cudnn.benchmark = not deterministic  # autotuning picks kernels by speed, run to run
+        torch.backends.cudnn.deterministic = deterministic
         if deterministic:
             os.environ.setdefault(
                 "CUBLAS_WORKSPACE_CONFIG", ":4096:8"
@@ -268,101 +304,252 @@ def pick_device(name, deterministic=False):
     return torch.device(name)
 
 
-# --- Writing: nothing half-written, nothing replaced that is not ours -------------------------------------
+# --- Writing: nothing half-written, nothing replaced or deleted that is not ours ---------------------------
+#
+# The rule, for every program of the project: a file or folder is ours when it carries proof that the project
+# wrote it, and only what is ours is ever replaced or deleted.
+# - A folder the project writes (a run folder, a student copy, the study's figures) holds MANIFEST, naming
+#   every file written into it; the folder is ours when it is a real folder (not a link) holding nothing else.
+# - A single file is ours when its folder's manifest names it, or by its own content: a dataset file (its
+#   format_version), a JSON object whose "written_by" begins with SIGNATURE, or a text file whose first line
+#   says "written by matsound".
+# Anything else in the way is left as it is, with one line saying so. Links are never followed for writing.
+
+SIGNATURE = "matsound"
+MANIFEST = ".matsound-manifest.json"  # in every folder the project writes: the files it wrote there
+PROJECT = os.path.dirname(os.path.abspath(__file__))
+OUTPUT_FOLDERS = ("runs", "data", "teaching-runs", "runs-gpu")  # the project's own ignored output folders
 
 
-def kind(path):
-    """Which of KINDS the regular file at `path` begins with; None for anything else (a link too)."""
-    if os.path.isfile(path) and not os.path.islink(path):
-        with open(path, "rb") as f:
-            head = f.read(4)
-        return next((k for k in KINDS if head.startswith(k)), None)
+def read_manifest(folder):
+    """The relative paths (with '/') a folder's manifest names; None without a readable manifest of ours."""
+    path = os.path.join(folder, MANIFEST)
+    if os.path.islink(path) or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("written_by") != SIGNATURE:
+        return None
+    files = manifest.get("files")
+    if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
+        return None
+    return set(files)
+
+
+def files_in(folder):
+    """Every entry below `folder` that is not a folder (links included), as relative paths with '/'."""
+    found = []
+    for root, dirs, names in os.walk(folder):
+        links = [d for d in dirs if os.path.islink(os.path.join(root, d))]  # os.walk lists them as folders
+        for name in names + links:
+            found.append(os.path.relpath(os.path.join(root, name), folder).replace(os.sep, "/"))
+    return found
+
+
+def not_ours_in_folder(folder):
+    """None when `folder` is ours (a real folder whose manifest names all it holds), else what is amiss."""
+    if os.path.islink(folder):
+        return f"{folder} is a link"
+    if not os.path.isdir(folder):
+        return f"{folder} is a file, not a folder"
+    named = read_manifest(folder)
+    if named is None:
+        return f"{folder} has no {MANIFEST} (the mark of a folder this project wrote)"
+    for name in files_in(folder):
+        path = os.path.join(folder, name)
+        if name != MANIFEST and (name not in named or os.path.islink(path)):
+            return f"{path} was not written by this project"
+    return None
+
+
+def marked(path):
+    """Whether the regular file at `path` carries the project's mark in its own content."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(b"PK\x03\x04"):  # torch.save: ours if it holds a dataset dict of this project
+        try:
+            d = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:
+            return False
+        return isinstance(d, dict) and "format_version" in d and "source" in d
+    if head.startswith(b"{"):
+        try:
+            with open(path, encoding="utf-8") as f:
+                obj = json.load(f)
+        except (OSError, ValueError):
+            return False
+        return isinstance(obj, dict) and str(obj.get("written_by", "")).startswith(SIGNATURE)
+    with open(path, "rb") as f:
+        first_line = f.readline(200)
+    return f"written by {SIGNATURE}".encode() in first_line
+
+
+def owned(path):
+    """Whether the existing file at `path` is ours (see the rule above); a link or a folder never is."""
+    if os.path.islink(path) or not os.path.isfile(path):
+        return False
+    named = read_manifest(os.path.dirname(os.path.abspath(path)))
+    return (named is not None and os.path.basename(path) in named) or marked(path)
 
 
 def check_out(path, folder=False):
-    """Raise DataError unless `path` may be written: nothing there or a file of KINDS (`folder`: a folder of them),
-    in a writable place. Scripts call it before their work, and every write does, so nothing else is replaced."""
+    """Raise DataError unless `path` may be written: nothing there, or ours (`folder`: a folder of ours), in a
+    folder we can write in. Programs call it before their work, and every write does again."""
     if not path:
         raise DataError("--out is empty: give a file or folder name")
-    is_folder = os.path.isdir(path) and not os.path.islink(path)
-    found = (
-        [os.path.join(r, name) for r, _, names in os.walk(path) for name in names] if is_folder else [path]
-    )
-    theirs = [p for p in found if kind(p) is None] if folder == is_folder else [path]
-    if os.path.lexists(path) and theirs:
-        raise DataError(
-            f"{theirs[0]} is in the way and was not written by this program (left as it is): "
-            f"move it away or choose another --out"
-        )
+    if os.path.lexists(path):
+        if folder:
+            problem = not_ours_in_folder(path)
+        elif os.path.islink(path) or not os.path.isfile(path):
+            problem = f"{path} is {'a link' if os.path.islink(path) else 'not a regular file'}"
+        elif not owned(path):
+            problem = f"{path} was not written by this project"
+        else:
+            problem = None
+        if problem:
+            raise DataError(f"{problem}: left as it is; move it away or choose another --out")
     parent = os.path.dirname(os.path.abspath(path))
     while not os.path.lexists(parent):
         parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise DataError(f"{parent} is not a folder: choose another --out")
     try:  # a folder we can write in?
         os.rmdir(tempfile.mkdtemp(dir=parent, prefix=".tmp-"))
     except OSError as e:
+        raise DataError(f"cannot write in {parent} ({e.strerror}): choose another --out") from None
+
+
+def check_outside_project(path, allowed=OUTPUT_FOLDERS):
+    """Raise DataError when `path`, links resolved, lies inside the project's sources rather than outside them
+    or under one of its own output folders (`allowed`): a copy of the project must not land inside it."""
+    real = os.path.realpath(path)
+    if real != PROJECT and not real.startswith(PROJECT + os.sep):
+        return
+    inside = os.path.relpath(real, PROJECT)
+    if inside.split(os.sep)[0] not in allowed:
         raise DataError(
-            f"{parent} is not a folder: choose another --out"
-            if not os.path.isdir(parent)
-            else f"cannot write in {parent} ({e.strerror}): choose another --out"
-        ) from None
+            f"{path} lies inside the project's sources ({inside if inside != '.' else 'its top folder'}): "
+            f"choose a folder outside the project, or under {allowed[0]}/"
+        )
 
 
 def atomic_write(path, write):
-    """Every file the project writes: `write(f)` on a temporary file beside `path` (bytes), renamed to `path`, so
-    none is ever half-written; only a regular file of the same kind (KINDS) is replaced."""
+    """Every file the project writes: `write(f)` on a temporary file beside `path` (bytes), renamed to `path`,
+    so none is ever half-written; an existing file is replaced only when it is ours (`owned`)."""
     check_out(path)
-    os.makedirs(folder := os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.splitext(path)[1])
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
-        if os.path.lexists(path) and kind(path) != kind(tmp):  # e.g. a dataset over a metrics.json
-            raise DataError(
-                f"{path} is a file of another kind than the one written: left as it is; move it "
-                f"away or choose another --out"
-            )
         os.chmod(tmp, 0o644)  # mkstemp makes it private (0600); what the project writes is for every reader
+        check_out(path)  # still nothing there, or ours, now that the work is done
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
 
 
-def atomic_save(obj, path):  # torch.save, through atomic_write
+def atomic_save(obj, path):
+    """torch.save through atomic_write."""
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
+def write_manifest(folder, program):
+    """Name every file now in `folder` in its MANIFEST: the proof that this project wrote them."""
+    files = sorted(name for name in files_in(folder) if name != MANIFEST)
+    manifest = {"written_by": SIGNATURE, "program": program, "files": files}
+    with open(os.path.join(folder, MANIFEST), "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1)
+        f.write("\n")
+
+
+def remove_ours(folder):
+    """Delete what `folder`'s manifest names, then the folders left empty; whatever else is there stays.
+    Returns what stayed."""
+    named = read_manifest(folder) or set()
+    for name in sorted(named) + [MANIFEST]:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) and not os.path.islink(path):
+            os.unlink(path)
+    for root, dirs, _ in os.walk(folder, topdown=False):
+        for d in dirs:
+            path = os.path.join(root, d)
+            if not os.path.islink(path) and not os.listdir(path):
+                os.rmdir(path)
+    left = files_in(folder)
+    if not left:
+        os.rmdir(folder)
+    return left
+
+
 @contextlib.contextmanager
-def atomic_folder(path):
-    """`with atomic_folder(path) as folder:` a run's files go into a new `folder` beside `path`, which replaces
-    `path` (nothing, or a folder of ours) when the block ends without error: after an error or Ctrl-C, none."""
+def atomic_folder(path, program=None):
+    """`with atomic_folder(path) as folder:` the files go into a new staging `folder` beside `path`; when the
+    block ends without error, MANIFEST names them and the folder replaces `path` (nothing there, or a folder
+    of ours); after an error or Ctrl-C, the staging folder is removed and `path` is as it was."""
+    program = program or os.path.basename(sys.argv[0]) or "python"
     check_out(path, folder=True)
-    os.makedirs(parent := os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    folder = tempfile.mkdtemp(dir=parent, prefix=".tmp-")
-    old = folder + "-old"
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    folder = tempfile.mkdtemp(dir=parent, prefix=".tmp-")  # a fresh name: never anybody else's folder
+    hold = None  # where the earlier folder waits while the new one moves in
     try:
         yield folder
+        write_manifest(folder, program)
         os.chmod(folder, 0o755)  # mkdtemp makes it private (0700)
         if os.path.lexists(path):
-            os.rename(path, old)
+            check_out(path, folder=True)  # still ours, now that the work is done
+            hold = tempfile.mkdtemp(dir=parent, prefix=".tmp-")
+            os.rename(path, os.path.join(hold, "earlier"))
         os.rename(folder, path)
     except BaseException:
-        if os.path.lexists(old) and not os.path.lexists(path):
-            os.rename(old, path)  # stopped between the two renames: the earlier folder goes back
-        shutil.rmtree(folder, ignore_errors=True)
+        if hold and os.path.lexists(os.path.join(hold, "earlier")) and not os.path.lexists(path):
+            os.rename(os.path.join(hold, "earlier"), path)  # stopped between the two renames: it goes back
+        if hold:
+            os.rmdir(hold)
+        shutil.rmtree(folder, ignore_errors=True)  # the staging folder: made and filled by this process
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    if hold:
+        left = remove_ours(os.path.join(hold, "earlier"))
+        if left:
+            print(
+                f"note: {hold}/earlier keeps {len(left)} file(s) that appeared in {path} while it was written"
+            )
+        else:
+            os.rmdir(hold)
 
 
-# --- What the training scripts share: flag ranges, batches, divergence ------------------------------------
+# --- What the training scripts share: the run's name, flag ranges, batches, divergence ----------------------
 
+
+def run_name(script, backbone, weighted=False, seed=0):
+    """The name of a run's folder: <script>-<backbone>[-weighted]-seed<k>, e.g. 'tt_agg-resnet-seed0' or
+    'visual_only-vgg-weighted-seed1'. Seeds sit side by side and never overwrite each other. A retrieval's
+    `script` is 'retrieve' or 'retrieve-sound-to-image', and k the seed its towers were trained with:
+    'retrieve-resnet-seed0', 'retrieve-resnet-sound-to-image-seed0'."""
+    name, _, direction = script.partition("-")
+    parts = [name, backbone]
+    if direction:
+        parts.append(direction)
+    if weighted:
+        parts.append("weighted")
+    parts.append(f"seed{seed}")
+    return "-".join(parts)
+
+
+# The training flags' ranges, checked before any work: flag: (in range?, the range in words).
 FLAGS = {
     "epochs": (lambda v: v >= 1, "1 or more"),
     "batch_size": (lambda v: v >= 2, "2 or more (batch normalisation cannot train on one example)"),
     "lr": (lambda v: 0 < v <= torch.finfo().max, "a positive number, at most float32's largest (3.4e38)"),
     "momentum": (lambda v: 0 <= v < 1, "from 0 to below 1"),
-    "seed": (lambda v: 0 <= v < 2**63, "from 0 to 2**63 - 1"),
-}  # flag: (in range?, the range in words)
+    "seed": (lambda v: 0 <= v < 2**63, "from 0 to 2**63 - 1"),  # torch.manual_seed takes a 64-bit integer
+}
 
 
 def check_flags(args):
@@ -381,20 +568,24 @@ def batches(order, batch_size):
 
 
 def check_finite(values, epoch=None):
-    """Raise FloatingPointError if an epoch's losses (steps,) or a model's outputs (no `epoch`: no loss sees the
-    last step's result) hold a NaN or an infinity: a diverged run stops before anything is saved."""
-    if bad := torch.nonzero(~torch.isfinite(values)).tolist():
+    """Raise FloatingPointError if an epoch's losses (steps,) or a model's outputs (no `epoch`: no loss sees
+    the last step's result) hold a NaN or an infinity: a diverged run stops before anything is saved."""
+    bad = torch.nonzero(~torch.isfinite(values)).tolist()
+    if not bad:
+        return
+    if epoch:
+        step = bad[0][0]
         raise FloatingPointError(
-            f"the training loss became {values[bad[0][0]].item()} at epoch {epoch}, step "
-            f"{bad[0][0] + 1}: lower --lr, or check the data"
-            if epoch
-            else "the model's outputs are NaN or infinite (its weights overflowed): lower --lr"
+            f"the training loss became {values[step].item()} at epoch {epoch}, step {step + 1}: lower --lr, "
+            f"or check the data"
         )
+    raise FloatingPointError("the model's outputs are NaN or infinite (its weights overflowed): lower --lr")
 
 
 def main(argv=None):
     """`python data.py toy ...` and `python data.py prepare ROOT ...`: handed over to dataset_sources/."""
-    argv = sys.argv[1:] if argv is None else argv
+    if argv is None:
+        argv = sys.argv[1:]
     parser = argparse.ArgumentParser(
         prog="data.py",
         usage="%(prog)s [-h] {toy,prepare} ...",
@@ -406,8 +597,11 @@ def main(argv=None):
         help="toy: synthesise the toy Greatest Hits; "
         "prepare: convert the unpacked real one (`python data.py toy --help`: their flags)",
     )
-    name = {"toy": "toy", "prepare": "greatest_hits"}[parser.parse_args(argv[:1]).command]
-    __import__(f"dataset_sources.{name}", fromlist=[name]).main(argv[1:])  # only greatest_hits imports PyAV
+    command = parser.parse_args(argv[:1]).command
+    if command == "toy":
+        dataset_source("toy").main(argv[1:])
+    else:
+        dataset_source("greatest_hits").main(argv[1:])
 
 
 if __name__ == "__main__":

@@ -235,9 +235,7 @@ def check_inputs(parser, args):
         device = data.pick_device(args.device)
         if args.json:
             data.check_out(args.json)
-        path = args.data or data.toy_path(**data.TOY_DEFAULTS)
-        if args.data is None and not os.path.exists(path):
-            data.load(None, torch.device("cpu"))  # builds the default toy, as every script does on first use
+        path = args.data or data.default_toy()  # the default toy is built on first use, as by every script
         d = data.read_dataset(path)
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")

@@ -1,17 +1,16 @@
 """The run folders of a study, read back: what the scripts saved, checked before anything is drawn from it.
 
-A run is a folder <script>-<backbone>[-weighted]-seed<k>/ holding the metrics.json its script wrote
-(retrieve.py's: retrieve-<backbone>-seed<k>/, k the seed its towers were trained with). Runs of several seeds
-sit side by side; the summary shows each number as mean ± std over the seeds it finds. The run folder is the contract between training and everything after it: the summary
-reads nothing else, but for Figures 2 and 6, which count examples rather than results, the dataset file the
-runs were trained on.
+A run is a folder named by data.run_name, <script>-<backbone>[-weighted]-seed<k>/, holding the metrics.json
+its script wrote (retrieve.py's: retrieve-<backbone>[-sound-to-image]-seed<k>/, k the seed its towers were
+trained with). Runs of several seeds sit side by side; the summary shows each number as mean ± std over the
+seeds it finds. The run folder is the contract between training and everything after it: the summary reads
+nothing else, but for Figures 2 and 6, which count examples rather than results, the dataset file the runs
+were trained on.
 """
 
 import glob
 import json
 import os
-
-import torch
 
 import backbones
 import data
@@ -24,30 +23,23 @@ TABLE_METRICS = {
     4: ["accuracy"],
     5: ["accuracy", "precision", "recall", "f1"],
 }
-RETRIEVE_COMMAND = (
-    "python retrieve.py --k 50"  # retrieve.py's run folder is runs/retrieve-<backbone>-seed<k>/
-)
+RETRIEVE_COMMAND = "python retrieve.py --k 50"  # its run folder is runs/retrieve-<backbone>-seed<k>/
 STUDY_COMMAND = "python study/run.py --seeds 0 1 2"  # the whole study, every seed
-
-
-def run_name(script, backbone, weighted=False, seed=0):
-    """The run folder's name, as the scripts write it: <script>-<backbone>[-weighted]-seed<k>."""
-    return f"{script}-{backbone}" + ("-weighted" if weighted else "") + f"-seed{seed}"
 
 
 def run_command(script, backbone, weighted=False, seed=0):
     """The command that makes a run of the study, with the paper's defaults."""
     if script == "retrieve":
-        return RETRIEVE_COMMAND + (
-            ""
-            if (backbone, seed) == ("resnet", 0)
-            else f" --run runs/tt_agg-{backbone}-seed{seed} --seed {seed}"
-        )
-    return (
-        f"python {script}.py --backbone {backbone}"
-        + (" --weighted" if weighted else "")
-        + (f" --seed {seed}" if seed else "")
-    )
+        if (backbone, seed) == ("resnet", 0):
+            return RETRIEVE_COMMAND  # its defaults
+        towers = data.run_name("tt_agg", backbone, seed=seed)
+        return f"{RETRIEVE_COMMAND} --run runs/{towers} --seed {seed}"
+    command = f"python {script}.py --backbone {backbone}"
+    if weighted:
+        command += " --weighted"
+    if seed:
+        command += f" --seed {seed}"
+    return command
 
 
 def backbone_name(backbone):
@@ -61,10 +53,13 @@ def study_backbones():
 
 
 def run_key(m):
-    """(script, backbone, weighted): the key of a run in PAPER and in the summary's dict of runs. A retrieval
-    from sound to image is 'retrieve:sound-to-image' (Figure 8 is image to sound, 'retrieve')."""
+    """(script, backbone, weighted): the key of a run in PAPER and in the summary's dict of runs, and
+    data.run_name's arguments. A retrieval from sound to image is 'retrieve-sound-to-image' (Figure 8 is image
+    to sound, 'retrieve')."""
+    script = m["script"]
     direction = m.get("direction", "image-to-sound")
-    script = m["script"] if direction == "image-to-sound" else f"{m['script']}:{direction}"
+    if direction != "image-to-sound":
+        script = f"{script}-{direction}"
     return script, m["backbone"], bool(m.get("weighted", False))
 
 
@@ -83,13 +78,11 @@ def check_run(m):
     ):
         return "not a run's metrics (no script and backbone)"
     if m["script"] == "retrieve":
-        return (
-            None
-            if is_numbers(m.get("single")) and is_numbers(m.get("mean"))
-            else "lacks the precision@K lists 'single' and 'mean'"
-        )
+        if is_numbers(m.get("single")) and is_numbers(m.get("mean")):
+            return None
+        return "lacks the precision@K lists 'single' and 'mean'"
     if run_key(m) not in PAPER:
-        return f"{run_name(*run_key(m))} is not one of the paper's runs (Tables 2-5)"
+        return f"{data.run_name(*run_key(m))} is not one of the paper's runs (Tables 2-5)"
     names = TABLE_METRICS[PAPER[run_key(m)]["table"]]
     baseline = m.get("baseline") if isinstance(m.get("baseline"), dict) else {}
     for where, d in [
@@ -116,8 +109,13 @@ def check_run(m):
 
 def run_seed(m):
     """The seed of a run: the training seed, or for retrieve.py the seed its towers were trained with."""
-    seed = m.get("trained_seed") if m["script"] == "retrieve" else (m.get("args") or {}).get("seed")
-    return seed if isinstance(seed, int) else 0
+    if m["script"] == "retrieve":
+        seed = m.get("trained_seed")
+    else:
+        seed = (m.get("args") or {}).get("seed")
+    if isinstance(seed, int):
+        return seed
+    return 0  # an older run that did not record it
 
 
 def read_runs(folder):
@@ -128,7 +126,8 @@ def read_runs(folder):
     named and left out: one broken run should not hide the others. When two folders hold the same run and
     seed (a copy, a renamed folder), the one with the scripts' folder name is used and the other named.
     """
-    runs, notes = {}, []
+    runs = {}
+    notes = []
     for path in sorted(glob.glob(os.path.join(folder, "*", "metrics.json"))):
         try:
             with open(path) as f:
@@ -141,12 +140,12 @@ def read_runs(folder):
             notes.append(f"skipped {path}: {problem}")
             continue
         m["folder"] = os.path.dirname(path)
-        key, seed = run_key(m), run_seed(m)
+        key = run_key(m)
+        seed = run_seed(m)
         seeds = runs.setdefault(key, {})
         if seed in seeds:
-            keep, drop = sorted(
-                [seeds[seed], m], key=lambda r: os.path.basename(r["folder"]) != run_name(*key, seed)
-            )
+            name = data.run_name(*key, seed)
+            keep, drop = sorted([seeds[seed], m], key=lambda r: os.path.basename(r["folder"]) != name)
             notes.append(f"{drop['folder']} holds the same run as {keep['folder']}: using {keep['folder']}")
             m = keep
         seeds[seed] = m
@@ -159,7 +158,8 @@ def all_runs(runs):
 
 
 def study_source(runs):
-    """The runs' data as titles say it ('toy data', 'Greatest Hits data'), and a note when they mix sources."""
+    """The runs' data as titles say it ('toy data', 'Greatest Hits data'), and a note when they mix
+    sources."""
     sources = sorted({m.get("source", "unknown") for m in all_runs(runs)})
     if len(sources) == 1:
         return source_name(sources[0]), []
@@ -175,12 +175,15 @@ def find_dataset(runs, runs_folder):
     gone). A relative path is tried from here, then from the folder above the runs (where the scripts ran).
     When the runs disagree, the dataset most runs used is shown and the disagreement said.
     """
-    used = {}
-    for m in (
-        m for key, seeds in sorted(runs.items()) if key in PAPER for m in seeds.values()
-    ):  # training runs
-        args = m.get("args") if isinstance(m.get("args"), dict) else {}
-        used.setdefault(args.get("data"), []).append(os.path.basename(m["folder"]))
+    used = {}  # dataset path (None: the default toy) -> the training runs that used it
+    for key, seeds in sorted(runs.items()):
+        if key not in PAPER:  # a retrieval: it names the towers' dataset, counted with them
+            continue
+        for m in seeds.values():
+            args = m.get("args")
+            if not isinstance(args, dict):
+                args = {}
+            used.setdefault(args.get("data"), []).append(os.path.basename(m["folder"]))
     if not used:
         return None, ["Figures 2 and 6 need the dataset, named by a training run: there is none yet"]
     path = max(used, key=lambda p: len(used[p]))
@@ -191,15 +194,15 @@ def find_dataset(runs, runs_folder):
             + "; ".join(f"{p or 'the default toy dataset'} ({', '.join(names)})" for p, names in used.items())
             + f". Figures 2 and 6 show {path or 'the default toy dataset'}"
         )
-    candidates = [path] if path is not None else [data.toy_path(**data.TOY_DEFAULTS)]
+    candidates = [path]
+    if path is None:
+        candidates = [data.toy_path(**data.TOY_DEFAULTS)]
     if not os.path.isabs(candidates[0]):
         candidates.append(os.path.join(os.path.dirname(os.path.abspath(runs_folder)), candidates[0]))
     found = next((p for p in candidates if os.path.exists(p)), candidates[0])
     try:
         if path is None and not os.path.exists(found):
-            data.load(
-                None, torch.device("cpu")
-            )  # builds the default toy dataset (deterministic: the same one)
+            found = data.default_toy()  # built as the scripts would (deterministic: the same one)
         return data.read_dataset(found), notes
     except data.DataError as e:
         return None, notes + [f"Figures 2 and 6 need the dataset: {e}"]
