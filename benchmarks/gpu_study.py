@@ -513,6 +513,23 @@ def summary_row(name, script, m, wall, model, peak):
     return f"{line} {rate:>9.1f} {ratio:>6} {tflops:>8} {of_peak:>8} {m.get('peak_memory_mb') or 0:>9.0f}"
 
 
+def run_parts(study):
+    """The part asked for, or all four in order; a study stopped by the budget ends the call before the
+    summary (which would be of a study not finished)."""
+    parts = PARTS if study.args.part == "all" else [study.args.part]
+    for part in parts:
+        if part == "toy":
+            part_toy(study)
+        if part == "throughput":
+            part_throughput(study)
+        if part == "study" and not part_study(study):
+            study.say(f"stopped by the budget after {time.time() - study.started:.0f} s: not done")
+            return
+        if part == "summary":
+            part_summary(study)
+    study.say(f"done in {time.time() - study.started:.0f} s; results in {study.results_path}")
+
+
 def main():
     parser, args = parse_args()
     try:
@@ -526,17 +543,7 @@ def main():
         parser.exit(2, f"error: cannot create {study.results_path} ({e.strerror}): choose another --out\n")
     try:
         describe_machine(study)
-        parts = PARTS if args.part == "all" else [args.part]
-        for part in parts:
-            if part == "toy":
-                part_toy(study)
-            elif part == "throughput":
-                part_throughput(study)
-            elif part == "study" and not part_study(study):
-                break  # stopped by the budget: the summary would be of a study not finished
-            elif part == "summary":
-                part_summary(study)
-        study.say(f"done in {time.time() - study.started:.0f} s; results in {study.results_path}")
+        run_parts(study)
     except KeyboardInterrupt:
         study.say("interrupted: what finished is kept; run the same command again to continue", screen=False)
         print(
