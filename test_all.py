@@ -22,9 +22,11 @@ import pickle
 import re
 import runpy
 import shutil
+import signal
 import struct
 import subprocess
 import sys
+import time
 import types
 import wave
 
@@ -37,6 +39,7 @@ import backbones
 import data
 import metrics
 import retrieve
+from benchmarks import throughput
 from dataset_sources import toy
 from study import claims, figures, runs, summary
 
@@ -2257,6 +2260,134 @@ def test_the_notebook_runs_the_main_job_and_the_retrieval(tmp_path):
         o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})
     ]
     assert len(images) == 3, "the curves, the precision@K curve and the top-5 sheet"
+
+
+# --- benchmarks/: the throughput table, and the GPU study run at tiny sizes on the CPU ---------------------
+
+
+def test_throughput_counts_gflop_per_sample_and_finds_the_cards_peak():
+    """FLOPs of one forward and backward pass per sample: ResNet-18's forward pass at 224 px is the well-known
+    1.8 GMAC (3.6 GFLOP); a backward pass costs about twice a forward, and a pair goes through two towers, so
+    about 21 GFLOP; VGG-11-BN's convolutions are about 4x ResNet-18's. The peak is the card's, never a
+    neighbour's (an L40S is not an L4), and a card not in the table is said to be unknown."""
+    sound = throughput.gflop_per_sample("sound_only", "resnet", 224)
+    pair = throughput.gflop_per_sample("tt_agg", "resnet", 224)
+    assert (
+        3.4 < sound / 3 < 3.8
+        and 20 < pair < 22
+        and 84 < throughput.gflop_per_sample("tt_agg", "vgg", 224) < 94
+    )
+    assert throughput.gflop_per_sample("tt_agg", "resnet", 32) == pytest.approx(
+        pair * (32 / 224) ** 2, rel=0.1
+    )
+    names = {
+        "NVIDIA H100 80GB HBM3": 989,
+        "NVIDIA H100 PCIe": 756,
+        "NVIDIA H200": 989,
+        "NVIDIA A100-SXM4-80GB": 312,
+        "NVIDIA L4": 121,
+        "NVIDIA L40S": None,
+        "Tesla T4": 65,
+        "NVIDIA GeForce RTX 4090": 165,
+        "NVIDIA GeForce RTX 4080": None,
+    }
+    assert {name: throughput.peak_tflops(name) for name in names} == names
+    row = {"experiment": "tt_agg", "backbone": "resnet", "script_per_s": 9000.0, "model_per_s": 10000.0}
+    row.update({"ratio": 0.9, "gflop_per_sample": 21.0, "model_tflops": 210.0, "warm_up_s": 2.0})
+    row.update({"peak_mib": 900.0, "fraction_of_peak": 210.0 / throughput.peak_tflops("NVIDIA H200")})
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert throughput.format_row(row, cuda).split()[-1] == "21.2%" and "%" not in throughput.format_row(
+        row, cpu
+    )
+    assert throughput.format_row({**row, "fraction_of_peak": None}, cuda).endswith("unknown card")
+
+
+def gpu_study(out, part="all", **settings):
+    """`bash benchmarks/gpu_study.sh` at tiny sizes on the CPU: sound_only with ResNet, two seeds, one epoch;
+    started in its own process group (so that a test can press Ctrl-C), with PYTHONUNBUFFERED set."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": "", "OUT": str(out), "PART": part}
+    env.update({"VIDEOS": "24", "SIZE": "32", "EPOCHS": "1", "DEVICE": "cpu", "SEEDS": "0 1"})
+    env.update({"SCRIPTS": "sound_only", "BACKBONES": "resnet", **settings})
+    command = ["bash", "benchmarks/gpu_study.sh", "--throughput-epochs", "2"]
+    pipe = subprocess.PIPE
+    return subprocess.Popen(
+        command, cwd=HERE, env=env, stdout=pipe, stderr=pipe, text=True, start_new_session=True
+    )
+
+
+def test_gpu_study_runs_its_parts_and_after_ctrl_c_redoes_nothing_finished(tmp_path):
+    """The first call is interrupted (Ctrl-C to its process group) once the first run is saved: one line, exit
+    130, nothing half-written. The second continues: the toy reused, the throughput kept, the finished run
+    skipped and left byte for byte, the other run made, the summary printed; each call has a results file."""
+    out = tmp_path / "gpu"
+    first = gpu_study(out)
+    saved = out / "sound_only-resnet-seed0"
+    while not (saved / "metrics.json").exists() and first.poll() is None:
+        time.sleep(0.1)
+    before = snapshot(saved)
+    os.killpg(first.pid, signal.SIGINT)
+    stdout, stderr = first.communicate(timeout=300)
+    assert first.returncode == 130 and stderr.startswith("interrupted") and stderr.count("\n") == 1, stderr
+    assert not [name for name in os.listdir(out) if name.startswith(".tmp-")]
+    header, row = [
+        line.split() for line in stdout.splitlines() if line.startswith(("experiment ", "sound_only "))
+    ]
+    gflop = throughput.gflop_per_sample("sound_only", "resnet", 32)
+    assert "GFLOP/smp" in header and float(row[header.index("GFLOP/smp")]) == pytest.approx(gflop, abs=0.01)
+
+    second = gpu_study(out)
+    stdout, stderr = second.communicate(timeout=300)
+    assert second.returncode == 0 and stderr == "", stderr
+    for said in [
+        "is there (built earlier): reused",
+        "(measured earlier): kept",
+        "seed0 skipped: finished earlier",
+    ]:
+        assert said in stdout, said
+    assert "sound_only-resnet-seed1 finished in" in stdout and "Table 2" in stdout
+    assert snapshot(saved) == before
+    summary = [line.split()[1:] for line in stdout.splitlines() if "] sound_only-resnet-seed" in line]
+    assert len(summary) == 2 and all(len(cells) == 7 and float(cells[2]) > 0 for cells in summary), summary
+    results = sorted(name for name in os.listdir(out) if name.startswith("gpu_study-"))
+    assert len(results) == 2 and "interrupted" in (out / results[0]).read_text().splitlines()[-1]
+
+
+@pytest.mark.parametrize("case", ["top of the file system", "sources", "link into the sources", "not ours"])
+def test_gpu_study_refuses_an_out_it_must_not_write_before_any_work(case, tmp_path):
+    """OUT at the top of the file system or in the project's sources (through a link too), or holding a file
+    named like one this program replaces but not of ours: one line, exit 2, nothing written."""
+    out = {"top of the file system": "/", "sources": os.path.join(HERE, "benchmarks", "out")}.get(case)
+    if case == "link into the sources":
+        os.symlink(os.path.join(HERE, "study"), tmp_path / "link")
+        out = tmp_path / "link" / "out"
+    if case == "not ours":
+        out = tmp_path / "gpu"
+        out.mkdir()
+        (out / "throughput.json").write_text('{"mine": 1}')
+    before = snapshot(HERE, tmp_path)
+    r = gpu_study(out)
+    stdout, stderr = r.communicate(timeout=120)
+    check_refused(subprocess.CompletedProcess([], r.returncode, stdout, stderr), out)
+    assert snapshot(HERE, tmp_path) == before
+
+
+def test_gpu_study_keeps_earlier_results_when_a_call_fails(tmp_path):
+    """A call that fails (the study part before the toy is built) says so in one line and in a results file of
+    its own; an earlier call's results file and times file are left byte for byte."""
+    out = tmp_path / "gpu"
+    out.mkdir()
+    for name in ["gpu_study.txt", "gpu_study-20260101-120000-all.txt"]:  # an older version's name, this one's
+        (out / name).write_text(
+            "written by matsound: benchmarks/gpu_study.py --part all\nthe H100's numbers\n"
+        )
+    (out / "gpu_study_times.json").write_text(
+        '{"written_by": "matsound benchmarks/gpu_study.py", "runs": {}}'
+    )
+    before = snapshot(out)
+    r = gpu_study(out, part="study", VIDEOS="11")
+    stdout, stderr = r.communicate(timeout=120)
+    assert r.returncode == 1 and stderr.startswith("error: no dataset at") and stderr.count("\n") == 1, stderr
+    assert snapshot(out).items() >= before.items() and len(os.listdir(out)) == 4
 
 
 # --- The project as a whole -------------------------------------------------------------------------------
