@@ -49,13 +49,19 @@ def tower(backbone, in_channels, out_features):
 
 
 def count_parameters(net):
+    """The number of parameters (weights and biases) of `net`."""
     return sum(p.numel() for p in net.parameters())
 
 
 def precision(choice, device):
     """The arithmetic the towers run in: 'auto' -> 'bf16' on CUDA (bf16 autocast and channels-last memory
-    format: tensor cores, about half the memory traffic), 'fp32' elsewhere (a CPU gains little from either)."""
-    return ("bf16" if device.type == "cuda" else "fp32") if choice == "auto" else choice
+    format: tensor cores, about half the memory traffic), 'fp32' elsewhere (a CPU gains little from
+    either); 'bf16' or 'fp32' as asked."""
+    if choice != "auto":
+        return choice
+    if device.type == "cuda":
+        return "bf16"
+    return "fp32"
 
 
 def autocast(device, precision):
@@ -66,5 +72,6 @@ def autocast(device, precision):
 
 
 def memory_format(precision):
-    """channels-last (NHWC) with bf16, where the convolution kernels prefer it; the default (NCHW) with fp32."""
+    """channels-last (NHWC) with bf16, where the convolution kernels prefer it; the default (NCHW) with
+    fp32."""
     return torch.channels_last if precision == "bf16" else torch.contiguous_format

@@ -1,7 +1,11 @@
-"""What every script shares: the dataset file (a dict of TENSORS, video_ids, sample_rate, materials, source
-('toy' or 'greatest-hits'), format_version, seed, size, made by `python data.py toy` or `python data.py prepare
-ROOT`) and its check, spectrograms, the image transform, loading; writing files so that nothing is half-written
-or replaced that is not ours; the checks of flags and of divergence. Files are read with weights_only=True."""
+"""What every script shares: the dataset file and its check, spectrograms, the image transform, loading;
+writing files so that nothing is half-written or replaced that is not ours; the run folder's name; the checks
+of flags and of divergence.
+
+The dataset file is a dict of TENSORS, video_ids, sample_rate, materials, source ('toy' or 'greatest-hits'),
+format_version, seed and size, made by `python data.py toy` or `python data.py prepare ROOT`. Files are read
+with weights_only=True: a file from a stranger is data, never code.
+"""
 
 import argparse
 import contextlib
@@ -38,17 +42,18 @@ MATERIALS = [
 ]  # Table 1's IDs, used everywhere
 NUM_MATERIALS = len(MATERIALS)  # 17
 MATERIAL_ID = {name: i for i, name in enumerate(MATERIALS)}  # the annotation files' lowercase names -> ID
-CLIPS_PER_VIDEO, FORMAT_VERSION = 10, 1
+CLIPS_PER_VIDEO = 10  # paper 3.1: ten hits per video
+FORMAT_VERSION = 1  # of the dataset file: a file of another version is refused, not misread
 SPLITS = {"train": 0, "val": 1, "test": 2}
 SAMPLE_RATE = 22050  # both sources: the toy is made at this rate, the real 96 kHz recordings resampled to it
 TOY_DEFAULTS = dict(videos=70, size=32, seed=0)  # the default toy, small enough for a laptop CPU (README)
 TENSORS = {  # the dataset file's tensors, their types and shapes (V videos, S pixels, N samples)
     "frames": torch.uint8,  # (V, 3, S, S)  one RGB frame per video
-    "image_labels": torch.bool,  # (V, 17)       every material present in the video (multi-label, paper 3.3.2)
+    "image_labels": torch.bool,  # (V, 17)       every material in the video (multi-label, paper 3.3.2)
     "clips": torch.int16,  # (V, 10, N)    ten one-second mono clips per video, each centred on a hit (3.1)
     "clip_materials": torch.int64,  # (V, 10)       the material ID of each clip (Table 1 order)
-    "split": torch.int8,
-}  # (V,)          0 train, 1 validation, 2 test, by video
+    "split": torch.int8,  # (V,)          0 train, 1 validation, 2 test, by video
+}
 REBUILD = "rebuild it with `python data.py toy` or `python data.py prepare ROOT`"
 
 
@@ -115,8 +120,18 @@ def image_transform(frames, size, train):
 # --- The dataset file: check, fingerprint, read, load onto the device -------------------------------------
 
 
+def typed(d, key):
+    """d[key] when it is a tensor of its type in TENSORS, else an empty tensor of that type, whose shape check
+    then fails: so check_dataset reads every tensor the same way."""
+    value = d[key]
+    if isinstance(value, torch.Tensor) and value.dtype == TENSORS[key]:
+        return value
+    return torch.zeros((0,) * 5, dtype=TENSORS[key])
+
+
 def check_dataset(d, name="dataset"):
-    """Raise DataError unless `d` follows the contract above in full: a bad file stops here, in one line."""
+    """Raise DataError unless `d` follows the contract above in full: a bad file stops here, in one line
+    naming the first problem found."""
 
     def refuse(problem):
         raise DataError(f"{name} {problem}: {REBUILD}")
@@ -125,60 +140,48 @@ def check_dataset(d, name="dataset"):
         refuse("is not a dataset dict")
     if d.get("format_version") != FORMAT_VERSION:
         refuse(f"has format version {d.get('format_version')}, this code reads version {FORMAT_VERSION}")
-    if missing := [k for k in [*TENSORS, "video_ids", "sample_rate", "materials", "source"] if k not in d]:
+    missing = [k for k in [*TENSORS, "video_ids", "sample_rate", "materials", "source"] if k not in d]
+    if missing:
         refuse(f"lacks {', '.join(missing)}")
     ids = d["video_ids"]
-    V = len(ids) if isinstance(ids, (list, tuple)) else -1
-    # each tensor, or an empty one of its type where it is not a tensor of that type (so its shape check fails)
-    f, labels, clips, mats, split = (
-        d[k] if isinstance(d[k], torch.Tensor) and d[k].dtype == t else torch.zeros((0,) * 5, dtype=t)
-        for k, t in TENSORS.items()
-    )
-    n = [int((split == s).sum()) for s in SPLITS.values()] if split.shape == (V,) else [0, 0, 0]
-    problems = [
-        text
-        for wrong, text in [
-            (
-                V < 1 or not all(isinstance(i, str) for i in ids) or len(set(ids)) < V,
-                "video_ids must be a list of distinct strings, at least one",
-            ),
-            (
-                f.ndim != 4 or f.shape[:2] != (V, 3) or f.shape[2] != f.shape[3] or f.shape[2] < 32,
-                "frames must be uint8 (V, 3, S, S), S 32 or more (VGG halves a frame five times)",
-            ),
-            (labels.shape != (V, NUM_MATERIALS), "image_labels must be bool (V, 17)"),
-            (
-                clips.shape != (V, CLIPS_PER_VIDEO, SAMPLE_RATE),
-                f"clips must be int16 (V, 10, {SAMPLE_RATE}), one second",
-            ),
-            (
-                mats.shape != (V, CLIPS_PER_VIDEO)
-                or bool(mats.numel() and (mats.min() < 0 or mats.max() >= NUM_MATERIALS)),
-                "clip_materials must be int64 (V, 10) with IDs 0-16",
-            ),
-            (
-                n[0] < 2 or 0 in n or sum(n) != V,
-                f"split must be int8 (V,) of 0, 1, 2, with 2 or more train videos and "
-                f"1 or more val and test videos (found {n[0]} / {n[1]} / {n[2]})",
-            ),
-            (
-                type(d["sample_rate"]) is not int or d["sample_rate"] != SAMPLE_RATE,
-                f"sample_rate must be {SAMPLE_RATE}",
-            ),
-            (
-                not isinstance(d["materials"], (list, tuple)) or list(d["materials"]) != MATERIALS,
-                "materials must be the paper's Table 1 in order",
-            ),
-            (not isinstance(d["source"], str), "source must be a string"),
-        ]
-        if wrong
-    ]
-    if problems:  # the first only: one line to read
-        refuse(f"is malformed: {problems[0]}")
+    strings = isinstance(ids, (list, tuple)) and all(isinstance(i, str) for i in ids)
+    if not strings or not ids or len(set(ids)) < len(ids):
+        refuse("is malformed: video_ids must be a list of distinct strings, at least one")
+    V = len(ids)
+    frames = typed(d, "frames")
+    square = frames.ndim == 4 and frames.shape[:2] == (V, 3) and frames.shape[2] == frames.shape[3]
+    if not square or frames.shape[2] < 32:
+        refuse(
+            "is malformed: frames must be uint8 (V, 3, S, S), S 32 or more (VGG halves a frame five times)"
+        )
+    if typed(d, "image_labels").shape != (V, NUM_MATERIALS):
+        refuse("is malformed: image_labels must be bool (V, 17)")
+    if typed(d, "clips").shape != (V, CLIPS_PER_VIDEO, SAMPLE_RATE):
+        refuse(f"is malformed: clips must be int16 (V, 10, {SAMPLE_RATE}), one second")
+    materials = typed(d, "clip_materials")
+    known = materials.numel() == 0 or bool(materials.min() >= 0 and materials.max() < NUM_MATERIALS)
+    if materials.shape != (V, CLIPS_PER_VIDEO) or not known:
+        refuse("is malformed: clip_materials must be int64 (V, 10) with IDs 0-16")
+    split = typed(d, "split")
+    n = [0, 0, 0]  # videos in train, val, test
+    if split.shape == (V,):
+        n = [int((split == s).sum()) for s in SPLITS.values()]
+    if n[0] < 2 or 0 in n or sum(n) != V:
+        refuse(
+            f"is malformed: split must be int8 (V,) of 0, 1, 2, with 2 or more train videos and "
+            f"1 or more val and test videos (found {n[0]} / {n[1]} / {n[2]})"
+        )
+    if type(d["sample_rate"]) is not int or d["sample_rate"] != SAMPLE_RATE:
+        refuse(f"is malformed: sample_rate must be {SAMPLE_RATE}")
+    if not isinstance(d["materials"], (list, tuple)) or list(d["materials"]) != MATERIALS:
+        refuse("is malformed: materials must be the paper's Table 1 in order")
+    if not isinstance(d["source"], str):
+        refuse("is malformed: source must be a string")
 
 
 def fingerprint(d):
-    """16 hex digits of sha256 over a dataset dict's tensors and ids: a file rebuilt at the same path differs."""
+    """16 hex digits of sha256 over a dataset dict's tensors and ids: runs record it, so that a file rebuilt
+    at the same path is told apart from the one a run was trained on."""
     h = hashlib.sha256()
     for k in TENSORS:
         t = d[k].detach().cpu().contiguous()
@@ -190,17 +193,17 @@ def fingerprint(d):
 
 def read_dataset(path):
     """The dataset dict at `path`, checked; DataError with a clear message otherwise."""
-    if not path or not os.path.isfile(
-        path
-    ):  # nothing, a folder, or a device or pipe that reading could hang on
+    if not path:
         raise DataError(
             "--data is empty: give a dataset file made by data.py, or leave --data out for the toy"
-            if not path
-            else f"no dataset file at {path}: make one with `python data.py toy --out {path}`"
-            if not os.path.exists(path)
-            else f"{path} is {'a folder' if os.path.isdir(path) else 'not a regular file'}, not a dataset "
-            f"file (a .pt made by data.py)"
         )
+    if not os.path.exists(path):
+        raise DataError(f"no dataset file at {path}: make one with `python data.py toy --out {path}`")
+    # A folder, or a device or pipe that reading could hang on, is refused before torch.load opens it.
+    if os.path.isdir(path):
+        raise DataError(f"{path} is a folder, not a dataset file (a .pt made by data.py)")
+    if not os.path.isfile(path):
+        raise DataError(f"{path} is not a regular file, not a dataset file (a .pt made by data.py)")
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -210,56 +213,89 @@ def read_dataset(path):
 
 
 def toy_path(videos, size, seed):
+    """Where `python data.py toy` writes a toy of these sizes by default, and where the scripts look for the
+    default toy (TOY_DEFAULTS) when given no --data."""
     return os.path.join("data", f"toy-v{videos}-s{size}-seed{seed}.pt")
 
 
 class Dataset:
-    """The whole dataset on the device, loaded once, so a batch is an index slice: TENSORS but clips as spectrograms
-    (V, 10, 1, S, S) float32, video_ids, source, sample_rate, size (S), path, `fingerprint` (recorded in runs)."""
+    """The whole dataset on the device, loaded once, so that a batch is an index slice.
+
+    It holds the TENSORS but the clips, which are turned into spectrograms once, here: `spectrograms`
+    (V, 10, 1, S, S) float32. Also video_ids, source, sample_rate, size (S), path, and `fingerprint`, which
+    every run records.
+    """
 
     def __init__(self, d, path, device):
-        self.frames, self.image_labels, self.clip_materials, self.split = (
-            d[k].to(device) for k in ["frames", "image_labels", "clip_materials", "split"]
-        )
-        self.size, self.sample_rate, self.fingerprint = (
-            d["frames"].shape[-1],
-            d["sample_rate"],
-            fingerprint(d),
-        )
+        self.frames = d["frames"].to(device)
+        self.image_labels = d["image_labels"].to(device)
+        self.clip_materials = d["clip_materials"].to(device)
+        self.split = d["split"].to(device)
+        self.size = d["frames"].shape[-1]
+        self.sample_rate = d["sample_rate"]
+        self.fingerprint = fingerprint(d)
         self.spectrograms = spectrogram(d["clips"].to(device), self.sample_rate, self.size)
-        self.video_ids, self.source, self.path = list(d["video_ids"]), d["source"], path
+        self.video_ids = list(d["video_ids"])
+        self.source = d["source"]
+        self.path = path
 
-    def videos(self, split):  # indices (on the device) of the videos in 'train', 'val' or 'test'
+    def videos(self, split):
+        """The indices (on the device) of the videos in `split`: 'train', 'val' or 'test'."""
         return torch.nonzero(self.split == SPLITS[split]).flatten()
 
     def describe(self):
+        """One line on the dataset, as every script prints it and records it with the run."""
         n = [len(self.videos(s)) for s in SPLITS]
         return (
-            f"{self.source} data {self.path}: {len(self.video_ids)} videos ({n[0]} train / {n[1]} val / {n[2]} "
-            f"test), {self.size}x{self.size} frames, {CLIPS_PER_VIDEO} clips of {self.sample_rate} Hz per video"
+            f"{self.source} data {self.path}: {len(self.video_ids)} videos ({n[0]} train / {n[1]} val / "
+            f"{n[2]} test), {self.size}x{self.size} frames, {CLIPS_PER_VIDEO} clips of {self.sample_rate} Hz "
+            f"per video"
         )
 
 
 def load(path, device):
     """The dataset file at `path` (None: the default toy, built on first use) on `device`, as a `Dataset`."""
     if path is None:
-        path = toy_path(**TOY_DEFAULTS)
-        if not os.path.exists(path):
-            from dataset_sources import toy  # the generator, needed only this once
-
-            print(f"building the toy dataset {path} (first use; reused afterwards)", flush=True)
-            atomic_save(toy.make_toy(**TOY_DEFAULTS), path)
+        path = default_toy()
     return Dataset(read_dataset(path), path, device)
+
+
+def default_toy():
+    """The path of the default toy (TOY_DEFAULTS), which every script uses when given no --data: built on
+    first use, so that a first run needs no extra command, and reused afterwards."""
+    path = toy_path(**TOY_DEFAULTS)
+    if not os.path.exists(path):
+        print(f"building the toy dataset {path} (first use; reused afterwards)", flush=True)
+        toy = dataset_source("toy")
+        atomic_save(toy.make_toy(**TOY_DEFAULTS), path)
+    return path
+
+
+def dataset_source(name):
+    """The module of dataset_sources/ that makes a dataset file: 'toy' (the generator) or 'greatest_hits' (the
+    real archive's preparation, the one module that needs PyAV)."""
+    # dataset_sources/ sits above this module and imports it: imported here, when a dataset is made (the
+    # default toy on first use, `python data.py toy` or `prepare`), never when data.py is imported.
+    if name == "toy":
+        from dataset_sources import toy as source
+    else:
+        from dataset_sources import greatest_hits as source
+    return source
 
 
 def pick_device(name, deterministic=False):
     """'auto' -> CUDA when present, else CPU; 'cuda' without a GPU is an error. `deterministic`: no cudnn
-    autotuning and deterministic kernels, so a seeded GPU run repeats (a CPU run does anyway, at equal threads)."""
-    name = ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+    autotuning and deterministic kernels, so that a seeded GPU run repeats (a CPU run does anyway, at equal
+    threads)."""
+    if name == "auto":
+        name = "cpu"
+        if torch.cuda.is_available():
+            name = "cuda"
     if name == "cuda" and not torch.cuda.is_available():
         raise DataError("--device cuda was asked for but no CUDA GPU is visible: use --device cpu or auto")
     if name == "cuda":
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = not deterministic, deterministic
+        torch.backends.cudnn.benchmark = not deterministic  # autotuning picks kernels by speed, run to run
+        torch.backends.cudnn.deterministic = deterministic
         if deterministic:
             os.environ.setdefault(
                 "CUBLAS_WORKSPACE_CONFIG", ":4096:8"
@@ -272,11 +308,11 @@ def pick_device(name, deterministic=False):
 #
 # The rule, for every program of the project: a file or folder is ours when it carries proof that the project
 # wrote it, and only what is ours is ever replaced or deleted.
-# - A folder the project writes (a run folder, a student copy, the study's figures) holds MANIFEST, naming every
-#   file written into it; the folder is ours when it is a real folder (not a link) and holds nothing else.
+# - A folder the project writes (a run folder, a student copy, the study's figures) holds MANIFEST, naming
+#   every file written into it; the folder is ours when it is a real folder (not a link) holding nothing else.
 # - A single file is ours when its folder's manifest names it, or by its own content: a dataset file (its
-#   format_version), a JSON object whose "written_by" begins with SIGNATURE, or a text file whose first line says
-#   "written by matsound".
+#   format_version), a JSON object whose "written_by" begins with SIGNATURE, or a text file whose first line
+#   says "written by matsound".
 # Anything else in the way is left as it is, with one line saying so. Links are never followed for writing.
 
 SIGNATURE = "matsound"
@@ -286,7 +322,7 @@ OUTPUT_FOLDERS = ("runs", "data", "teaching-runs", "runs-gpu")  # the project's 
 
 
 def read_manifest(folder):
-    """The relative paths (with '/') a folder's manifest names; None when it has no readable manifest of ours."""
+    """The relative paths (with '/') a folder's manifest names; None without a readable manifest of ours."""
     path = os.path.join(folder, MANIFEST)
     if os.path.islink(path) or not os.path.isfile(path):
         return None
@@ -314,7 +350,7 @@ def files_in(folder):
 
 
 def not_ours_in_folder(folder):
-    """None when `folder` is ours (a real folder whose manifest names all it holds), else what is in the way."""
+    """None when `folder` is ours (a real folder whose manifest names all it holds), else what is amiss."""
     if os.path.islink(folder):
         return f"{folder} is a link"
     if not os.path.isdir(folder):
@@ -401,8 +437,8 @@ def check_outside_project(path, allowed=OUTPUT_FOLDERS):
 
 
 def atomic_write(path, write):
-    """Every file the project writes: `write(f)` on a temporary file beside `path` (bytes), renamed to `path`, so
-    none is ever half-written; an existing file is replaced only when it is ours (`owned`)."""
+    """Every file the project writes: `write(f)` on a temporary file beside `path` (bytes), renamed to `path`,
+    so none is ever half-written; an existing file is replaced only when it is ours (`owned`)."""
     check_out(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -454,8 +490,8 @@ def remove_ours(folder):
 @contextlib.contextmanager
 def atomic_folder(path, program=None):
     """`with atomic_folder(path) as folder:` the files go into a new staging `folder` beside `path`; when the
-    block ends without error, MANIFEST names them and the folder replaces `path` (nothing there, or a folder of
-    ours); after an error or Ctrl-C, the staging folder is removed and `path` is as it was."""
+    block ends without error, MANIFEST names them and the folder replaces `path` (nothing there, or a folder
+    of ours); after an error or Ctrl-C, the staging folder is removed and `path` is as it was."""
     program = program or os.path.basename(sys.argv[0]) or "python"
     check_out(path, folder=True)
     parent = os.path.dirname(os.path.abspath(path))
@@ -488,15 +524,32 @@ def atomic_folder(path, program=None):
             os.rmdir(hold)
 
 
-# --- What the training scripts share: flag ranges, batches, divergence ------------------------------------
+# --- What the training scripts share: the run's name, flag ranges, batches, divergence ----------------------
 
+
+def run_name(script, backbone, weighted=False, seed=0):
+    """The name of a run's folder: <script>-<backbone>[-weighted]-seed<k>, e.g. 'tt_agg-resnet-seed0' or
+    'visual_only-vgg-weighted-seed1'. Seeds sit side by side and never overwrite each other. A retrieval's
+    `script` is 'retrieve' or 'retrieve-sound-to-image', and k the seed its towers were trained with:
+    'retrieve-resnet-seed0', 'retrieve-resnet-sound-to-image-seed0'."""
+    name, _, direction = script.partition("-")
+    parts = [name, backbone]
+    if direction:
+        parts.append(direction)
+    if weighted:
+        parts.append("weighted")
+    parts.append(f"seed{seed}")
+    return "-".join(parts)
+
+
+# The training flags' ranges, checked before any work: flag: (in range?, the range in words).
 FLAGS = {
     "epochs": (lambda v: v >= 1, "1 or more"),
     "batch_size": (lambda v: v >= 2, "2 or more (batch normalisation cannot train on one example)"),
     "lr": (lambda v: 0 < v <= torch.finfo().max, "a positive number, at most float32's largest (3.4e38)"),
     "momentum": (lambda v: 0 <= v < 1, "from 0 to below 1"),
-    "seed": (lambda v: 0 <= v < 2**63, "from 0 to 2**63 - 1"),
-}  # flag: (in range?, the range in words)
+    "seed": (lambda v: 0 <= v < 2**63, "from 0 to 2**63 - 1"),  # torch.manual_seed takes a 64-bit integer
+}
 
 
 def check_flags(args):
@@ -515,20 +568,24 @@ def batches(order, batch_size):
 
 
 def check_finite(values, epoch=None):
-    """Raise FloatingPointError if an epoch's losses (steps,) or a model's outputs (no `epoch`: no loss sees the
-    last step's result) hold a NaN or an infinity: a diverged run stops before anything is saved."""
-    if bad := torch.nonzero(~torch.isfinite(values)).tolist():
+    """Raise FloatingPointError if an epoch's losses (steps,) or a model's outputs (no `epoch`: no loss sees
+    the last step's result) hold a NaN or an infinity: a diverged run stops before anything is saved."""
+    bad = torch.nonzero(~torch.isfinite(values)).tolist()
+    if not bad:
+        return
+    if epoch:
+        step = bad[0][0]
         raise FloatingPointError(
-            f"the training loss became {values[bad[0][0]].item()} at epoch {epoch}, step "
-            f"{bad[0][0] + 1}: lower --lr, or check the data"
-            if epoch
-            else "the model's outputs are NaN or infinite (its weights overflowed): lower --lr"
+            f"the training loss became {values[step].item()} at epoch {epoch}, step {step + 1}: lower --lr, "
+            f"or check the data"
         )
+    raise FloatingPointError("the model's outputs are NaN or infinite (its weights overflowed): lower --lr")
 
 
 def main(argv=None):
     """`python data.py toy ...` and `python data.py prepare ROOT ...`: handed over to dataset_sources/."""
-    argv = sys.argv[1:] if argv is None else argv
+    if argv is None:
+        argv = sys.argv[1:]
     parser = argparse.ArgumentParser(
         prog="data.py",
         usage="%(prog)s [-h] {toy,prepare} ...",
@@ -540,8 +597,11 @@ def main(argv=None):
         help="toy: synthesise the toy Greatest Hits; "
         "prepare: convert the unpacked real one (`python data.py toy --help`: their flags)",
     )
-    name = {"toy": "toy", "prepare": "greatest_hits"}[parser.parse_args(argv[:1]).command]
-    __import__(f"dataset_sources.{name}", fromlist=[name]).main(argv[1:])  # only greatest_hits imports PyAV
+    command = parser.parse_args(argv[:1]).command
+    if command == "toy":
+        dataset_source("toy").main(argv[1:])
+    else:
+        dataset_source("greatest_hits").main(argv[1:])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""FC_AGG: image and sound towers, concatenated, one linear layer -> the sound's material (paper 3.4.1, Table 4).
+"""FC_AGG: image and sound towers, concatenated, one linear layer -> the sound's material (3.4.1, Table 4).
 
     python fc_agg.py --backbone resnet
 
@@ -147,7 +147,7 @@ def evaluate(model, ds, examples, batch_size, precision):
 
 def main():
     parser, args = parse_args()
-    out = os.path.join(args.out, f"{SCRIPT}-{args.backbone}-seed{args.seed}")
+    out = os.path.join(args.out, data.run_name(SCRIPT, args.backbone, seed=args.seed))
     try:
         data.check_flags(args)
         data.check_out(out, folder=True)  # where the run goes: found out now, not after training
@@ -157,18 +157,20 @@ def main():
         ds = data.load(args.data, device)
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
+    deterministic = " (deterministic)" if args.deterministic else ""
     print(
-        f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}, {args.precision}; "
+        f"{SCRIPT}: {ds.describe()}; device {device}{deterministic}, {args.precision}; "
         f"{backbones.BACKBONES[args.backbone]} towers; {args.epochs} epochs",
         flush=True,
     )
 
     model = FCAgg(args.backbone).to(device, memory_format=backbones.memory_format(args.precision))
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
-    train_examples, val_examples, test_examples = (
-        make_examples(ds, ds.videos(s)) for s in ["train", "val", "test"]
-    )
-    curves, start = [], time.time()
+    train_examples = make_examples(ds, ds.videos("train"))
+    val_examples = make_examples(ds, ds.videos("val"))
+    test_examples = make_examples(ds, ds.videos("test"))
+    curves = []
+    start = time.time()
     for epoch in range(1, args.epochs + 1):
         tick = time.time()
         train_loss = train_epoch(model, optimizer, ds, train_examples, args.batch_size, epoch, args.precision)

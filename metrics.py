@@ -148,7 +148,8 @@ def chance_baseline(target):
 def format_row(title, val, test, paper, baseline, names):
     """The lines of one results row in the paper's table layout: validation and test columns, our numbers,
     the paper's, and the trivial baseline (on our test set; its validation numbers on our validation set)."""
-    w, group = 30, 11 * len(names) - 1
+    w = 30  # the row titles' width
+    group = 11 * len(names) - 1  # the width of one column group: a 10-wide cell and a space per metric
     heads = " ".join(f"{n[:10]:>10}" for n in names)
     lines = [
         title,
@@ -225,12 +226,16 @@ def draw_confusion(ax, matrix, names, title, name_rows=True, name_columns=True):
     im = ax.imshow(rates.numpy(), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")  # crisp cells
     ids = [str(i) for i in range(len(names))]
     full = [f"{i} {n}" for i, n in enumerate(names)]
-    ax.set_xticks(
-        range(len(names)), full if name_columns else ids, rotation=90 if name_columns else 0, fontsize=8
-    )
+    if name_columns:  # long names stand upright under the matrix
+        ax.set_xticks(range(len(names)), full, rotation=90, fontsize=8)
+    else:
+        ax.set_xticks(range(len(names)), ids, fontsize=8)
     ax.set_yticks(range(len(names)), full if name_rows else ids, fontsize=8)
     ax.set_xlabel("predicted material")
-    ax.set_ylabel("true material" + (" (grey: no clips in this set)" if (clips == 0).any() else ""))
+    ylabel = "true material"
+    if (clips == 0).any():
+        ylabel += " (grey: no clips in this set)"
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     return im
 
@@ -255,6 +260,9 @@ def format_confusion(matrix):
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Ranking (retrieve.py, paper 4.4.1, Figure 8). Each metric takes similarity (Q, N), query q's score for
+# library item n, and relevant (Q, N) bool; an item left out of a query's library is not among its N columns.
+# ----------------------------------------------------------------------------------------------------------
 
 
 def rank(similarity, relevant):
@@ -270,8 +278,8 @@ def rank(similarity, relevant):
 
 
 def precision_at_k(similarity, relevant, k):
-    """Precision@K for K = 1..k: (Q, k) float, entry [q, K-1] the share of relevant items among query q's top K
-    (paper Figure 8: the share of good sounds). Ranked by `rank`, ties pessimistic."""
+    """Precision@K for K = 1..k: (Q, k) float, entry [q, K-1] the share of relevant items among query q's
+    top K (paper Figure 8: the share of good sounds). Ranked by `rank`, ties pessimistic."""
     hits = relevant.gather(1, rank(similarity, relevant))[:, :k].float()  # (Q, k): relevance, best first
     return hits.cumsum(1) / torch.arange(1, k + 1, device=hits.device)
 
@@ -307,8 +315,10 @@ def random_average_precision(n, r):
     fill the i - 1 ranks above it at rate (r-1)/(n-1), so E[AP] = 1/n sum_i (1 + (i-1)(r-1)/(n-1)) / i
     = (r-1)/(n-1) + (n-r)/(n(n-1)) H_n, H_n = 1 + 1/2 + ... + 1/n. Above the common approximation r/n when r
     is small (a random ranking may still put a relevant item first). NaN when r = 0, like AP."""
-    if r == 0 or n == 1:
-        return float("nan") if r == 0 else 1.0
+    if r == 0:
+        return float("nan")
+    if n == 1:
+        return 1.0  # one item, and it is relevant
     return (r - 1) / (n - 1) + (n - r) / (n * (n - 1)) * sum(1 / i for i in range(1, n + 1))
 
 
@@ -320,50 +330,39 @@ def random_recall_at_k(n, r, k):
 def random_first_rank(n, r):
     """(mean, median) of the first relevant item's rank: mean (n+1)/(r+1); median the smallest m with
     P(rank <= m) = 1 - C(n-m, r)/C(n, r) >= 1/2."""
-    return (n + 1) / (r + 1), next(m for m in range(1, n + 1) if 2 * math.comb(n - m, r) <= math.comb(n, r))
+    mean = (n + 1) / (r + 1)
+    median = next(m for m in range(1, n + 1) if 2 * math.comb(n - m, r) <= math.comb(n, r))
+    return mean, median
 
 
 def format_retrieval_table(ms, source=None):
-    """The retrieval table of metrics.json dicts `ms` (one per seed of the towers) as lines, each row beside random
-    retrieval. One run: the single query and the value over every test query ± its spread; several: the mean ±
-    std (sample std, n - 1) over the runs of each run's value over every test query."""
-    m, several = ms[0], len(ms) > 1
+    """The retrieval table of metrics.json dicts `ms` (one per seed of the towers) as lines, each row beside
+    random retrieval. One run: the single query and the value over every test query ± its spread; several:
+    the mean ± std (sample std, n - 1) over the runs of each run's value over every test query."""
+    m = ms[0]
+    several = len(ms) > 1
     query, item = DIRECTIONS[m.get("direction", "image-to-sound")]
-    shown = "" if several else f"; one {query}: {m['query']['video_id']} ({', '.join(m['query']['labels'])})"
-    head = f"mean ± std over {len(ms)} seeds" if several else f"all {query}s (± std)"
-    lines = [
-        f"Retrieval, {query} -> {item}: {backbones.BACKBONES.get(m['backbone'], m['backbone'])} TT_AGG"
-        f"{' (' + source + ')' if source else ''}; library {m.get('library', '?')} ({m.get('library_size')} "
-        f"{item}s), the query's own video {'left out' if m.get('exclude_own_video') else 'included'}; "
-        f"{m.get('queries', m.get('test_images'))} test {query}s{shown}"
-        + (f"; seeds {', '.join(str(x.get('trained_seed', '?')) for x in ms)}" if several else ""),
-        f"{'':<34}{'' if several else 'one ' + query:>10}  {head:<28}{'random':>8}",
-    ]
+    title = f"Retrieval, {query} -> {item}: {backbones.BACKBONES.get(m['backbone'], m['backbone'])} TT_AGG"
+    if source:
+        title += f" ({source})"
+    title += (
+        f"; library {m.get('library', '?')} ({m.get('library_size')} {item}s), the query's own video "
+        f"{'left out' if m.get('exclude_own_video') else 'included'}; "
+        f"{m.get('queries', m.get('test_images'))} test {query}s"
+    )
+    if several:
+        title += f"; seeds {', '.join(str(x.get('trained_seed', '?')) for x in ms)}"
+        single_head = ""
+        head = f"mean ± std over {len(ms)} seeds"
+    else:
+        title += f"; one {query}: {m['query']['video_id']} ({', '.join(m['query']['labels'])})"
+        single_head = f"one {query}"
+        head = f"all {query}s (± std)"
+    lines = [title, f"{'':<34}{single_head:>10}  {head:<28}{'random':>8}"]
     for name in m.get("table", {}):
         rows = [x.get("table", {}).get(name) for x in ms]
-        if not all(isinstance(r, dict) and "all" in r for r in rows):  # a run without it, or an older table
-            continue
-        fmt = "{:.1f}" if name.endswith("rank") else "{:.3f}"
-        values = [r["all"] for r in rows]
-        std = statistics.stdev(values) if several else rows[0]["std"]
-        one = (
-            ""
-            if several
-            else ("yes" if rows[0]["single"] else "no")
-            if name.startswith("R@")
-            else fmt.format(rows[0]["single"])
-        )
-        over = fmt.format(statistics.mean(values)) + ("" if std is None else " ± " + fmt.format(std))
-        label = name + (
-            " of the own recording"
-            if name.startswith("R@")
-            else f" of the first own {item}"
-            if name.endswith("rank")
-            else ""
-        )
-        lines.append(
-            f"{label:<34}{one:>10}  {over:<28}{fmt.format(statistics.mean(r['random'] for r in rows)):>8}"
-        )
+        if all(isinstance(r, dict) and "all" in r for r in rows):  # else a run without it, or an older table
+            lines.append(format_retrieval_row(name, rows, item))
     without = [x.get("queries_without_relevant") or 0 for x in ms]
     if any(without):  # their AP is undefined; their precision@K is 0, and counted
         lines.append(
@@ -377,7 +376,35 @@ def format_retrieval_table(ms, source=None):
     return lines
 
 
+def format_retrieval_row(name, rows, item):
+    """One row of the retrieval table: `rows` holds the row of each run ({"single", "all", "std", "random"}).
+    One run: its single query and its value ± its spread over the queries; several: the mean ± std over the
+    runs (the single query differs from run to run, so it is not shown)."""
+    fmt = "{:.1f}" if name.endswith("rank") else "{:.3f}"
+    values = [r["all"] for r in rows]
+    label = name
+    if name.startswith("R@"):
+        label += " of the own recording"
+    elif name.endswith("rank"):
+        label += f" of the first own {item}"
+    single = ""
+    std = rows[0]["std"]  # None where a spread over the queries means nothing (R@K, ranks)
+    if len(rows) > 1:
+        std = statistics.stdev(values)
+    elif name.startswith("R@"):
+        single = "yes" if rows[0]["single"] else "no"
+    else:
+        single = fmt.format(rows[0]["single"])
+    over = fmt.format(statistics.mean(values))
+    if std is not None:
+        over += " ± " + fmt.format(std)
+    random = statistics.mean(r["random"] for r in rows)
+    return f"{label:<34}{single:>10}  {over:<28}{fmt.format(random):>8}"
+
+
 if __name__ == "__main__":
-    from study import summary  # `python metrics.py runs/`: the study summary, kept under its known name
+    # `python metrics.py runs/` is the summary's known command; study/ sits above this module and imports it,
+    # so it is imported here, when metrics.py runs as a command, never when it is imported.
+    from study import summary
 
     summary.main()

@@ -20,6 +20,7 @@ product). A retrieved sound is "good", relevant, when its material is among the 
 """
 
 import argparse
+import math
 import os
 import warnings
 import wave
@@ -60,6 +61,8 @@ depend on the library's order and a constant similarity scores the worst possibl
 
 
 def parse_args(argv=None):
+    """The flags, checked: a bad one ends the command in one line (exit 2) before any work."""
+
     class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
         pass  # the defaults after each flag's help, and DEFINITIONS kept as laid out
 
@@ -76,38 +79,35 @@ def parse_args(argv=None):
         "--direction",
         choices=list(metrics.DIRECTIONS),
         default="image-to-sound",
-        help="image-to-sound: "
-        "each test image ranks a sound library (the paper's); sound-to-image: each test sound ranks "
-        "the test frames",
+        help="image-to-sound: each test image ranks a sound library (the paper's); "
+        "sound-to-image: each test sound ranks the test frames",
     )
     parser.add_argument(
         "--run",
         default="runs/tt_agg-resnet-seed0",
-        help="the tt_agg run folder whose model.pt "
-        "holds the trained towers, or that model.pt itself (the paper uses ResNet, 4.4.1)",
+        help="the tt_agg run folder whose model.pt holds the trained towers, or that model.pt itself "
+        "(the paper uses ResNet, 4.4.1)",
     )
     parser.add_argument(
         "--query",
         default=None,
-        help="the test video whose frame (sound-to-image: first clip) is "
-        "the single query shown; none: a random test query drawn with --seed",
+        help="the test video whose frame (sound-to-image: first clip) is the single query shown; "
+        "none: a random test query drawn with --seed",
     )
     parser.add_argument("--seed", type=int, default=0, help="seeds the choice of the random query")
     parser.add_argument(
         "--library",
         choices=["all", "train"],
         default="all",
-        help="image-to-sound: the sounds to "
-        "rank, every clip of train + validation + test (paper 4.4.1), or the training clips only "
-        "(paper 3.5)",
+        help="image-to-sound: the sounds to rank, every clip of train + validation + test (paper 4.4.1), "
+        "or the training clips only (paper 3.5)",
     )
     parser.add_argument(
         "--exclude-own-video",
         action="store_true",
-        help="leave the query video's own items (an "
-        "image's ten sounds, a sound's frame) out of its library: recorded with the very scene, they "
-        "make the task easier than it looks (no effect with --library train, which holds no test "
-        "video)",
+        help="leave the query video's own items (an image's ten sounds, a sound's frame) out of its "
+        "library: recorded with the very scene, they make the task easier than it looks (no effect with "
+        "--library train, which holds no test video)",
     )
     parser.add_argument(
         "--data", default=None, help="a dataset file made by data.py; none: the one the run was trained on"
@@ -121,34 +121,223 @@ def parse_args(argv=None):
     parser.add_argument(
         "--out",
         default="runs",
-        help="the results are saved in OUT/retrieve-BACKBONE["
-        "-sound-to-image]-seedK/, K the seed the towers were trained with",
+        help="the results are saved in OUT/retrieve-BACKBONE[-sound-to-image]-seedK/, K the seed the "
+        "towers were trained with",
     )
     args = parser.parse_args(argv)
-    for flag, value, ok, allowed in [
-        ("--k", args.k, args.k is None or args.k >= 1, "1 or more"),
-        ("--seed", args.seed, 0 <= args.seed < 2**63, "from 0 to 2**63 - 1"),
-        (
-            "--library",
-            args.library,
-            args.library == "all" or args.direction == "image-to-sound",
-            "all with --direction sound-to-image (which ranks the test frames)",
-        ),
-    ]:
-        if not ok:
-            parser.exit(2, f"error: {flag} must be {allowed}, got {value}\n")
+    if args.k is not None and args.k < 1:
+        parser.exit(2, f"error: --k must be 1 or more, got {args.k}\n")
+    try:
+        data.check_flags(args)  # --seed: the range every script accepts
+    except data.DataError as e:
+        parser.exit(2, f"error: {e}\n")
+    if args.library != "all" and args.direction == "sound-to-image":
+        parser.exit(
+            2,
+            f"error: --library must be all with --direction sound-to-image (which ranks the test frames), "
+            f"got {args.library}\n",
+        )
     return parser, args
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Ranking and the retrieval metrics. Each takes similarity (Q, N), query q's score for library item n, and
-# relevant (Q, N) bool; a library excluded for a query is simply not among its N columns.
+# Loading: the towers, the dataset they were trained on
+# ----------------------------------------------------------------------------------------------------------
+
+
+def load_towers(run, device):
+    """TT_AGG's trained towers from RUN/model.pt (or RUN, a .pt file), in eval mode, and the checkpoint; a
+    DataError naming the file and the command that makes a good one when it is missing or not usable."""
+    path = run
+    if not os.path.isfile(run):
+        path = os.path.join(run, "model.pt")
+    make = f"`python tt_agg.py --backbone {backbone_of_folder(path)}`"
+    if not os.path.exists(path):
+        raise data.DataError(f"no checkpoint at {path}: train the two-tower model first with {make}")
+    try:
+        checkpoint, towers = read_towers(path, device)
+    except Exception as e:  # unreadable, refused (a pickle that would run code), another script's, or damaged
+        raise data.DataError(
+            f"{path} is not a usable TT_AGG checkpoint ({unusable(e)}): point --run at a run folder made "
+            f"by {make}"
+        ) from None
+    image_tower, sound_tower = [tower.to(device).eval() for tower in towers]  # eval: BN's running statistics
+    return image_tower, sound_tower, checkpoint
+
+
+def backbone_of_folder(path):
+    """The backbone a run folder's name gives (tt_agg-vgg-seed0/model.pt -> 'vgg'), else 'resnet': for the
+    command that makes a checkpoint, in a message."""
+    folder = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    parts = folder.split("-")
+    if len(parts) > 1 and parts[1] in backbones.BACKBONES:
+        return parts[1]
+    return "resnet"
+
+
+def read_towers(path, device):
+    """(checkpoint, [image tower, sound tower]) from a tt_agg model.pt; ValueError (or torch's own error) when
+    it is not one."""
+    with warnings.catch_warnings(action="ignore"):  # torch's warnings about some pickles: one line is enough
+        checkpoint = torch.load(path, weights_only=True, map_location=device)  # tensors only, never code
+    if checkpoint.get("script") != "tt_agg" or not isinstance(checkpoint.get("args"), dict):
+        if checkpoint.get("script"):
+            raise ValueError(f"made by {checkpoint['script']}.py")
+        raise ValueError("it names no script")
+    towers = []
+    for channels, key in [(3, "image_tower"), (1, "sound_tower")]:
+        tower = backbones.tower(checkpoint["backbone"], channels, backbones.EMBEDDING_DIM)
+        tower.load_state_dict(checkpoint[key])
+        if not all(t.isfinite().all() for t in tower.state_dict().values()):
+            raise ValueError("its towers hold NaN or infinite weights: the training diverged")
+        towers.append(tower)
+    return checkpoint, towers
+
+
+def unusable(e):
+    """Why a checkpoint could not be used, in a few words, from the error loading it raised."""
+    if "GLOBAL" in str(e):
+        return "refused: it holds Python objects, and loading them could run code"
+    if isinstance(e, ValueError):
+        return str(e)
+    return f"{type(e).__name__}: {e}".splitlines()[0].split(". ")[0][:100]  # torch's run to many lines
+
+
+def load_dataset(args, checkpoint, device):
+    """The dataset to retrieve in: --data, or else the one the towers were trained on (so that its test split
+    is unseen), refused when it is not the file they were trained on. Sets args.data."""
+    trained_on = checkpoint["args"].get("data")  # None: the default toy dataset
+    if args.data is None:
+        if trained_on is not None and not os.path.exists(trained_on):
+            raise data.DataError(
+                f"the run was trained on {trained_on}, which is not there (paths are relative to where "
+                f"tt_agg.py ran): give the dataset file with --data"
+            )
+        args.data = trained_on
+    ds = data.load(args.data, device)
+    if checkpoint.get("data_fingerprint") not in (None, ds.fingerprint):  # a regenerated dataset
+        raise data.DataError(
+            f"the dataset at {ds.path} is not the one the towers were trained on (regenerated?): "
+            f"give that one with --data, or train again"
+        )
+    return ds
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The task: who ranks what
+# ----------------------------------------------------------------------------------------------------------
+
+
+def make_task(ds, direction, library, exclude_own_video):
+    """Who ranks what: the queries and the library's items, each a (video, clip) pair of (n,) tensors (clip
+    None: frames), and candidates (Q, N), the item positions each query ranks (all, or all but its own
+    video's)."""
+    test = ds.videos("test")
+    clips = torch.arange(data.CLIPS_PER_VIDEO, device=test.device)
+    if direction == "image-to-sound":  # every test frame ranks the library's sounds
+        videos = torch.arange(len(ds.video_ids), device=test.device)
+        if library == "train":
+            videos = ds.videos("train")
+        queries = (test, None)
+        items = (videos.repeat_interleave(len(clips)), clips.repeat(len(videos)))
+    else:  # every test sound ranks the test frames
+        queries = (test.repeat_interleave(len(clips)), clips.repeat(len(test)))
+        items = (test, None)
+    own = items[0][None, :] == queries[0][:, None]  # (Q, L)
+    keep = ~own if exclude_own_video else torch.ones_like(own)  # the same number left out of every row
+    candidates = torch.arange(len(items[0]), device=test.device).expand_as(own)[keep].view(len(own), -1)
+    return queries, items, candidates  # (Q, N)
+
+
+def pick_query(ds, query_video, video_id, seed):
+    """Position among the queries of the single query shown: --query's video (its first clip for sounds), or
+    one drawn with the seed ("a random image from the test set", 4.4.1)."""
+    ids = [ds.video_ids[v] for v in query_video.tolist()]
+    if video_id is None:
+        return int(torch.randint(len(ids), (1,), generator=torch.Generator().manual_seed(seed)))
+    if video_id in ids:
+        return ids.index(video_id)
+    examples = ", ".join(list(dict.fromkeys(ids))[:3])
+    if video_id not in ds.video_ids:
+        raise data.DataError(
+            f"unknown --query {video_id}: no such video in {ds.path}; test videos are e.g. {examples}"
+        )
+    split = list(data.SPLITS)[int(ds.split[ds.video_ids.index(video_id)])]
+    raise data.DataError(
+        f"--query {video_id} is a {split} video: the query must be a test video, e.g. {examples}"
+    )
+
+
+def check_k(args, n):
+    """--k, or by default 50 (the paper's) or the library size `n` when smaller; DataError above `n`."""
+    k = args.k or min(TABLE_K[-1], n)
+    if k > n:
+        library = "the test frames"
+        if args.direction == "image-to-sound":
+            library = f"--library {args.library}"
+        if args.exclude_own_video:
+            library += ", less the query video"
+        raise data.DataError(
+            f"--k {k} is above the library size, {n} {metrics.DIRECTIONS[args.direction][1]}s ({library})"
+        )
+    return k
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Embedding: every query and every library item, once
+# ----------------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def embed(ds, tower, video, clip):
+    """Unit-length embeddings (n, 128) of the frames of `video` (clip None) or the sounds (video, clip), in
+    order."""
+    out = []
+    for i in torch.arange(len(video), device=video.device).split(BATCH_SIZE):
+        if clip is None:
+            x = data.image_transform(ds.frames[video[i]], ds.size, train=False)  # (B, 3, S, S)
+        else:
+            x = ds.spectrograms[video[i], clip[i]]  # (B, 1, S, S)
+        out.append(tower(x))
+    return F.normalize(torch.cat(out), dim=1)
+
+
+def score(ds, towers, direction, queries, items, candidates):
+    """What each query's ranking is measured on, all (Q, N) but the last: similarity, the cosine of query q
+    and the n-th item of its library; relevant, "good" (4.4.1): the sound's material is among the frame's
+    labels; own: the item is from the query's own video; query_materials (Q, 17), what each query shows or
+    sounds like."""
+    query_kind, item_kind = metrics.DIRECTIONS[direction]
+    query_embedding = embed(ds, towers[query_kind], *queries)  # (Q, 128)
+    item_embedding = embed(ds, towers[item_kind], *items)  # (L, 128)
+    similarity = (query_embedding @ item_embedding.T).gather(1, candidates)  # (Q, L) -> (Q, N): cosines
+    item_video = items[0][candidates]  # (Q, N)
+    if query_kind == "image":
+        frame = queries[0][:, None]  # (Q, 1)
+        material = ds.clip_materials[item_video, items[1][candidates]]  # (Q, N)
+        query_materials = ds.image_labels[queries[0]]  # (Q, 17)
+    else:
+        frame = item_video  # (Q, N)
+        material = ds.clip_materials[queries[0], queries[1]][:, None]  # (Q, 1)
+        query_materials = F.one_hot(material[:, 0], data.NUM_MATERIALS).bool()  # (Q, 17)
+    relevant = ds.image_labels[frame, material]  # (Q, N)
+    own = item_video == queries[0][:, None]  # (Q, N)
+    return similarity, relevant, own, query_materials
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Ranking: every metric, over every query and for the single query shown
+# ----------------------------------------------------------------------------------------------------------
+
+
 def measure(similarity, relevant, own, query, k):
-    """Every metric of one retrieval. similarity, relevant, own (Q, N), own[q, n]: item n is from query q's own
-    video; query: the position of the single query shown (the paper's view). Returns the precision@K curves,
-    K = 1..k ("single": that query, "mean" and "std" over the queries, "random"); the table {row: {"single", "all",
-    "std", "random"}}, "all" over every query (the mean; the median for "median rank"), "std" its spread where it
-    means something; the number of queries without a relevant item; per query precision@MATERIAL_K, AP, random AP.
+    """Every metric of one retrieval. similarity, relevant, own (Q, N), own[q, n]: item n is from query q's
+    own video; query: the position of the single query shown (the paper's view). Returns:
+    - the precision@K curves, K = 1..k ("single": that query, "mean" and "std" over the queries, "random");
+    - the table {row: {"single", "all", "std", "random"}}, "all" over every query (the mean; the median for
+      "median rank"), "std" its spread where it means something;
+    - the number of queries without a relevant item;
+    - per query: precision@MATERIAL_K, AP, random AP.
     """
     n = relevant.shape[1]
     precision = metrics.precision_at_k(similarity, relevant, k).cpu()  # (Q, k)
@@ -206,138 +395,85 @@ def per_material(query_materials, material_precision, ap, random_ap):
             "ap": ap[of].nanmean().item(),
             "random_ap": random_ap[of].nanmean().item(),
         }
-        for name, of in zip(data.MATERIALS, query_materials.cpu().T)
+        for name, of in zip(data.MATERIALS, query_materials.cpu().T, strict=True)
         if of.any()
     ]
 
 
-# ----------------------------------------------------------------------------------------------------------
-# The towers, the queries and the library
-# ----------------------------------------------------------------------------------------------------------
-
-
-def load_towers(run, device):
-    """TT_AGG's trained towers from RUN/model.pt (or RUN, a .pt file), in eval mode, and the checkpoint; a DataError
-    naming the file and the command that makes a good one when it is missing or not usable."""
-    path = run if os.path.isfile(run) else os.path.join(run, "model.pt")
-    guess = (os.path.basename(os.path.dirname(os.path.abspath(path))) + "-").split("-")[
-        1
-    ]  # tt_agg-vgg-seed0 -> vgg
-    make = f"`python tt_agg.py --backbone {guess if guess in backbones.BACKBONES else 'resnet'}`"
-    if not os.path.exists(path):
-        raise data.DataError(f"no checkpoint at {path}: train the two-tower model first with {make}")
-    try:
-        with warnings.catch_warnings(
-            action="ignore"
-        ):  # torch's warnings about some pickles: one line is enough
-            checkpoint = torch.load(path, weights_only=True, map_location=device)  # tensors only, never code
-        if checkpoint.get("script") != "tt_agg" or not isinstance(checkpoint.get("args"), dict):
-            raise ValueError(
-                f"made by {checkpoint['script']}.py" if checkpoint.get("script") else "it names no script"
-            )
-        towers = [
-            backbones.tower(checkpoint["backbone"], channels, backbones.EMBEDDING_DIM) for channels in (3, 1)
+def describe(ds, video, clip):
+    """A query or an item as metrics.json and the sheet say it: its video and, for a frame, the materials it
+    shows; for a sound (a clip), its clip and material."""
+    described = {"video_id": ds.video_ids[video]}
+    if clip is None:
+        described["labels"] = [
+            data.MATERIALS[i] for i in torch.nonzero(ds.image_labels[video]).flatten().tolist()
         ]
-        for tower, key in zip(towers, ["image_tower", "sound_tower"]):
-            tower.load_state_dict(checkpoint[key])
-            if not all(t.isfinite().all() for t in tower.state_dict().values()):
-                raise ValueError("its towers hold NaN or infinite weights: the training diverged")
-    except Exception as e:  # unreadable, refused (a pickle that would run code), another script's, or damaged
-        why = (
-            "refused: it holds Python objects, and loading them could run code"
-            if "GLOBAL" in str(e)
-            else str(e)
-            if isinstance(e, ValueError)
-            # torch's own messages run to many lines: the first
-            else f"{type(e).__name__}: {e}".splitlines()[0].split(". ")[0][:100]
+    else:
+        described["clip"] = int(clip)
+        described["material"] = data.MATERIALS[ds.clip_materials[video, clip]]
+    return described
+
+
+def clip_of(task, i):
+    """The clip of the i-th query or item of `task` ((video, clip) tensors), None for a frame."""
+    if task[1] is None:
+        return None
+    return task[1][i]
+
+
+def top_items(ds, similarity, relevant, query, items, candidates):
+    """The single query's TOP best items, ranked (ties pessimistic), each described with its rank, whether it
+    is good and its cosine."""
+    top = metrics.rank(similarity, relevant)[query, :TOP].tolist()  # positions in the query's library
+    found = []
+    for r, j in enumerate(top):
+        item = candidates[query, j].item()  # its position among all the items
+        found.append(
+            {
+                "rank": r + 1,
+                **describe(ds, items[0][item], clip_of(items, item)),
+                "good": bool(relevant[query, j]),
+                "similarity": similarity[query, j].item(),
+            }
         )
-        raise data.DataError(
-            f"{path} is not a usable TT_AGG checkpoint ({why}): point --run at a run folder made by {make}"
-        ) from None
-    return *(tower.to(device).eval() for tower in towers), checkpoint  # eval: BN's running statistics
-
-
-def make_task(ds, direction, library, exclude_own_video):
-    """Who ranks what: the queries and the library's items, each a (video, clip) pair of (n,) tensors (clip None:
-    frames), and candidates (Q, N), the item positions each query ranks (all, or all but its own video's)."""
-    test = ds.videos("test")
-    clips = torch.arange(data.CLIPS_PER_VIDEO, device=test.device)
-    if direction == "image-to-sound":
-        videos = (
-            ds.videos("train") if library == "train" else torch.arange(len(ds.video_ids), device=test.device)
-        )
-        queries, items = (test, None), (videos.repeat_interleave(len(clips)), clips.repeat(len(videos)))
-    else:  # every test sound ranks the test frames
-        queries, items = (test.repeat_interleave(len(clips)), clips.repeat(len(test))), (test, None)
-    own = items[0][None, :] == queries[0][:, None]  # (Q, L)
-    keep = ~own if exclude_own_video else torch.ones_like(own)  # the same number left out of every row
-    candidates = torch.arange(len(items[0]), device=test.device).expand_as(own)[keep].view(len(own), -1)
-    return queries, items, candidates  # (Q, N)
-
-
-def pick_query(ds, query_video, video_id, seed):
-    """Position among the queries of the single query shown: --query's video (its first clip for sounds), or
-    one drawn with the seed ("a random image from the test set", 4.4.1)."""
-    ids = [ds.video_ids[v] for v in query_video.tolist()]
-    if video_id is None:
-        return int(torch.randint(len(ids), (1,), generator=torch.Generator().manual_seed(seed)))
-    if video_id in ids:
-        return ids.index(video_id)
-    examples = ", ".join(list(dict.fromkeys(ids))[:3])
-    if video_id not in ds.video_ids:
-        raise data.DataError(
-            f"unknown --query {video_id}: no such video in {ds.path}; test videos are e.g. {examples}"
-        )
-    split = list(data.SPLITS)[int(ds.split[ds.video_ids.index(video_id)])]
-    raise data.DataError(
-        f"--query {video_id} is a {split} video: the query must be a test video, e.g. {examples}"
-    )
-
-
-@torch.no_grad()
-def embed(ds, tower, video, clip):
-    """Unit-length embeddings (n, 128) of the frames of `video` (clip None) or the sounds (video, clip), in order."""
-    out = []
-    for i in torch.arange(len(video), device=video.device).split(BATCH_SIZE):
-        x = (
-            data.image_transform(ds.frames[video[i]], ds.size, train=False)
-            if clip is None
-            else ds.spectrograms[video[i], clip[i]]
-        )  # (B, C, S, S)
-        out.append(tower(x))
-    return F.normalize(torch.cat(out), dim=1)
+    return found
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Showing and saving the results
+# The printed table
 # ----------------------------------------------------------------------------------------------------------
 
 
 def format_per_material(m):
     """The per-material table: queries, precision@K, AP and random AP for each query material."""
-    counted = (
-        "an image counts toward each material it shows"
-        if m["direction"] == "image-to-sound"
-        else "a sound counts toward its material"
-    )
+    counted = "a sound counts toward its material"
+    if m["direction"] == "image-to-sound":
+        counted = "an image counts toward each material it shows"
     lines = [
         f"Per query material ({counted}; AP: mean over its queries with a relevant item)",
         f"{'material':<13}{'queries':>8}{'P@' + str(m['per_material_k']):>8}{'AP':>8}{'random AP':>11}",
     ]
-    for r in m["per_material"]:  # AP "-": none of the material's queries has a relevant item in its library
-        ap, random_ap = (f"{x:.3f}" if x == x else "-" for x in (r["ap"], r["random_ap"]))
+    for r in m["per_material"]:
+        ap = number_or_dash(r["ap"])
+        random_ap = number_or_dash(r["random_ap"])
         lines.append(f"{r['material']:<13}{r['queries']:>8}{r['precision']:>8.3f}{ap:>8}{random_ap:>11}")
     return lines
+
+
+def number_or_dash(x):
+    """'0.123', or '-' for NaN: AP is undefined when none of a material's queries has a relevant item."""
+    if math.isnan(x):
+        return "-"
+    return f"{x:.3f}"
 
 
 def library_words(m):
     """'all, 240 sounds, the query's own video included', as the figures say it."""
     if m["library"] == "train":
         return f"train, {m['library_size']} sounds, none from a test video"
-    return (
-        f"{m['library']}, {m['library_size']} {metrics.DIRECTIONS[m['direction']][1]}s, the query's own video "
-        f"{'left out' if m['exclude_own_video'] else 'included'}"
-    )
+    item = metrics.DIRECTIONS[m["direction"]][1]
+    own = "left out" if m["exclude_own_video"] else "included"
+    return f"{m['library']}, {m['library_size']} {item}s, the query's own video {own}"
 
 
 def where(x):
@@ -345,13 +481,43 @@ def where(x):
     return x["video_id"] + (f" clip {x['clip']}" if "clip" in x else "")
 
 
+def print_results(m, source):
+    """The single query's top items, the retrieval table beside random retrieval (and the paper's words), and
+    the per-material table."""
+    query_kind, item_kind = metrics.DIRECTIONS[m["direction"]]
+    q = m["query"]
+    top = f"its top {len(m['top5'])} {item_kind}s"
+    print(f"query: test {query_kind} {where(q)} ({', '.join(q['labels'])}); {top}:")
+    for hit in m["top5"]:
+        good = "good" if hit["good"] else "not good"
+        own = "  (own video)" if hit["video_id"] == q["video_id"] else ""
+        print(
+            f"  {hit['rank']}. {hit.get('material') or ', '.join(hit['labels']):<20} {good:<9} {where(hit)}  "
+            f"cosine {hit['similarity']:.3f}{own}"
+        )
+    print("\n".join(metrics.format_retrieval_table([m], metrics.source_name(source))))
+    if query_kind == "image":
+        print(f"paper (one test image, ResNet): {metrics.PAPER_FIGURE_8}")
+    print("\n".join(format_per_material(m)))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Figures and saving
+# ----------------------------------------------------------------------------------------------------------
+
+
 def plot_curves(m, source, path):
-    """precision_at_k.png: Figure 8's curve for the single query, beside the mean ± std over every test query and
-    random retrieval."""
+    """precision_at_k.png: Figure 8's curve for the single query, beside the mean ± std over every test query
+    and random retrieval."""
     from matplotlib.ticker import MaxNLocator
 
     query, item = metrics.DIRECTIONS[m["direction"]]
-    k, mean, std = torch.arange(1, m["k"] + 1), torch.tensor(m["mean"]), torch.tensor(m["std"])
+    k = torch.arange(1, m["k"] + 1)
+    mean = torch.tensor(m["mean"])  # (k,) over the test queries
+    std = torch.tensor(m["std"])
+    single = f"one test {query} ({m['query']['video_id']}: {', '.join(m['query']['labels'])})"
+    if query == "image":
+        single += ", as in the paper"
     fig, ax = metrics.pyplot().subplots(figsize=(9, 6), layout="constrained")
     ax.fill_between(
         k,
@@ -372,8 +538,7 @@ def plot_curves(m, source, path):
         m["single"],
         color="tab:orange",
         marker=".",
-        label=f"one test {query} ({m['query']['video_id']}: "
-        f"{', '.join(m['query']['labels'])})" + (", as in the paper" if query == "image" else ""),
+        label=single,
     )
     ax.plot(k, m["random"], color="0.4", linestyle="--", label=f"random retrieval (mean over test {query}s)")
     ax.set(
@@ -385,9 +550,11 @@ def plot_curves(m, source, path):
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # K counts items: no K = 2.5
     ax.grid(alpha=0.3)
     fig.legend(loc="outside lower center", ncol=2, fontsize=9)  # below the axes: never over a curve
+    title = f"share of good {item}s in the top K"
+    if query == "image":
+        title = "Figure 8: " + title
     ax.set_title(
-        f"{'Figure 8: ' if query == 'image' else ''}share of good {item}s in the top K, "
-        f"{backbones.BACKBONES[m['backbone']]} TT_AGG, {metrics.source_name(source)}\nlibrary: "
+        f"{title}, {backbones.BACKBONES[m['backbone']]} TT_AGG, {metrics.source_name(source)}\nlibrary: "
         f"{library_words(m)}; good: the sound's material is in the frame",
         fontsize=10,
     )
@@ -400,23 +567,23 @@ def plot_sheet(m, pictures, path):
     plt = metrics.pyplot()
     query, item = metrics.DIRECTIONS[m["direction"]]
     q = m["query"]
-    titles = [
-        (
-            f"query: {where(q)}\n{'shows' if query == 'image' else 'material'}: {', '.join(q['labels'])}",
-            "black",
+    shows = "material"
+    if query == "image":
+        shows = "shows"
+    titles = [(f"query: {where(q)}\n{shows}: {', '.join(q['labels'])}", "black")]
+    for h in m["top5"]:
+        own = " (own video)" if h["video_id"] == q["video_id"] else ""
+        verdict = "not good"
+        color = "tab:red"
+        if h["good"]:
+            verdict = "good"
+            color = "tab:green"
+        what = h.get("material") or ", ".join(h["labels"])
+        titles.append(
+            (f"{h['rank']}. {what}: {verdict}\n{where(h)}{own}\ncosine {h['similarity']:.3f}", color)
         )
-    ] + [
-        (
-            f"{h['rank']}. {h.get('material') or ', '.join(h['labels'])}: "
-            f"{'good' if h['good'] else 'not good'}\n{where(h)}"
-            f"{' (own video)' if h['video_id'] == q['video_id'] else ''}\ncosine "
-            f"{h['similarity']:.3f}",
-            "tab:green" if h["good"] else "tab:red",
-        )
-        for h in m["top5"]
-    ]
     fig, axes = plt.subplots(1, len(pictures), figsize=(2.9 * len(pictures), 3.6), layout="constrained")
-    for ax, picture, (title, color) in zip(axes, pictures, titles):
+    for ax, picture, (title, color) in zip(axes, pictures, titles, strict=True):
         if len(picture) == 3:  # a frame
             ax.imshow(picture.permute(1, 2, 0).cpu().numpy())
         else:  # a spectrogram, one second wide
@@ -443,7 +610,8 @@ def plot_sheet(m, pictures, path):
 
 def plot_per_material(m, path):
     """per_material.png: precision@K and AP per query material, random AP marked beside them."""
-    query, rows = metrics.DIRECTIONS[m["direction"]][0], m["per_material"]
+    query = metrics.DIRECTIONS[m["direction"]][0]
+    rows = m["per_material"]
     y = torch.arange(len(rows)).float()
     fig, ax = metrics.pyplot().subplots(figsize=(8, 1.5 + 0.35 * len(rows)), layout="constrained")
     ax.barh(
@@ -483,119 +651,88 @@ def write_wav(clip, sample_rate, path):
     data.atomic_write(path, write)
 
 
-def main(argv=None):
-    parser, args = parse_args(argv)
-    try:
-        retrieve(parser, args)
-    except KeyboardInterrupt:  # the run folder is swapped in whole or not at all: nothing half-written
-        parser.exit(130, f"interrupted: nothing written (an earlier run folder in {args.out} is unchanged)\n")
+def save(out, m, ds):
+    """The run folder: metrics.json, the three figures and the WAVs (the single query's top five sounds, or
+    the query sound), all or none (data.atomic_folder). Returns the names of the WAVs."""
+    query_kind = metrics.DIRECTIONS[m["direction"]][0]
+    q = m["query"]
+    if query_kind == "image":  # the query's frame, its top five sounds
+        frames = [q]
+        sounds = m["top5"]
+        names = [f"top5/{t['rank']}-{t['material']}.wav" for t in sounds]
+    else:  # the query's sound, its top five frames
+        sounds = [q]
+        frames = m["top5"]
+        names = [f"query-{q['material']}.wav"]
+    # The raw clips, memory-mapped: only the few used are read from the file.
+    raw = torch.load(ds.path, map_location="cpu", weights_only=True, mmap=True)
+    clips = [raw["clips"][ds.video_ids.index(t["video_id"]), t["clip"]] for t in sounds]  # (N,) int16 each
+    # Drawn at 128 pixels, finer than the toy's 32-pixel model input, so that a reader sees the hit's shape.
+    spectrograms = list(data.spectrogram(torch.stack(clips), ds.sample_rate, 128))  # (1, 128, 128) each
+    pictures = [ds.frames[ds.video_ids.index(t["video_id"])] for t in frames]  # (3, S, S) each
+    if query_kind == "image":
+        pictures = pictures + spectrograms
+    else:
+        pictures = spectrograms + pictures
+    with data.atomic_folder(out) as folder:  # the run's files appear together or not at all
+        for name, clip in zip(names, clips, strict=True):
+            write_wav(clip, ds.sample_rate, os.path.join(folder, name))
+        plot_sheet(m, pictures, os.path.join(folder, "top5_sheet.png"))
+        plot_curves(m, ds.source, os.path.join(folder, "precision_at_k.png"))
+        plot_per_material(m, os.path.join(folder, "per_material.png"))
+        metrics.write_json(m, os.path.join(folder, "metrics.json"))
+    return names
 
 
-def retrieve(parser, args):
-    try:
-        device = data.pick_device(args.device)
-        image_tower, sound_tower, checkpoint = load_towers(args.run, device)
-        trained_seed = int(checkpoint["args"].get("seed", 0))
-        out = os.path.join(
-            args.out,
-            f"{SCRIPT}-{checkpoint['backbone']}"
-            f"{'-sound-to-image' if args.direction == 'sound-to-image' else ''}-seed{trained_seed}",
-        )
-        data.check_out(out, folder=True)  # where the results go: found out now, not after the work
-        trained_on = checkpoint["args"].get("data")  # None: the default toy dataset
-        if args.data is None:  # the dataset the towers were trained on, so that its test split is unseen
-            if trained_on is not None and not os.path.exists(trained_on):
-                raise data.DataError(
-                    f"the run was trained on {trained_on}, which is not there (paths are "
-                    f"relative to where tt_agg.py ran): give the dataset file with --data"
-                )
-            args.data = trained_on
-        ds = data.load(args.data, device)
-        raw = torch.load(
-            ds.path, map_location="cpu", weights_only=True, mmap=True
-        )  # read where used: 5 clips
-        if checkpoint.get("data_fingerprint") not in (None, ds.fingerprint):  # a regenerated dataset
-            raise data.DataError(
-                f"the dataset at {ds.path} is not the one the towers were trained on (regenerated?): "
-                f"give that one with --data, or train again"
-            )
-        queries, items, candidates = make_task(ds, args.direction, args.library, args.exclude_own_video)
-        query = pick_query(ds, queries[0], args.query, args.seed)
-        n = candidates.shape[1]  # the library size of each query
-        args.k = args.k or min(TABLE_K[-1], n)
-        if args.k > n:
-            library = f"--library {args.library}" if args.direction == "image-to-sound" else "the test frames"
-            raise data.DataError(
-                f"--k {args.k} is above the library size, {n} {metrics.DIRECTIONS[args.direction][1]}s "
-                f"({library}{', less the query video' if args.exclude_own_video else ''})"
-            )
-    except data.DataError as e:
-        parser.exit(2, f"error: {e}\n")
-    backbone = checkpoint["backbone"]
+# ----------------------------------------------------------------------------------------------------------
+# The whole retrieval
+# ----------------------------------------------------------------------------------------------------------
+
+
+def retrieve(args):
+    """Load the towers and the dataset, embed, rank, print, save: each step above, in order. Every problem a
+    user can cause is a DataError, raised before any file is written."""
+    device = data.pick_device(args.device)
+    image_tower, sound_tower, checkpoint = load_towers(args.run, device)
+    trained_seed = int(checkpoint["args"].get("seed", 0))
+    script = SCRIPT
+    if args.direction == "sound-to-image":
+        script = f"{SCRIPT}-sound-to-image"
+    out = os.path.join(args.out, data.run_name(script, checkpoint["backbone"], seed=trained_seed))
+    data.check_out(out, folder=True)  # where the results go: found out now, not after the work
+    trained_on = checkpoint["args"].get("data")
+    ds = load_dataset(args, checkpoint, device)
+    queries, items, candidates = make_task(ds, args.direction, args.library, args.exclude_own_video)
+    query = pick_query(ds, queries[0], args.query, args.seed)
+    n = candidates.shape[1]  # the library size of each query
+    args.k = check_k(args, n)
     query_kind, item_kind = metrics.DIRECTIONS[args.direction]
     # The train library holds no test video: the query's own sounds are left out whether asked or not.
     own_left_out = args.exclude_own_video or args.library == "train"
-    if len({os.path.realpath(p or data.toy_path(**data.TOY_DEFAULTS)) for p in (args.data, trained_on)}) > 1:
+    library = "test"
+    if query_kind == "image":
+        library = args.library
+    default_toy = data.toy_path(**data.TOY_DEFAULTS)
+    if os.path.realpath(args.data or default_toy) != os.path.realpath(trained_on or default_toy):
         print(
             f"note: the towers were trained on {trained_on or 'the default toy dataset'}, retrieving on "
             f"{args.data}: its test images may have been seen in training"
         )
     print(
-        f"{SCRIPT}: {ds.describe()}; device {device}; {backbones.BACKBONES[backbone]} TT_AGG towers from "
-        f"{args.run}; {query_kind} -> {item_kind}, library {args.library if query_kind == 'image' else 'test'} "
-        f"({n} {item_kind}s), the query's own video {'left out' if own_left_out else 'included'}",
+        f"{SCRIPT}: {ds.describe()}; device {device}; {backbones.BACKBONES[checkpoint['backbone']]} TT_AGG "
+        f"towers from {args.run}; {query_kind} -> {item_kind}, library {library} ({n} {item_kind}s), the "
+        f"query's own video {'left out' if own_left_out else 'included'}",
         flush=True,
     )
 
-    # Embed once: every query and every library item; each query's similarity to the items it ranks.
     towers = {"image": image_tower, "sound": sound_tower}
-    similarity = (
-        embed(ds, towers[query_kind], *queries) @ embed(ds, towers[item_kind], *items).T  # (Q, L)
-    ).gather(1, candidates)  # (Q, N): cosines
-    # Relevant ("good", 4.4.1): the sound's material is among the frame's labels. Own: the query's own video.
-    item_video = items[0][candidates]  # (Q, N)
-    if query_kind == "image":
-        frame, material = queries[0][:, None], ds.clip_materials[item_video, items[1][candidates]]
-        query_materials = ds.image_labels[queries[0]]  # (Q, 17)
-    else:
-        frame, material = item_video, ds.clip_materials[queries[0], queries[1]][:, None]
-        query_materials = F.one_hot(material[:, 0], data.NUM_MATERIALS).bool()  # (Q, 17)
-    relevant = ds.image_labels[frame, material]  # (Q, N)
-    own = item_video == queries[0][:, None]  # (Q, N)
+    similarity, relevant, own, query_materials = score(ds, towers, args.direction, queries, items, candidates)
     curves, table, without_relevant, per_query = measure(similarity, relevant, own, query, args.k)
-
-    def describe(video, clip):  # a query or item as metrics.json and the sheet say it
-        return {
-            "video_id": ds.video_ids[video],
-            **(
-                {
-                    "labels": [
-                        data.MATERIALS[i] for i in torch.nonzero(ds.image_labels[video]).flatten().tolist()
-                    ]
-                }
-                if clip is None
-                else {"clip": int(clip), "material": data.MATERIALS[ds.clip_materials[video, clip]]}
-            ),
-        }
-
-    top = metrics.rank(similarity, relevant)[
-        query, :TOP
-    ].tolist()  # the single query's best items, ties pessimistic
-    top_items = [candidates[query, j].item() for j in top]
-    q = describe(queries[0][query], None if queries[1] is None else queries[1][query])
-    q.setdefault("labels", [q.get("material")])
-    top5 = [
-        {
-            "rank": r + 1,
-            **describe(items[0][j], None if items[1] is None else items[1][j]),
-            "good": bool(relevant[query, top[r]]),
-            "similarity": similarity[query, top[r]].item(),
-        }
-        for r, j in enumerate(top_items)
-    ]
+    q = describe(ds, queries[0][query], clip_of(queries, query))
+    q.setdefault("labels", [q.get("material")])  # a sound query: its one material
     m = {
         "script": SCRIPT,
-        "backbone": backbone,
+        "backbone": checkpoint["backbone"],
         "trained_seed": trained_seed,
         "direction": args.direction,
         "args": vars(args),
@@ -603,7 +740,7 @@ def retrieve(parser, args):
         "source": ds.source,
         "checkpoint": args.run,
         "trained_epochs": checkpoint["args"].get("epochs"),
-        "library": args.library if query_kind == "image" else "test",
+        "library": library,
         "library_size": n,
         "exclude_own_video": own_left_out,
         "k": args.k,
@@ -613,55 +750,27 @@ def retrieve(parser, args):
         **curves,
         "table": table,
         "queries_without_relevant": without_relevant,
-        "top5": top5,
+        "top5": top_items(ds, similarity, relevant, query, items, candidates),
         "per_material_k": min(MATERIAL_K, n),
         "per_material": per_material(query_materials, *per_query),
         "data_fingerprint": ds.fingerprint,
     }
+    print_results(m, ds.source)
+    names = save(out, m, ds)
+    saved = "top5/*.wav"
+    if query_kind == "sound":
+        saved = names[0]
+    print(f"saved {out}/: metrics.json, precision_at_k.png, per_material.png, top5_sheet.png, {saved}")
 
-    print(
-        f"query: test {query_kind} {where(q)} ({', '.join(q['labels'])}); its top {len(top5)} {item_kind}s:"
-    )
-    for hit in top5:
-        print(
-            f"  {hit['rank']}. {hit.get('material') or ', '.join(hit['labels']):<20} "
-            f"{'good' if hit['good'] else 'not good':<9} {where(hit)}  cosine {hit['similarity']:.3f}"
-            f"{'  (own video)' if hit['video_id'] == q['video_id'] else ''}"
-        )
-    print("\n".join(metrics.format_retrieval_table([m], metrics.source_name(ds.source))))
-    if query_kind == "image":
-        print(f"paper (one test image, ResNet): {metrics.PAPER_FIGURE_8}")
-    print("\n".join(format_per_material(m)))
 
-    # The raw clips (memory-mapped: only those used are read): the WAVs and the sheet's spectrograms.
-    clips = [
-        raw["clips"][ds.video_ids.index(t["video_id"]), t["clip"]]  # (N,) int16 each
-        for t in ([q] if query_kind == "sound" else top5)
-    ]
-    # Drawn at 128 pixels, finer than the toy's 32-pixel model input, so that a reader sees the hit's shape.
-    spectrograms = list(data.spectrogram(torch.stack(clips), ds.sample_rate, 128))  # (1, 128, 128) each
-    frames = [ds.frames[ds.video_ids.index(t["video_id"])] for t in ([q] if query_kind == "image" else top5)]
-    pictures = frames + spectrograms if query_kind == "image" else spectrograms + frames
-    names = (
-        [f"top5/{t['rank']}-{t['material']}.wav" for t in top5]
-        if query_kind == "image"
-        else [f"query-{q['material']}.wav"]
-    )
-
+def main(argv=None):
+    parser, args = parse_args(argv)
     try:
-        with data.atomic_folder(out) as folder:  # the run's files appear together or not at all
-            for name, clip in zip(names, clips):
-                write_wav(clip, ds.sample_rate, os.path.join(folder, name))
-            plot_sheet(m, pictures, os.path.join(folder, "top5_sheet.png"))
-            plot_curves(m, ds.source, os.path.join(folder, "precision_at_k.png"))
-            plot_per_material(m, os.path.join(folder, "per_material.png"))
-            metrics.write_json(m, os.path.join(folder, "metrics.json"))
-    except data.DataError as e:  # --out holds something that is not ours: left as it is
+        retrieve(args)
+    except data.DataError as e:  # a bad checkpoint, dataset or --query, or an --out that is not ours
         parser.exit(2, f"error: {e}\n")
-    print(
-        f"saved {out}/: metrics.json, precision_at_k.png, per_material.png, top5_sheet.png, "
-        f"{'top5/*.wav' if query_kind == 'image' else names[0]}"
-    )
+    except KeyboardInterrupt:  # the run folder is swapped in whole or not at all: nothing half-written
+        parser.exit(130, f"interrupted: nothing written (an earlier run folder in {args.out} is unchanged)\n")
 
 
 if __name__ == "__main__":

@@ -138,9 +138,7 @@ def train_epoch(model, optimizer, ds, examples, batch_size, epoch, precision):
         image, sound, label = batch(ds, examples, idx, train=True)
         with backbones.autocast(image.device, precision):  # bf16 on CUDA: the towers' arithmetic only
             probability = model(image, sound)  # (B,)
-        loss = F.binary_cross_entropy(
-            probability.float(), label
-        )  # in fp32, outside autocast (which refuses it)
+        loss = F.binary_cross_entropy(probability.float(), label)  # fp32, outside autocast (which refuses it)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -165,7 +163,7 @@ def evaluate(model, ds, examples, batch_size, precision):
 
 def main():
     parser, args = parse_args()
-    out = os.path.join(args.out, f"{SCRIPT}-{args.backbone}-seed{args.seed}")
+    out = os.path.join(args.out, data.run_name(SCRIPT, args.backbone, seed=args.seed))
     try:
         data.check_flags(args)
         data.check_out(out, folder=True)  # where the run goes: found out now, not after training
@@ -177,11 +175,14 @@ def main():
         test_examples = make_examples(
             ds, ds.videos("test"), torch.Generator(device).manual_seed(args.seed + 2)
         )
-        make_examples(ds, ds.videos("train"), torch.Generator(device))  # fail now, not at epoch 1
+        # The training negatives are drawn anew every epoch; drawn once now, so that a split where a video has
+        # no negative sound is refused before training, not at epoch 1.
+        make_examples(ds, ds.videos("train"), torch.Generator(device))
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
+    deterministic = " (deterministic)" if args.deterministic else ""
     print(
-        f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}, {args.precision}; "
+        f"{SCRIPT}: {ds.describe()}; device {device}{deterministic}, {args.precision}; "
         f"{backbones.BACKBONES[args.backbone]} towers; {args.epochs} epochs",
         flush=True,
     )
@@ -189,7 +190,8 @@ def main():
     model = TwoTower(args.backbone).to(device, memory_format=backbones.memory_format(args.precision))
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
     generator = torch.Generator(device).manual_seed(args.seed)  # the training negatives, new every epoch
-    curves, start = [], time.time()
+    curves = []
+    start = time.time()
     for epoch in range(1, args.epochs + 1):
         tick = time.time()
         train_examples = make_examples(ds, ds.videos("train"), generator)

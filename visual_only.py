@@ -146,8 +146,7 @@ def evaluate(model, ds, examples, batch_size, precision):
 
 def main():
     parser, args = parse_args()
-    name = f"{SCRIPT}-{args.backbone}" + ("-weighted" if args.weighted else "") + f"-seed{args.seed}"
-    out = os.path.join(args.out, name)
+    out = os.path.join(args.out, data.run_name(SCRIPT, args.backbone, args.weighted, args.seed))
     try:
         data.check_flags(args)
         data.check_out(out, folder=True)  # where the run goes: found out now, not after training
@@ -157,8 +156,9 @@ def main():
         ds = data.load(args.data, device)
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
+    deterministic = " (deterministic)" if args.deterministic else ""
     print(
-        f"{SCRIPT}: {ds.describe()}; device {device}{' (deterministic)' * args.deterministic}, {args.precision}; "
+        f"{SCRIPT}: {ds.describe()}; device {device}{deterministic}, {args.precision}; "
         f"{backbones.BACKBONES[args.backbone]}; {'weighted' if args.weighted else 'unweighted'} loss; "
         f"{args.epochs} epochs",
         flush=True,
@@ -167,13 +167,15 @@ def main():
     model = backbones.tower(args.backbone, 3, data.NUM_MATERIALS)  # frame -> 17 logits
     model = model.to(device, memory_format=backbones.memory_format(args.precision))
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
-    train_examples, val_examples, test_examples = (
-        make_examples(ds, ds.videos(s)) for s in ["train", "val", "test"]
-    )
-    pos_weight = positive_weights(train_examples[-1]) if args.weighted else None
+    train_examples = make_examples(ds, ds.videos("train"))
+    val_examples = make_examples(ds, ds.videos("val"))
+    test_examples = make_examples(ds, ds.videos("test"))
+    pos_weight = None  # unweighted: every label counts the same
     if args.weighted:
+        pos_weight = positive_weights(train_examples[-1])
         print("pos_weight per material: " + " ".join(f"{w:.1f}" for w in pos_weight.tolist()))
-    curves, start = [], time.time()
+    curves = []
+    start = time.time()
     for epoch in range(1, args.epochs + 1):
         tick = time.time()
         train_loss = train_epoch(

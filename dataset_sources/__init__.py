@@ -17,10 +17,9 @@ from data import MATERIALS, NUM_MATERIALS, SPLITS
 def summary(d):
     """Lines describing a dataset dict: videos per split, materials per frame, hits per material."""
     split = d["split"]
+    per_split = ", ".join(f"{s} {int((split == i).sum())}" for s, i in SPLITS.items())
     lines = [
-        "videos: "
-        + ", ".join(f"{s} {int((split == i).sum())}" for s, i in SPLITS.items())
-        + f" ({len(d['video_ids'])} in all)",
+        f"videos: {per_split} ({len(d['video_ids'])} in all)",
         f"frames: {tuple(d['frames'].shape[1:])} uint8; clips: {tuple(d['clips'].shape[1:])} int16 at "
         f"{d['sample_rate']} Hz; {d['image_labels'].sum(1).float().mean():.2f} materials per frame",
     ]
@@ -34,19 +33,16 @@ def summary(d):
         ]
     )  # (3, 17)
     total = counts.sum().item()
-    lines += [
-        f"  {i:2d} {name:<12} {c[0]:>13d} {c[1]:>6d} {c[2]:>6d}   {sum(c) / total:6.1%}"
-        for i, (name, c) in enumerate(zip(MATERIALS, counts.T.tolist()))
-    ]
-    heard = counts.sum(0) > 0
-    missing = [
-        f"{s} lacks {', '.join(MATERIALS[m] for m in torch.nonzero(heard & (counts[i] == 0)).flatten())}"
-        for i, s in enumerate(SPLITS)
-        if (heard & (counts[i] == 0)).any()
-    ]
-    lines.append(
-        "every material of the dataset is heard in every split"
-        if not missing
-        else "not every material in every split: " + "; ".join(missing)
-    )
+    for i, (name, c) in enumerate(zip(MATERIALS, counts.T.tolist(), strict=True)):
+        lines.append(f"  {i:2d} {name:<12} {c[0]:>13d} {c[1]:>6d} {c[2]:>6d}   {sum(c) / total:6.1%}")
+    heard = counts.sum(0) > 0  # (17,) the materials of the dataset
+    missing = []
+    for i, s in enumerate(SPLITS):
+        lacking = torch.nonzero(heard & (counts[i] == 0)).flatten().tolist()
+        if lacking:
+            missing.append(f"{s} lacks {', '.join(MATERIALS[m] for m in lacking)}")
+    if missing:
+        lines.append("not every material in every split: " + "; ".join(missing))
+    else:
+        lines.append("every material of the dataset is heard in every split")
     return lines

@@ -32,7 +32,6 @@ import glob
 import math
 import os
 import re
-import sys
 import time
 import zlib
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchaudio
+from tqdm import tqdm
 
 from data import (
     CLIPS_PER_VIDEO,
@@ -54,6 +54,7 @@ from data import (
     DataError,
     atomic_save,
     check_dataset,
+    check_flags,
     check_out,
 )
 from dataset_sources import summary
@@ -104,7 +105,7 @@ def read_id_list(path):
     with open(path, encoding="utf-8-sig", errors="replace") as f:
         for n, line in enumerate(f, 1):
             fields = line.split()
-            if len(fields) > 1 or fields and not re.fullmatch(r"[\w-][\w.-]*", fields[0], re.ASCII):
+            if len(fields) > 1 or (fields and not re.fullmatch(r"[\w-][\w.-]*", fields[0], re.ASCII)):
                 raise DataError(
                     f"{path} line {n}: expected one bare recording id (letters, digits, '-', '_', '.'; "
                     f"no folder), found {line.strip()[:80]!r}: fix or delete this line"
@@ -122,16 +123,14 @@ def read_times(path):
             fields = line.split()
             if not fields:
                 continue
-            try:
-                time_ = float(fields[0]) if len(fields) == 4 else math.nan
-            except ValueError:
-                time_ = math.nan
+            time_ = seconds(fields)
             if not math.isfinite(time_):
                 raise DataError(
                     f"{path} line {n}: expected four fields 'time material action reaction' "
                     f"with a number first, found {line.strip()[:80]!r}: fix or delete this line"
                 )
-            material, action = (None if x == "None" else x for x in fields[1:3])
+            material = None if fields[1] == "None" else fields[1]
+            action = None if fields[2] == "None" else fields[2]
             if material is not None and material not in MATERIAL_ID:
                 raise DataError(
                     f"{path} line {n}: unknown material {material!r} (known: "
@@ -141,10 +140,21 @@ def read_times(path):
     return events
 
 
+def seconds(fields):
+    """The time of an annotation line (split in fields); NaN unless it is four fields with a number first."""
+    if len(fields) != 4:
+        return math.nan
+    try:
+        return float(fields[0])
+    except ValueError:
+        return math.nan
+
+
 def read_annotations(folder):
     """{id: (split name, [Event])} for every id of train.txt and test.txt, after checking that each id is
     listed once and has its three files. Reads only text: fast, so errors show before any decoding."""
-    recordings, where = {}, {}
+    recordings = {}
+    where = {}  # id -> where it is listed, for the message when it is listed twice
     for list_name in ["train", "test"]:
         list_path = os.path.join(folder, f"{list_name}.txt")
         for rid, n in read_id_list(list_path):
@@ -167,6 +177,7 @@ def read_annotations(folder):
 
 
 def media_error(path, problem):
+    """The one-line error for a recording's damaged or missing media file."""
     return DataError(f"{path}: {problem}: download or unpack it again, or delete its id from the list")
 
 
@@ -264,12 +275,14 @@ def frame_time(events, duration):
 
 
 def cut_clip(sound, t):
-    """(SAMPLE_RATE,) int16: the second of `sound` centred on t (the hit at sample SAMPLE_RATE // 2), zero-padded
-    where it runs past either end of the file -- not shifted, which would move the hit off the centre."""
+    """(SAMPLE_RATE,) int16: the second of `sound` centred on t (the hit at sample SAMPLE_RATE // 2),
+    zero-padded where it runs past either end of the file -- not shifted, which would move the hit off the
+    centre."""
     n = SAMPLE_RATE
     begin = round(t * SAMPLE_RATE) - n // 2
     clip = torch.zeros(n)
-    lo, hi = max(begin, 0), min(begin + n, len(sound))
+    lo = max(begin, 0)
+    hi = min(begin + n, len(sound))
     if hi > lo:
         clip[lo - begin : hi - begin] = sound[lo:hi]
     return (clip * 32767).round().clamp(-32768, 32767).to(torch.int16)
@@ -307,7 +320,8 @@ def split_train_list(materials, seed):
     """
     ids = sorted(materials)
     rng = np.random.default_rng([seed, 977])
-    size, val = round(0.2 * len(ids)), set()
+    size = round(0.2 * len(ids))
+    val = set()
     holders = {m: [r for r in ids if m in materials[r]] for m in range(NUM_MATERIALS)}
 
     def movable(r):  # to validation, leaving each of its materials a training recording
@@ -327,20 +341,6 @@ def split_train_list(materials, seed):
     return {rid: SPLITS["val"] if rid in val else SPLITS["train"] for rid in ids}
 
 
-def progress(done, total, start):
-    """A one-line progress bar on stderr, redrawn in place with '\\r'."""
-    width = 30
-    elapsed = time.time() - start
-    left = elapsed / done * (total - done) if done else 0
-    bar = "#" * (width * done // total) + "." * (width - width * done // total)
-    print(
-        f"\rpreparing [{bar}] {done}/{total} recordings, {elapsed:.0f} s, about {left:.0f} s left ",
-        end="",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
 def prepare(root, seed=0):
     """The real Greatest Hits under `root` as a dataset dict, plus a report: {'padded': n, 'left_out': [ids]}.
 
@@ -357,31 +357,27 @@ def prepare(root, seed=0):
     hit_times = torch.zeros(V, CLIPS_PER_VIDEO, dtype=torch.float64)
     frame_times = torch.zeros(V, dtype=torch.float64)
     labels = torch.zeros(V, NUM_MATERIALS, dtype=torch.bool)
-    kept, left_out, padded = [], [], 0
-    start = time.time()
-    try:
-        for i, rid in enumerate(ids):
-            progress(i, V, start)
-            _, events = recordings[rid]
-            r = prepare_recording(folder, rid, events, seed)
-            if r is None:
-                left_out.append(rid)
-                continue
-            k = len(kept)
-            frames[k], clips[k], clip_materials[k], hit_times[k] = (
-                r["frame"],
-                r["clips"],
-                r["clip_materials"],
-                r["hit_times"],
-            )
-            frame_times[k], padded = r["frame_time"], padded + r["padded"]
-            # Image label (3.3.2, multi-label): every material annotated anywhere in the recording, whatever
-            # the action -- what the annotations say is in view; a material seen but never touched is missed.
-            labels[k, [MATERIAL_ID[e.material] for e in events if e.material is not None]] = True
-            kept.append(rid)
-        progress(V, V, start)
-    finally:
-        print(file=sys.stderr)  # end the bar's line, so that what follows (an error too) starts a new one
+    kept = []  # the ids with a usable hit, in order
+    left_out = []
+    padded = 0
+    # The long part, under a progress bar on stderr (tqdm ends its line, also after an error).
+    for rid in tqdm(ids, desc="preparing", unit="recording"):
+        _, events = recordings[rid]
+        r = prepare_recording(folder, rid, events, seed)
+        if r is None:
+            left_out.append(rid)
+            continue
+        k = len(kept)
+        frames[k] = r["frame"]
+        clips[k] = r["clips"]
+        clip_materials[k] = r["clip_materials"]
+        hit_times[k] = r["hit_times"]
+        frame_times[k] = r["frame_time"]
+        padded += r["padded"]
+        # Image label (3.3.2, multi-label): every material annotated anywhere in the recording, whatever
+        # the action -- what the annotations say is in view; a material seen but never touched is missed.
+        labels[k, [MATERIAL_ID[e.material] for e in events if e.material is not None]] = True
+        kept.append(rid)
     val = split_train_list(
         {
             rid: {MATERIAL_ID[e.material] for e in recordings[rid][1] if e.material is not None}
@@ -399,9 +395,12 @@ def prepare(root, seed=0):
                 f"with a material, inside the sound)"
             )
     if len(kept) < V:  # drop the left-out rows (a copy: torch.save would write a slice's whole storage)
-        frames, labels, clips, clip_materials, hit_times, frame_times = (
-            x[: len(kept)].clone() for x in (frames, labels, clips, clip_materials, hit_times, frame_times)
-        )
+        frames = frames[: len(kept)].clone()
+        labels = labels[: len(kept)].clone()
+        clips = clips[: len(kept)].clone()
+        clip_materials = clip_materials[: len(kept)].clone()
+        hit_times = hit_times[: len(kept)].clone()
+        frame_times = frame_times[: len(kept)].clone()
     d = {
         "frames": frames,
         "image_labels": labels,
@@ -451,8 +450,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     start = time.time()
     try:
-        if args.seed < 0:  # numpy's generators take only non-negative seeds
-            raise DataError(f"--seed {args.seed}: give a seed of 0 or more")
+        check_flags(args)  # --seed: the range every script accepts (numpy's generators take none below 0)
         check_out(args.out)  # before the long decoding pass, not after it
         d, report = prepare(args.root, args.seed)
         atomic_save(d, args.out)
@@ -460,11 +458,15 @@ def main(argv=None):
         parser.exit(2, f"error: {e}\n")
     except KeyboardInterrupt:  # nothing was half-written (atomic_save): say so, without a traceback
         parser.exit(130, f"interrupted: nothing written (an existing {args.out} is unchanged)\n")
-    took, left = time.time() - start, report["left_out"]
+    took = time.time() - start
+    left = report["left_out"]
     print(
         f"wrote {args.out} ({os.path.getsize(args.out) / 2**20:.1f} MiB) in {took:.1f} s "
         f"({took / (len(d['video_ids']) + len(left)):.2f} s per recording)"
     )
     print("\n".join(summary(d)))
     print(f"recordings padded (fewer than {CLIPS_PER_VIDEO} usable hits, so hits reused): {report['padded']}")
-    print(f"recordings left out (no usable hit): {len(left)}" + (f" ({', '.join(left)})" if left else ""))
+    if left:
+        print(f"recordings left out (no usable hit): {len(left)} ({', '.join(left)})")
+    else:
+        print("recordings left out (no usable hit): 0")

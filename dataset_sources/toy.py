@@ -51,6 +51,7 @@ from data import (
     TOY_DEFAULTS,
     DataError,
     atomic_save,
+    check_flags,
     check_out,
     toy_path,
 )
@@ -157,7 +158,8 @@ def smooth_noise(rng, size, cells):
     return rows[:, i] * (1 - f)[None, :] + rows[:, i + 1] * f[None, :]
 
 
-def texture(name, size, rng):
+# One branch per pattern family, each a few lines: a table, which reads better whole than split in parts.
+def texture(name, size, rng):  # noqa: PLR0915
     """(3, size, size) float image of one object of material `name` (values about 0-1)."""
     palette, family = LOOKS[name]
     base = np.array(palette[rng.integers(len(palette))]) * rng.uniform(0.92, 1.08, 3)
@@ -178,13 +180,16 @@ def texture(name, size, rng):
         shade = 0.6 + 0.5 * smooth_noise(rng, size, 4) + 0.3 * smooth_noise(rng, size, 9) - 0.15
     elif family == "brushed":
         streaks = smooth_noise(rng, size, max(size // 2, 4))[0][None, :].repeat(size, 0)  # along one axis
-        streaks = streaks if rng.random() < 0.5 else streaks.T
+        if rng.random() >= 0.5:  # across the other axis, half the time
+            streaks = streaks.T
         shade = 0.8 + 0.25 * streaks + 0.35 * np.exp(-((u - rng.random()) ** 2) / 0.01)
     elif family == "scatter":  # leaves: coloured blobs over a darker ground
         shade = 0.55 + 0.1 * smooth_noise(rng, size, 4)
         img = base[:, None, None] * shade
         for _ in range(rng.integers(8, 16)):
-            cx, cy, r = rng.random(), rng.random(), rng.uniform(0.06, 0.14)
+            cx = rng.random()
+            cy = rng.random()
+            r = rng.uniform(0.06, 0.14)
             c = np.array(palette[rng.integers(len(palette))]) * rng.uniform(0.8, 1.2)
             blob = ((x - cx) / r) ** 2 + ((y - cy) / (0.6 * r)) ** 2 < 1
             img = np.where(blob[None], c[:, None, None], img)
@@ -245,7 +250,7 @@ def make_frame(materials, size, rng):
     weights = np.array([1.3] + [1.0] * (len(materials) - 1))  # the first material fills the most
     for _ in range(100):  # every material visible: at least 15% of the frame (redrawn until so)
         centres = rng.random((len(materials), 2))
-        dist = np.stack([np.hypot(x - cx, y - cy) / w for (cx, cy), w in zip(centres, weights)])
+        dist = np.stack([np.hypot(x - cx, y - cy) / w for (cx, cy), w in zip(centres, weights, strict=True)])
         region = dist.argmin(0)  # (S, S) which material each pixel shows
         if np.bincount(region.flatten(), minlength=len(materials)).min() >= 0.15 * size * size:
             break
@@ -254,10 +259,11 @@ def make_frame(materials, size, rng):
         img = np.where(region[None] == i, texture(name, size, rng), img)
     # Per-video lighting: brightness, colour tint, a soft gradient across the frame.
     light = rng.uniform(0.8, 1.2) * (1 + rng.normal(0, 0.03, 3))[:, None, None]
-    gx, gy = rng.normal(0, 0.15, 2)
+    gx, gy = rng.normal(0, 0.15, 2)  # the gradient's slope across and down
     img = img * light * (1 + gx * (x - 0.5) + gy * (y - 0.5))[None]
     # The drumstick: a dark wooden bar entering from the frame's edge (paper: static scene but for it).
-    a, ox = rng.uniform(-0.6, 0.6), rng.uniform(0.2, 0.8)
+    a = rng.uniform(-0.6, 0.6)  # its angle
+    ox = rng.uniform(0.2, 0.8)  # where it meets the bottom edge
     stick = (np.abs((x - ox) * np.cos(a) + (y - 1) * np.sin(a)) < 0.035) & (y > rng.uniform(0.3, 0.7))
     img = np.where(stick[None], np.array([0.35, 0.22, 0.12])[:, None, None], img)
     img = img + rng.normal(0, 0.03, img.shape)  # sensor noise
@@ -281,9 +287,13 @@ def make_object(name, rng):
         obj["decays"] = rng.uniform(*c, b)
         obj["amps"] = rng.uniform(0.3, 1.0, b)
     elif kind == "crunch":
-        obj["grains"], obj["length"], obj["grain_decay"] = rng.integers(*a), rng.uniform(*b), rng.uniform(*c)
+        obj["grains"] = rng.integers(*a)
+        obj["length"] = rng.uniform(*b)
+        obj["grain_decay"] = rng.uniform(*c)
     else:  # splash
-        obj["bubble_freq"], obj["bubbles"], obj["decay"] = a, b, rng.uniform(*c)
+        obj["bubble_freq"] = a
+        obj["bubbles"] = b
+        obj["decay"] = rng.uniform(*c)
     return obj
 
 
@@ -347,9 +357,58 @@ def anchors(split, seed):
     anchor = [None] * len(split)
     for s in range(3):
         videos = np.random.default_rng([seed, 17, s]).permutation(np.flatnonzero(split == s))
-        for v, m in zip(videos, np.random.default_rng([seed, 18, s]).permutation(NUM_MATERIALS)):
+        materials = np.random.default_rng([seed, 18, s]).permutation(NUM_MATERIALS)
+        for v, m in zip(videos, materials, strict=False):  # the first 17 videos, or all of fewer
             anchor[v] = MATERIALS[m]
     return anchor
+
+
+def pick_materials(anchor, rng):
+    """(outdoor?, the materials in view, main material first): the scene (64% outdoor, paper 3.1, or the
+    anchor's own scene), then 1-3 materials drawn from its pool, weighed up by their affinity with those
+    already drawn. The anchor, if any, is drawn first and then moved last: it is never the main material."""
+    if anchor is None or (anchor in SCENES["outdoor"]) == (anchor in SCENES["indoor"]):
+        outdoor = rng.random() < 0.64
+    else:
+        outdoor = anchor in SCENES["outdoor"]
+    pool = SCENES["outdoor" if outdoor else "indoor"]
+    names = list(pool)
+    weights = np.array(list(pool.values()))
+    chosen = []
+    if anchor is not None:
+        chosen = [anchor]
+    for _ in range(rng.choice(3, p=MATERIALS_PER_FRAME) + 1 - len(chosen)):
+        w = weights * np.array([affinity(m, chosen) for m in names])
+        chosen.append(names[rng.choice(len(names), p=w / w.sum())])
+    if anchor is not None:
+        chosen = chosen[1:] + chosen[:1]
+    return outdoor, chosen
+
+
+def affinity(material, chosen):
+    """How much more likely `material` is beside the `chosen` ones: 0 when already chosen, else 3 for each
+    AFFINITY pair it makes with one of them."""
+    if material in chosen:
+        return 0
+    pairs = sum((material, c) in AFFINITY or (c, material) in AFFINITY for c in chosen)
+    return 3**pairs
+
+
+def make_sounds(chosen, n, sample_rate, rng):
+    """(clips (10, n) int16, their materials [name]): ten hits, each material in view at least once, the rest
+    mostly on the main (largest) material, in a random order."""
+    hit_weights = np.array([2.0] + [1.0] * (len(chosen) - 1))
+    more = rng.choice(len(chosen), CLIPS_PER_VIDEO - len(chosen), p=hit_weights / hit_weights.sum())
+    hits = chosen + [chosen[i] for i in more]
+    hits = [hits[i] for i in rng.permutation(CLIPS_PER_VIDEO)]
+    objects = {m: make_object(m, rng) for m in chosen}
+    gain = rng.uniform(0.2, 0.9)  # the recording's level
+    noise_level = rng.uniform(0.003, 0.03)
+    clips = np.zeros((CLIPS_PER_VIDEO, n), np.int16)
+    for c, m in enumerate(hits):
+        clip = make_clip(objects[m], list(objects.values()), n, sample_rate, rng, gain, noise_level)
+        clips[c] = np.clip(clip * 32767, -32768, 32767).round().astype(np.int16)
+    return clips, hits
 
 
 def make_toy(
@@ -370,45 +429,18 @@ def make_toy(
     clip_materials = np.zeros((videos, CLIPS_PER_VIDEO), np.int64)
     outdoor = np.zeros(videos, bool)
     train, val, test = split_sizes(videos)
-    split = np.zeros(videos, np.int8)
+    split = np.zeros(videos, np.int8)  # 0 train
     order = np.random.default_rng([seed, 977]).permutation(videos)
-    split[order[train : train + val]], split[order[train + val :]] = 1, 2
+    split[order[train : train + val]] = 1
+    split[order[train + val :]] = 2
     anchor = anchors(split, seed)
     for v in range(videos):
         rng = np.random.default_rng([seed, v])  # each video from its own stream
-        a = anchor[v]
-        outdoor[v] = (
-            rng.random() < 0.64
-            if a is None or (a in SCENES["outdoor"]) == (a in SCENES["indoor"])
-            else a in SCENES["outdoor"]
-        )
-        pool = SCENES["outdoor" if outdoor[v] else "indoor"]
-        names, weights = list(pool), np.array(list(pool.values()))
-        chosen = [] if a is None else [a]
-        for _ in range(rng.choice(3, p=MATERIALS_PER_FRAME) + 1 - len(chosen)):
-            w = weights * np.array(
-                [
-                    0 if m in chosen else 3 ** sum((m, c) in AFFINITY or (c, m) in AFFINITY for c in chosen)
-                    for m in names
-                ]
-            )
-            chosen.append(names[rng.choice(len(names), p=w / w.sum())])
-        chosen = chosen[1:] + chosen[:1] if a is not None else chosen  # the anchor is never the main material
+        outdoor[v], chosen = pick_materials(anchor[v], rng)
         frames[v] = make_frame(chosen, size, rng)
         labels[v, [MATERIAL_ID[m] for m in chosen]] = True
-        # Ten hits: each material in view at least once, the rest mostly on the main (largest) material.
-        hit_weights = np.array([2.0] + [1.0] * (len(chosen) - 1))
-        hits = chosen + [
-            chosen[i]
-            for i in rng.choice(len(chosen), CLIPS_PER_VIDEO - len(chosen), p=hit_weights / hit_weights.sum())
-        ]
-        hits = [hits[i] for i in rng.permutation(CLIPS_PER_VIDEO)]
-        objects = {m: make_object(m, rng) for m in chosen}
-        gain, noise_level = rng.uniform(0.2, 0.9), rng.uniform(0.003, 0.03)
-        for c, m in enumerate(hits):
-            clip = make_clip(objects[m], list(objects.values()), n, sample_rate, rng, gain, noise_level)
-            clips[v, c] = np.clip(clip * 32767, -32768, 32767).round().astype(np.int16)
-            clip_materials[v, c] = MATERIAL_ID[m]
+        clips[v], hits = make_sounds(chosen, n, sample_rate, rng)
+        clip_materials[v] = [MATERIAL_ID[m] for m in hits]
     return {
         "frames": torch.from_numpy(frames),
         "image_labels": torch.from_numpy(labels),
@@ -457,11 +489,12 @@ def main(argv=None):
         "use when given no --data and the default sizes)",
     )
     args = parser.parse_args(argv)
-    out = args.out or toy_path(args.videos, args.size, args.seed)
+    out = args.out
+    if out is None:
+        out = toy_path(args.videos, args.size, args.seed)
     start = time.time()
     try:
-        if args.seed < 0:  # numpy's generators take only non-negative seeds
-            raise DataError(f"--seed {args.seed}: give a seed of 0 or more")
+        check_flags(args)  # --seed: the range every script accepts (numpy's generators take none below 0)
         check_out(out)  # before the work: a file that is not ours, or a place we cannot write, is refused now
         d = make_toy(args.videos, args.size, args.seed)
         atomic_save(d, out)

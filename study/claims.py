@@ -1,4 +1,4 @@
-"""The paper's conclusions, checked on the study's runs: each as a paired difference over seeds, with a verdict.
+"""The paper's conclusions, checked on the study's runs: each a paired difference over seeds, with a verdict.
 
 A claim compares two runs trained with the same seed (the same data, the same initial draw of everything the
 seed decides), so a difference per seed, then the mean and a 95% interval of the mean over the seeds
@@ -7,11 +7,15 @@ seed decides), so a difference per seed, then the mean and a 95% interval of the
 - "A level with B": does not hold when the interval excludes 0, holds when it lies within +-LEVEL, else
   within noise (the seeds cannot tell);
 - "at least x": as "above", for the value minus x.
-One seed gives no interval: the verdict then says that more seeds are needed.
+A verdict needs MIN_SEEDS seeds or more: with two, the interval rests on one estimate of the spread
+(t = 12.7), and two seeds that happen to agree give an interval of width zero, which says nothing. Below
+it, the line says "too few seeds" and how many a verdict needs.
 """
 
 import math
+import statistics
 
+MIN_SEEDS = 3  # the fewest seeds whose interval is worth a verdict
 LEVEL = 0.05  # "level": a difference of less than 5 points of accuracy
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
@@ -19,10 +23,10 @@ T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8:
 def interval(values):
     """(mean, half-width of the 95% interval of the mean, n); half-width None below two values."""
     n = len(values)
-    mean = sum(values) / n
+    mean = statistics.mean(values)
     if n < 2:
         return mean, None, n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    sd = statistics.stdev(values)  # the sample standard deviation (n - 1)
     return mean, T95.get(n - 1, 1.96) * sd / math.sqrt(n), n
 
 
@@ -30,20 +34,22 @@ def verdict(values, kind):
     """'holds', 'does not hold' or 'within noise' for differences `values` (one per seed) and kind
     'above', 'below' or 'level'."""
     mean, half, n = interval(values)
-    if half is None:
-        return "one seed: run more"
+    if n < MIN_SEEDS:
+        return f"too few seeds ({n}; a verdict needs {MIN_SEEDS})"
     lo, hi = mean - half, mean + half
     if kind == "below":
         lo, hi = -hi, -lo
     if kind == "level":
-        return (
-            "does not hold"
-            if lo > 0 or hi < 0
-            else "holds"
-            if -LEVEL <= lo and hi <= LEVEL
-            else "within noise"
-        )
-    return "holds" if lo > 0 else "does not hold" if hi < 0 else "within noise"
+        if lo > 0 or hi < 0:
+            return "does not hold"
+        if -LEVEL <= lo and hi <= LEVEL:
+            return "holds"
+        return "within noise"
+    if lo > 0:
+        return "holds"
+    if hi < 0:
+        return "does not hold"
+    return "within noise"
 
 
 def at_epoch(epoch, name):
@@ -51,9 +57,15 @@ def at_epoch(epoch, name):
     return lambda m: next((c[f"val_{name}"] for c in m["curves"] if c["epoch"] == epoch), None)
 
 
-def worst_precision_up_to(k):
-    """The lowest mean precision@K over the test images for K = 1..k (retrieve.py's metrics.json)."""
-    return lambda m: min(m["mean"][:k])
+def at_test(name):
+    """The test `name` of a training run."""
+    return lambda m: m["test"][name]
+
+
+def lowest_precision_above(share, k):
+    """The lowest mean precision@K over the test images for K = 1..k (retrieve.py's metrics.json), less
+    `share`: above 0 when the curve never falls under it."""
+    return lambda m: min(m["mean"][:k]) - share
 
 
 def paired(runs, a, b, value):
@@ -68,9 +80,11 @@ def claims(backbones):
     """[(claim, paper, kind, run a, run b, value function, what is compared)], in the paper's order."""
     out = []
     for bb in backbones:
-        sound, fc = ("sound_only", bb, False), ("fc_agg", bb, False)
-        vis, visw, tt = ("visual_only", bb, False), ("visual_only", bb, True), ("tt_agg", bb, False)
-        test = lambda name: lambda m: m["test"][name]
+        sound = ("sound_only", bb, False)
+        fc = ("fc_agg", bb, False)
+        vis = ("visual_only", bb, False)
+        visw = ("visual_only", bb, True)
+        tt = ("tt_agg", bb, False)
         out += [
             (
                 f"{bb}: FC_AGG converges faster than sound only",
@@ -87,7 +101,7 @@ def claims(backbones):
                 "level",
                 fc,
                 sound,
-                test("accuracy"),
+                at_test("accuracy"),
                 "test accuracy, FC_AGG - sound only",
             ),
             (
@@ -96,7 +110,7 @@ def claims(backbones):
                 "above",
                 visw,
                 vis,
-                test("recall"),
+                at_test("recall"),
                 "test recall, weighted - unweighted",
             ),
             (
@@ -105,7 +119,7 @@ def claims(backbones):
                 "below",
                 visw,
                 vis,
-                test("precision"),
+                at_test("precision"),
                 "test precision, weighted - unweighted",
             ),
             (
@@ -114,7 +128,7 @@ def claims(backbones):
                 "above",
                 tt,
                 vis,
-                test("f1"),
+                at_test("f1"),
                 "test F1, TT_AGG - visual (unweighted)",
             ),
             (
@@ -123,7 +137,7 @@ def claims(backbones):
                 "above",
                 tt,
                 visw,
-                test("f1"),
+                at_test("f1"),
                 "test F1, TT_AGG - visual (weighted)",
             ),
         ]
@@ -134,7 +148,7 @@ def claims(backbones):
             "above",
             ("tt_agg", "resnet", False),
             ("tt_agg", "vgg", False),
-            lambda m: m["test"]["accuracy"],
+            at_test("accuracy"),
             "test accuracy, ResNet - VGG",
         )
     )
@@ -145,7 +159,7 @@ def claims(backbones):
             "above",
             ("retrieve", "resnet", False),
             None,
-            lambda m: min(m["mean"][:50]) - 0.75,
+            lowest_precision_above(0.75, 50),
             "lowest mean precision@K (K <= 50) - 0.75",
         )
     )

@@ -75,7 +75,8 @@ def figure_confusion(runs, source, path):
     im = None
     for r, (script, label) in enumerate(rows):
         for c, backbone in enumerate(columns):
-            ms, ax = list(runs.get((script, backbone, False), {}).values()), axes[r][c]
+            ms = list(runs.get((script, backbone, False), {}).values())
+            ax = axes[r][c]
             if not ms:
                 say_missing(
                     ax, f"{label}, {backbone_name(backbone)}: not run yet\n\n{run_command(script, backbone)}"
@@ -83,15 +84,10 @@ def figure_confusion(runs, source, path):
                 continue
             matrix = torch.tensor([m["test_confusion"] for m in ms]).sum(0).tolist()  # summed over the seeds
             accuracy = torch.tensor([m["test"]["accuracy"] for m in ms])
-            im = draw_confusion(
-                ax,
-                matrix,
-                data.MATERIALS,
-                f"{label}, {backbone_name(backbone)}: test accuracy {accuracy.mean():.3f}"
-                + (f" ± {accuracy.std():.3f} ({len(ms)} seeds, summed)" if len(ms) > 1 else ""),
-                name_rows=c == 0,
-                name_columns=r == 1,
-            )
+            title = f"{label}, {backbone_name(backbone)}: test accuracy {accuracy.mean():.3f}"
+            if len(ms) > 1:
+                title += f" ± {accuracy.std():.3f} ({len(ms)} seeds, summed)"
+            im = draw_confusion(ax, matrix, data.MATERIALS, title, name_rows=c == 0, name_columns=r == 1)
     if im is not None:
         fig.colorbar(im, ax=axes, shrink=0.5, label="share of the true class's test clips")
     fig.suptitle(
@@ -114,17 +110,14 @@ def figure_coappearance(d, path):
     for i in range(len(counts)):
         for j in range(len(counts)):
             if counts[i, j] or i == j:  # empty cells stay blank, so that the pairs that occur stand out
-                dark = i != j and counts[i, j] > 0.6 * top
-                ax.text(
-                    j,
-                    i,
-                    str(int(counts[i, j])),
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="white" if dark else "black",
-                    fontweight="bold" if i == j else "normal",
-                )
+                color = "black"
+                if i != j and counts[i, j] > 0.6 * top:  # a dark cell
+                    color = "white"
+                weight = "normal"
+                if i == j:
+                    weight = "bold"
+                text = str(int(counts[i, j]))
+                ax.text(j, i, text, ha="center", va="center", fontsize=7, color=color, fontweight=weight)
     names = [f"{i} {n}" for i, n in enumerate(data.MATERIALS)]
     ax.set_xticks(range(len(names)), names, rotation=90, fontsize=8)
     ax.set_yticks(range(len(names)), names, fontsize=8)
@@ -208,14 +201,7 @@ def figure_curves(runs, source, path, number, series, names, title, baseline=Non
     for c, backbone in enumerate(columns):
         missing = []
         plot_curves({metric: axes[r][c] for r, metric in enumerate(names)}, runs, backbone, series, missing)
-        first = next(
-            (
-                next(iter(runs[(s, backbone, w)].values()))
-                for s, w, _, _ in series
-                if runs.get((s, backbone, w))
-            ),
-            None,
-        )
+        first = first_run(runs, backbone, series)
         for r, metric in enumerate(names):
             ax = axes[r][c]
             if baseline and first:
@@ -234,8 +220,20 @@ def figure_curves(runs, source, path, number, series, names, title, baseline=Non
             axes[0][c].set_title("\n".join([backbone_name(backbone), *missing]), fontsize=9)
     extra = [Line2D([], [], color="0.5", linestyle="--", label=baseline)] if drew_baseline else []
     curve_legend(fig, series, extra)
-    fig.suptitle(f"Figure {number}: {title}, {source}" + (f"\n{note}" if note else ""))
+    suptitle = f"Figure {number}: {title}, {source}"
+    if note:
+        suptitle += f"\n{note}"
+    fig.suptitle(suptitle)
     save_png(fig, path)
+
+
+def first_run(runs, backbone, series):
+    """The first run found of the first series that has one (for the baseline line), or None."""
+    for script, weighted, _, _ in series:
+        seeds = runs.get((script, backbone, weighted))
+        if seeds:
+            return next(iter(seeds.values()))
+    return None
 
 
 def figure_retrieval(runs, source, path):
@@ -251,7 +249,7 @@ def figure_retrieval(runs, source, path):
             axes[0][0],
             f"no retrieval run yet: {RETRIEVE_COMMAND}\n(after python tt_agg.py --backbone resnet)",
         )
-    for ax, ms in zip(axes[0], found):
+    for ax, ms in zip(axes[0], found, strict=False):  # no run: one panel, saying so
         plot_retrieval(ax, ms)
     fig.suptitle(
         f"Figure 8: percentage of good sounds in the top K predictions, {source}\n"
@@ -261,27 +259,29 @@ def figure_retrieval(runs, source, path):
 
 
 def plot_retrieval(ax, ms):
-    """The curves of one backbone's retrieve runs (one per seed) on `ax`: the mean over the test images, averaged
-    over the seeds, with a band of ± one std (over the seeds when there are several, else over the test
-    images); the first seed's single query (the paper's view). Optional keys of metrics.json used if present."""
+    """The curves of one backbone's retrieve runs (one per seed) on `ax`: the mean over the test images,
+    averaged over the seeds, with a band of ± one std (over the seeds when there are several, else over the
+    test images); the first seed's single query (the paper's view). Optional keys of metrics.json are used if
+    present."""
     m = ms[0]
-    query = m.get("query") if isinstance(m.get("query"), dict) else {}
+    query = m.get("query")
+    if not isinstance(query, dict):
+        query = {}
     labels = query.get("labels")
-    about = f"{query.get('video_id', '?')}" + (
-        f": {', '.join(map(str, labels))}" if isinstance(labels, list) else ""
-    )
+    about = f"{query.get('video_id', '?')}"
+    if isinstance(labels, list):
+        about += f": {', '.join(map(str, labels))}"
     length = min(len(r["mean"]) for r in ms)
     means = torch.tensor([r["mean"][:length] for r in ms], dtype=torch.float)  # (seeds, K)
-    mean, k = means.mean(0), torch.arange(1, length + 1)
-    std, over = (
-        (means.std(0), f"{len(ms)} seeds")
-        if len(ms) > 1
-        else (
-            (torch.tensor(m["std"][:length], dtype=torch.float), "test images")
-            if is_numbers(m.get("std")) and len(m["std"]) >= length
-            else (None, "")
-        )
-    )
+    mean = means.mean(0)
+    k = torch.arange(1, length + 1)
+    std = None  # the band: over the seeds, else over the test images, else none (an older run)
+    if len(ms) > 1:
+        std = means.std(0)
+        over = f"{len(ms)} seeds"
+    elif is_numbers(m.get("std")) and len(m["std"]) >= length:
+        std = torch.tensor(m["std"][:length], dtype=torch.float)
+        over = "test images"
     if std is not None:
         ax.fill_between(
             k,
@@ -291,19 +291,36 @@ def plot_retrieval(ax, ms):
             alpha=0.2,
             label=f"± std over {over}",
         )
-    ax.plot(
-        k,
-        mean,
-        color="tab:blue",
-        label="mean over test images" + (f", {len(ms)} seeds" if len(ms) > 1 else ""),
+    mean_label = "mean over test images"
+    single_label = f"one test image ({about})"
+    if len(ms) > 1:
+        mean_label += f", {len(ms)} seeds"
+        single_label = f"one test image ({about}, seed {m.get('trained_seed', 0)})"
+    ax.plot(k, mean, color="tab:blue", label=mean_label)
+    ax.plot(range(1, len(m["single"]) + 1), m["single"], color="tab:orange", marker=".", label=single_label)
+    plot_random(ax, m, query)
+    ax.set_ylim(-0.02, 1.02)  # a curve at 0 (no good sound at K = 1) stays visible
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))  # the figure's title speaks of a percentage
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # K counts sounds
+    ax.set_xlabel("K (sounds retrieved)")
+    ax.set_ylabel("good sounds in the top K (% of K)")
+    size = ""
+    if isinstance(m.get("library_size"), int):
+        size = f" ({m['library_size']} sounds)"
+    own = "included"
+    if m.get("exclude_own_video"):
+        own = "left out"
+    library = f"{m.get('library', '?')}{size}"
+    ax.set_title(
+        f"{backbone_name(m['backbone'])} TT_AGG; library: {library}; the query's own video {own}", fontsize=10
     )
-    ax.plot(
-        range(1, len(m["single"]) + 1),
-        m["single"],
-        color="tab:orange",
-        marker=".",
-        label=f"one test image ({about}" + (f", seed {m.get('trained_seed', 0)})" if len(ms) > 1 else ")"),
-    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8)  # below: never on a curve
+
+
+def plot_random(ax, m, query):
+    """What random retrieval scores, on `ax`: over the test images (one value, or a curve over K, by the
+    version of metrics.json) and for the single query, where the run recorded them."""
     random = m.get("random")
     if isinstance(random, (int, float)):
         ax.axhline(random, color="0.5", linestyle="--", label="random retrieval, mean over test images")
@@ -317,19 +334,6 @@ def plot_retrieval(ax, ms):
         )
     if isinstance(query.get("random"), (int, float)):
         ax.axhline(query["random"], color="tab:orange", linestyle=":", label="random retrieval, this image")
-    ax.set_ylim(-0.02, 1.02)  # a curve at 0 (no good sound at K = 1) stays visible
-    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))  # the figure's title speaks of a percentage
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # K counts sounds
-    ax.set_xlabel("K (sounds retrieved)")
-    ax.set_ylabel("good sounds in the top K (% of K)")
-    size = f" ({m['library_size']} sounds)" if isinstance(m.get("library_size"), int) else ""
-    ax.set_title(
-        f"{backbone_name(m['backbone'])} TT_AGG; library: {m.get('library', '?')}{size}; the query's "
-        f"own video {'left out' if m.get('exclude_own_video') else 'included'}",
-        fontsize=10,
-    )
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8)  # below: never on a curve
 
 
 def figure_placeholder(number, text, path):

@@ -86,7 +86,7 @@ def commands(seed, args, extra):
         [f"{script}.py", "--backbone", backbone, *flags, "--seed", str(seed), *common, *extra]
         for script, backbone, flags in RUNS
     ]
-    tt_agg_run = os.path.join(args.out, f"tt_agg-resnet-seed{seed}")
+    tt_agg_run = os.path.join(args.out, data.run_name("tt_agg", "resnet", seed=seed))
     found.append(
         ["retrieve.py", "--k", str(args.k), "--run", tt_agg_run, "--seed", str(seed)]
         + ["--device", args.device, "--out", args.out]
@@ -145,9 +145,11 @@ def main(argv=None):
         record = {"written_by": f"{data.SIGNATURE} {PROGRAM}", "seeds": args.seeds, "total_s": total}
         metrics.write_json({**record, "runs": times}, os.path.join(args.out, "study_times.json"))
     except KeyboardInterrupt:
-        sys.exit(
+        message = (
             f"interrupted: the runs finished so far are kept in {args.out}; nothing half-written is left"
         )
+        print(message, file=sys.stderr)
+        sys.exit(130)
     except data.DataError as e:  # something not ours appeared in the way while the study ran
         sys.exit(f"error: {e}")
     if failed:

@@ -1,12 +1,14 @@
-"""The whole study at a glance: `python metrics.py runs/` prints the paper's Tables 2-5 from the saved runs, each
-number as mean ± std over the seeds found, beside the paper's numbers and the trivial baselines; then the
-paper's conclusions checked as paired differences over the seeds (study/claims.py); names the runs still
-missing with the command that makes each, and draws Figures 2 and 5-9 into runs/figures/ (study/figures.py).
+"""The whole study at a glance: `python metrics.py runs/`.
+
+It prints the paper's Tables 2-5 from the saved runs, each number as mean ± std over the seeds found, beside
+the paper's numbers and the trivial baselines; then the paper's conclusions checked as paired differences over
+the seeds (study/claims.py); names the runs still missing with the command that makes each, and draws Figures
+2 and 5-9 into runs/figures/ (study/figures.py).
 """
 
 import argparse
-import math
 import os
+import statistics
 
 from data import DataError, atomic_folder, check_out
 from metrics import PAPER, PAPER_FIGURE_8, format_retrieval_table
@@ -21,9 +23,11 @@ from study.runs import (
     find_dataset,
     read_runs,
     run_command,
+    study_backbones,
     study_source,
 )
 
+TITLE = 30  # the width of the paper tables' row titles
 TABLE_CAPTIONS = {
     2: "validation and test accuracy of the sound network",
     3: "accuracy, precision, recall and F1 of the visual network",
@@ -32,20 +36,22 @@ TABLE_CAPTIONS = {
 }
 
 
-def mean_std(values):
-    """(mean, sample standard deviation; 0 for one value) of a list of numbers."""
-    mean = sum(values) / len(values)
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(
-        values
-    ) > 1 else 0.0
+def plural(n, word):
+    """'1 run', '2 runs'."""
+    if n == 1:
+        return f"{n} {word}"
+    return f"{n} {word}s"
 
 
 def cell(values):
-    """One table cell: '0.6370' for one seed (or seeds that agree), '0.637 ± 0.020' for several, '-' for none."""
+    """One table cell: '0.6370' for one seed (or seeds that agree), '0.637 ± 0.020' (mean ± sample std) for
+    several, '-' for none."""
     if not values:
         return f"{'-':>13}"
-    mean, std = mean_std(values)
-    return f"{mean:>13.4f}" if max(values) == min(values) else f"{f'{mean:.3f} ± {std:.3f}':>13}"
+    if max(values) == min(values):
+        return f"{values[0]:>13.4f}"
+    spread = f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+    return f"{spread:>13}"
 
 
 def row_title(key, seeds):
@@ -57,17 +63,17 @@ def row_title(key, seeds):
         title += ", weighted loss" if weighted else ", unweighted loss"
     if not seeds:
         return f"{title}: not run yet, make it with `{run_command(*key)}`"
-    title += (
-        f", mean ± std over {len(seeds)} seeds ({', '.join(map(str, sorted(seeds)))})"
-        if len(seeds) > 1
-        else f", one seed ({next(iter(seeds))})"
-    )
+    if len(seeds) > 1:
+        title += f", mean ± std over {len(seeds)} seeds ({', '.join(map(str, sorted(seeds)))})"
+    else:
+        title += f", one seed ({next(iter(seeds))})"
     epochs = {m.get("args", {}).get("epochs") for m in seeds.values() if isinstance(m.get("args"), dict)}
     if epochs - {PAPER_EPOCHS}:
-        title += (
-            f" (trained {'/'.join(map(str, sorted(epochs, key=str)))} epoch{'s' * (epochs != {1})}; the "
-            f"paper trains {PAPER_EPOCHS})"
-        )
+        trained = "/".join(map(str, sorted(epochs, key=str)))
+        word = "epochs"
+        if epochs == {1}:
+            word = "epoch"
+        title += f" (trained {trained} {word}; the paper trains {PAPER_EPOCHS})"
     return title
 
 
@@ -75,35 +81,33 @@ def format_table(number, runs, source):
     """The lines of Table `number` laid out as the paper's: its rows in the paper's order, each a block of our
     numbers (mean ± std over seeds), the paper's and the trivial baseline on our data."""
     names = TABLE_METRICS[number]
-    w, group = 30, 14 * len(names) - 1
+    group = 14 * len(names) - 1  # the width of one column group: a 13-wide cell and a space per metric
     heads = " ".join(f"{n[:13]:>13}" for n in names)
     lines = [
         f"Table {number}: {TABLE_CAPTIONS[number]} ({source}; the paper's: Greatest Hits)",
-        f"{'':<{w}} | {'validation':^{group}} | {'test':^{group}}",
-        f"{'':<{w}} | {heads} | {heads}",
+        f"{'':<{TITLE}} | {'validation':^{group}} | {'test':^{group}}",
+        f"{'':<{TITLE}} | {heads} | {heads}",
     ]
     for key in [k for k, p in PAPER.items() if p["table"] == number]:
         seeds = runs.get(key, {})
         ms = [seeds[s] for s in sorted(seeds)]
         lines.append(row_title(key, seeds))
-
-        def row(label, get):
-            return f"{label:<{w}} | " + " | ".join(
-                " ".join(cell([get(m, part)[n] for m in ms] if ms else []) for n in names)
-                for part in ["val", "test"]
-            )
-
         if ms:
-            lines.append(row("ours", lambda m, part: m[part]))
-        lines.append(
-            f"{'paper':<{w}} | "
-            + " | ".join(" ".join(f"{PAPER[key][part][n]:>13.4f}" for n in names) for part in ["val", "test"])
-        )
+            lines.append(format_row("ours", [[m["val"], m["test"]] for m in ms], names))
+        lines.append(format_row("paper", [[PAPER[key]["val"], PAPER[key]["test"]]], names))
         if ms:
-            lines.append(
-                row("baseline: " + ms[0]["baseline"]["test"]["name"], lambda m, part: m["baseline"][part])
-            )
+            baselines = [[m["baseline"]["val"], m["baseline"]["test"]] for m in ms]
+            lines.append(format_row("baseline: " + ms[0]["baseline"]["test"]["name"], baselines, names))
     return lines
+
+
+def format_row(label, scores, names):
+    """One row of a paper table: `scores` holds [validation scores, test scores] per seed, each a dict with
+    the metrics `names`; each cell is their mean ± std over the seeds (see `cell`)."""
+    parts = []
+    for part in range(2):  # validation, then test
+        parts.append(" ".join(cell([seed[part][n] for seed in scores]) for n in names))
+    return f"{label:<{TITLE}} | " + " | ".join(parts)
 
 
 def format_claims(runs):
@@ -114,13 +118,15 @@ def format_claims(runs):
         "(seeds), and the verdict (study/claims.py says how it is reached)",
         f"{'claim (paper)':<{w}} {'compared':<46} {'difference':>26}  verdict",
     ]
-    for claim, paper, kind, a, b, value, what in claims.claims([bb for bb in ("resnet", "vgg")]):
+    for claim, paper, kind, a, b, value, what in claims.claims(study_backbones()):
         diffs = claims.paired(runs, a, b, value)
         if not diffs:
             lines.append(f"{claim + ' (' + paper + ')':<{w}} {what:<46} {'runs missing or too short':>26}  -")
             continue
         mean, half, n = claims.interval(diffs)
-        spread = f"[{mean - half:+.3f}, {mean + half:+.3f}]" if half is not None else "[no spread]"
+        spread = "[no spread]"
+        if half is not None:
+            spread = f"[{mean - half:+.3f}, {mean + half:+.3f}]"
         lines.append(
             f"{claim + ' (' + paper + ')':<{w}} {what:<46} {mean:+.3f} {spread} ({n})"
             f"  {claims.verdict(diffs, kind)}"
@@ -136,9 +142,11 @@ def summarize(folder, runs, notes):
     study = [*PAPER, ("retrieve", "resnet", False)]  # the ten training runs and the paper's retrieval
     seeds = sorted({s for key in study for s in runs.get(key, {})}) or [0]
     missing = [(key, s) for s in seeds for key in study if s not in runs.get(key, {})]
-    n = len(all_runs(runs))
+    seed_words = "seed"
+    if len(seeds) > 1:
+        seed_words = "seeds"
     print(
-        f"The study in {folder}: {n} run{'s' * (n != 1)}, seed{'s' * (len(seeds) != 1)} "
+        f"The study in {folder}: {plural(len(all_runs(runs)), 'run')}, {seed_words} "
         f"{', '.join(map(str, seeds))}, {source}"
     )
     for note in notes + source_notes + data_notes:
@@ -151,11 +159,11 @@ def summarize(folder, runs, notes):
             print(f"paper (Figure 8, one test image, ResNet): {PAPER_FIGURE_8}")
     print("\n" + "\n".join(format_claims(runs)))
     if missing:
-        print(
-            f"\nMissing runs ({len(missing)}): make them with\n"
-            + "\n".join(f"  {run_command(*key, seed)}" for key, seed in missing)
-            + f"\n(or every seed's study at once: {STUDY_COMMAND})\nthen run `python metrics.py {folder}` again."
-        )
+        print(f"\nMissing runs ({len(missing)}): make them with")
+        for key, seed in missing:
+            print(f"  {run_command(*key, seed)}")
+        print(f"(or every seed's study at once: {STUDY_COMMAND})")
+        print(f"then run `python metrics.py {folder}` again.")
     figures = os.path.join(folder, "figures")
     with atomic_folder(figures, "metrics.py") as staged:  # all the figures or none, in a folder of ours
         paths = write_figures(runs, dataset, source, staged)
@@ -166,9 +174,9 @@ def summarize(folder, runs, notes):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description="The whole study at a glance: print the paper's Tables 2-5 from the saved runs, beside the "
-        "paper's numbers and the trivial baselines, name the runs still missing with the command "
-        "that makes each, and draw Figures 2, 5, 6, 7, 8 and 9 as PNGs into RUNS/figures/."
+        description="The whole study at a glance: print the paper's Tables 2-5 from the saved runs, beside "
+        "the paper's numbers and the trivial baselines, name the runs still missing with the command that "
+        "makes each, and draw Figures 2, 5, 6, 7, 8 and 9 as PNGs into RUNS/figures/."
     )
     parser.add_argument(
         "runs",
@@ -184,11 +192,11 @@ def main(argv=None):
         parser.exit(2, f"error: {e}\n")
     runs, notes = read_runs(args.runs)
     if not runs:  # no folder, no <run>/metrics.json in it, or none readable
-        why = (
-            f" ({notes[0]}" + (f"; and {len(notes) - 1} more" if len(notes) > 1 else "") + ")"
-            if notes
-            else ""
-        )
+        why = ""
+        if len(notes) == 1:
+            why = f" ({notes[0]})"
+        if len(notes) > 1:
+            why = f" ({notes[0]}; and {len(notes) - 1} more)"
         parser.exit(
             2,
             f"error: no readable run in {args.runs}{why}: train first, e.g. `python sound_only.py`, or "
