@@ -402,6 +402,35 @@ def format_retrieval_row(name, rows, item):
     return f"{label:<34}{single:>10}  {over:<28}{fmt.format(random):>8}"
 
 
+# ----------------------------------------------------------------------------------------------------------
+# Over seeds: the 95% interval of a mean, for paired differences (the study's claims, the kit's comparisons)
+# ----------------------------------------------------------------------------------------------------------
+
+MIN_SEEDS = 3  # the fewest seeds whose interval is worth a verdict (two rest on one estimate of the spread)
+T95 = {
+    1: 12.706,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+}  # Student's t
+
+
+def mean_interval(values):
+    """(mean, half-width of the 95% interval of the mean, n) of `values`, e.g. one paired difference per
+    seed: Student's t with n - 1 degrees of freedom (1.96 beyond ten values); half-width None below two."""
+    n = len(values)
+    mean = statistics.mean(values)
+    if n < 2:
+        return mean, None, n
+    sd = statistics.stdev(values)  # the sample standard deviation (n - 1)
+    return mean, T95.get(n - 1, 1.96) * sd / math.sqrt(n), n
+
+
 if __name__ == "__main__":
     # `python metrics.py runs/` is the summary's known command; study/ sits above this module and imports it,
     # so it is imported here, when metrics.py runs as a command, never when it is imported.

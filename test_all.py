@@ -309,6 +309,9 @@ def test_coappearance_baselines_and_the_table_row_by_hand():
 
 
 # --- The four experiments, run through their command lines on the tiny dataset ----------------------------
+# The functions a student writes in the course kit (tt_agg's TwoTower.forward and make_examples,
+# visual_only's positive_weights, data.spectrogram, metrics.precision_at_k and average_precision) are
+# checked by the test_exercise_* tests in the teaching section, which grade a student's version.
 
 
 def train(script, tiny, out, *flags, runner=run_here):
@@ -420,65 +423,6 @@ def test_tt_agg_trains_without_pyav_and_a_seeded_run_repeats_to_the_last_digit(t
 def without_timings(curves):
     """A run's curves less what the clock decides."""
     return [{k: v for k, v in c.items() if k not in {"samples_per_s", "elapsed_s"}} for c in curves]
-
-
-def test_tt_agg_forward_is_the_cosine_of_the_two_embeddings_mapped_to_0_1():
-    import tt_agg
-
-    model = tt_agg.TwoTower("resnet")
-    model.image_tower = torch.nn.Flatten()  # the embeddings are the inputs themselves
-    model.sound_tower = torch.nn.Flatten()
-    image = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [3.0, 4.0], [2.0, 2.0]])[:, :, None, None]
-    sound = torch.tensor([[5.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [6.0, 8.0], [0.0, 1.0]])[:, :, None, None]
-    # same direction (whatever the lengths) 1, opposite 0, orthogonal 0.5, cosine 1/sqrt(2) -> 0.854
-    assert model(image, sound).tolist() == pytest.approx([1.0, 0.0, 0.5, 1.0, (1 + 2**-0.5) / 2], abs=1e-6)
-    full = tt_agg.TwoTower("resnet").eval()  # with the real towers: a probability, unchanged by the batch
-    torch.manual_seed(0)
-    image = torch.randn(4, 3, 32, 32)
-    sound = torch.randn(4, 1, 32, 32)
-    with torch.no_grad():
-        q = full(image, sound)
-        assert ((q >= 0) & (q <= 1)).all() and q[:2] == pytest.approx(full(image[:2], sound[:2]), abs=1e-5)
-
-
-def test_tt_agg_negative_sampling_pairs_every_clip_with_its_frame_then_with_a_sound_absent_from_it(tiny):
-    """Every clip of the split once with its own frame (label 1), then the same frames in the same order,
-    each with a clip of the same split whose material the frame does not show (label 0); seeded."""
-    import tt_agg
-
-    raw = torch.load(tiny, weights_only=True)  # the dataset's labels alone: no spectrogram needed
-    ds = types.SimpleNamespace(**{k: raw[k] for k in ["clip_materials", "image_labels", "video_ids"]})
-    videos = torch.nonzero(raw["split"] == data.SPLITS["train"]).flatten()
-    examples = tt_agg.make_examples(ds, videos, torch.Generator().manual_seed(0))
-    frame_video, sound_video, sound_clip, label = examples
-    m = 10 * len(videos)
-    assert len(label) == len(frame_video) == len(sound_video) == len(sound_clip) == 2 * m
-    assert label[:m].eq(1).all() and label[m:].eq(0).all(), "positives first, then their negatives"
-    assert (frame_video[:m] == frame_video[m:]).all(), "each negative uses its positive's frame"
-    positives = set(zip(sound_video[:m].tolist(), sound_clip[:m].tolist(), strict=True))
-    assert positives == {(v, c) for v in videos.tolist() for c in range(10)}, "every clip of the split once"
-    assert (sound_video[:m] == frame_video[:m]).all(), "a positive is the frame's own clip"
-    material = ds.clip_materials[sound_video[m:], sound_clip[m:]]
-    assert not ds.image_labels[frame_video[m:], material].any(), (
-        "a negative's material is absent from the frame"
-    )
-    assert set(sound_video[m:].tolist()) <= set(videos.tolist()), "negatives come from the same split"
-    again = tt_agg.make_examples(ds, videos, torch.Generator().manual_seed(0))
-    other = tt_agg.make_examples(ds, videos, torch.Generator().manual_seed(1))
-    assert all(torch.equal(a, b) for a, b in zip(again, examples, strict=True))
-    assert not (other[1] == sound_video).all(), "another seed draws other negatives"
-
-
-def test_visual_only_pos_weight_is_negatives_over_positives_per_material():
-    """So that the positives of each material weigh as much in the loss as its negatives; 1 for a material
-    never seen in training."""
-    import visual_only
-
-    labels = torch.tensor([[1, 0, 0], [1, 1, 0], [0, 0, 0], [1, 0, 0]], dtype=torch.bool)  # 4 frames
-    weight = visual_only.positive_weights(labels)
-    assert weight.shape == (3,) and weight.dtype.is_floating_point
-    assert weight.tolist() == pytest.approx([1 / 3, 3.0, 1.0])
-    assert torch.isfinite(visual_only.positive_weights(torch.zeros(5, 17, dtype=torch.bool))).all()
 
 
 @pytest.mark.parametrize(
@@ -1980,7 +1924,7 @@ def test_summary_checks_the_papers_claims_as_paired_differences_over_seeds(study
         assert claims.verdict(values, direction) == verdict, (values, direction)
     assert claims.verdict([0.3], "above").startswith("too few seeds (1;")
     assert claims.verdict([0.2, 0.2], "above").startswith("too few seeds (2;"), "a zero-width interval"
-    mean, half, n = claims.interval([1.0, 2.0, 3.0])  # sd 1, t(2) = 4.303: half = 4.303 / sqrt(3)
+    mean, half, n = metrics.mean_interval([1.0, 2.0, 3.0])  # sd 1, t(2) = 4.303: half = 4.303 / sqrt(3)
     assert (mean, n) == (2.0, 3) and abs(half - 4.303 / math.sqrt(3)) < 1e-9
 
 

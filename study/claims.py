@@ -12,28 +12,15 @@ A verdict needs MIN_SEEDS seeds or more: with two, the interval rests on one est
 it, the line says "too few seeds" and how many a verdict needs.
 """
 
-import math
-import statistics
+from metrics import MIN_SEEDS, mean_interval
 
-MIN_SEEDS = 3  # the fewest seeds whose interval is worth a verdict
 LEVEL = 0.05  # "level": a difference of less than 5 points of accuracy
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-
-
-def interval(values):
-    """(mean, half-width of the 95% interval of the mean, n); half-width None below two values."""
-    n = len(values)
-    mean = statistics.mean(values)
-    if n < 2:
-        return mean, None, n
-    sd = statistics.stdev(values)  # the sample standard deviation (n - 1)
-    return mean, T95.get(n - 1, 1.96) * sd / math.sqrt(n), n
 
 
 def verdict(values, kind):
     """'holds', 'does not hold' or 'within noise' for differences `values` (one per seed) and kind
     'above', 'below' or 'level'."""
-    mean, half, n = interval(values)
+    mean, half, n = mean_interval(values)
     if n < MIN_SEEDS:
         return f"too few seeds ({n}; a verdict needs {MIN_SEEDS})"
     lo, hi = mean - half, mean + half

@@ -11,7 +11,7 @@ import os
 import statistics
 
 from data import DataError, atomic_folder, check_out
-from metrics import PAPER, PAPER_FIGURE_8, format_retrieval_table
+from metrics import PAPER, PAPER_FIGURE_8, format_retrieval_table, mean_interval
 from study import claims
 from study.figures import write_figures
 from study.runs import (
@@ -123,7 +123,7 @@ def format_claims(runs):
         if not diffs:
             lines.append(f"{claim + ' (' + paper + ')':<{w}} {what:<46} {'runs missing or too short':>26}  -")
             continue
-        mean, half, n = claims.interval(diffs)
+        mean, half, n = mean_interval(diffs)
         spread = "[no spread]"
         if half is not None:
             spread = f"[{mean - half:+.3f}, {mean + half:+.3f}]"

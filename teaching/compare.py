@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 import data  # noqa: E402  (the project's modules, found from this folder)
-from study.claims import interval  # noqa: E402  (the study's 95% t-interval of a mean over seeds)
+from metrics import MIN_SEEDS, mean_interval  # noqa: E402  (the 95% t-interval the study uses too)
 
 IGNORED = (".git", "data", "runs", "runs-*", "__pycache__", ".pytest_cache", "teaching-runs", ".tmp-*")
 
@@ -88,16 +88,18 @@ def spread(values, sign=""):
 
 def verdict(diff):
     """(the paired difference's 95% interval over seeds, 'up', 'down', 'within noise' or 'no change'; 'too few
-    seeds' below three); the interval is the study's (study/claims.py), so the key and a student's comparison
-    count alike."""
+    seeds' below three); the interval is metrics.mean_interval, the study's too, so the key and a student's
+    comparison count alike."""
     if any(d != d for d in diff):
         return "n/a", "n/a"
-    mean, half, n = interval(diff)
+    mean, half, n = mean_interval(diff)
     if half is None:
         return "n/a", "one seed: run more"
     low, high = mean - half, mean + half
-    if n < 3:  # two seeds: an interval that rests on one spread, often zero on the toy's few test videos
-        return f"[{low:+.3f}, {high:+.3f}]", "too few seeds (3 or more)"
+    if (
+        n < MIN_SEEDS
+    ):  # two seeds: an interval that rests on one spread, often zero on the toy's few test videos
+        return f"[{low:+.3f}, {high:+.3f}]", f"too few seeds ({MIN_SEEDS} or more)"
     if low > 0:
         word = "up"
     elif high < 0:
