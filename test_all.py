@@ -1327,6 +1327,7 @@ def test_ctrl_c_in_the_study_exits_130_in_one_line_and_leaves_nothing_half_writt
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's program starts
     )
     for line in process.stdout:
         if line.startswith("epoch  1/30"):  # the first run is training
@@ -2696,7 +2697,14 @@ def gpu_study(out, part="all", **settings):
     command = ["bash", "benchmarks/gpu_study.sh", "--throughput-epochs", "2"]
     pipe = subprocess.PIPE
     return subprocess.Popen(
-        command, cwd=HERE, env=env, stdout=pipe, stderr=pipe, text=True, start_new_session=True
+        command,
+        cwd=HERE,
+        env=env,
+        stdout=pipe,
+        stderr=pipe,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's program starts
     )
 
 
