@@ -200,12 +200,7 @@ def read_ours(path):
     """The JSON object at `path` when it is there and was written by this project, else None."""
     if not data.owned(path):
         return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return obj if isinstance(obj, dict) else None
+    return read_json(path)
 
 
 def check_places(args):
@@ -379,6 +374,7 @@ def finished_retrieval(folder, towers, expect):
 
 
 def read_json(path):
+    """The JSON object at `path`, or None when it is missing, unreadable or not an object."""
     try:
         with open(path, encoding="utf-8") as f:
             obj = json.load(f)
