@@ -194,6 +194,10 @@ def main():
 
     val, _ = evaluate(model, ds, val_examples, args.batch_size, args.precision)
     test, test_prediction = evaluate(model, ds, test_examples, args.batch_size, args.precision)
+    correct = (
+        test_prediction == test_examples[-1]
+    )  # a clip belongs to its video: the test split's 95% interval
+    interval = metrics.test_interval(correct, torch.ones_like(correct), test_examples[0], "accuracy")
     baseline = {
         s: metrics.majority_baseline(train_examples[-1], examples[-1])
         for s, examples in [("val", val_examples), ("test", test_examples)]
@@ -209,6 +213,7 @@ def main():
         paper,
         baseline,
         METRICS,
+        interval,
     )
 
     with data.atomic_folder(out) as folder:  # the run's files appear together or not at all
@@ -222,6 +227,7 @@ def main():
                 "source": ds.source,
                 "val": val,
                 "test": test,
+                "test_interval": interval,
                 "curves": curves,
                 "paper": paper,
                 "baseline": baseline,

@@ -97,6 +97,34 @@ def binary_scores(pred, target):
     }
 
 
+def test_interval(pred, target, video, name, draws=2000, seed=0):
+    """The 95% interval of one score of this test split, from the sampling of its videos: the videos are drawn
+    with replacement `draws` times, each draw scored, and the 2.5th and 97.5th percentiles kept (a percentile
+    bootstrap). Videos, not examples, are drawn, since the pairs or clips of one video share a frame and a
+    recording and are not independent of each other.
+
+    `pred`, `target`: boolean tensors as `binary_scores` takes them, `name` one of its scores; for a single
+    label's accuracy pass `pred == target` and a `target` of all True. `video`: the video of each entry.
+    Returns {"name", "low", "high", "videos", "draws"}; seeded, so a run repeats it to the last digit.
+    """
+    pred, target = pred.bool().flatten().cpu(), target.bool().flatten().cpu()
+    _, video = torch.unique(video.flatten().cpu(), return_inverse=True)  # 0 .. G-1
+    groups = int(video.max()) + 1
+    kind = (
+        2 * pred.long() + target.long()
+    )  # 0 true negative, 1 false negative, 2 false positive, 3 true positive
+    counts = torch.zeros(groups, 4, dtype=torch.float64)
+    counts.index_put_((video, kind), torch.ones(len(kind), dtype=torch.float64), accumulate=True)  # (G, 4)
+    pick = torch.randint(groups, (draws, groups), generator=torch.Generator().manual_seed(seed))  # (draws, G)
+    tn, fn, fp, tp = counts[pick].sum(1).unbind(1)  # (draws,) each: the counts of each draw
+    precision = torch.where(tp + fp > 0, tp / (tp + fp), 0.0)
+    recall = torch.where(tp + fn > 0, tp / (tp + fn), 0.0)
+    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    scores = {"accuracy": (tp + tn) / (tp + tn + fp + fn), "precision": precision, "recall": recall, "f1": f1}
+    low, high = torch.quantile(scores[name], torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
+    return {"name": name, "low": low, "high": high, "videos": groups, "draws": draws}
+
+
 def confusion_matrix(pred, target, num_classes):
     """(num_classes, num_classes) int64 counts: row = true class, column = predicted class."""
     return (
@@ -145,9 +173,10 @@ def chance_baseline(target):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def format_row(title, val, test, paper, baseline, names):
+def format_row(title, val, test, paper, baseline, names, interval=None):
     """The lines of one results row in the paper's table layout: validation and test columns, our numbers,
-    the paper's, and the trivial baseline (on our test set; its validation numbers on our validation set)."""
+    the paper's, and the trivial baseline (on our test set; its validation numbers on our validation set);
+    then, given a `test_interval`, the headline test score with its interval."""
     w = 30  # the row titles' width
     group = 11 * len(names) - 1  # the width of one column group: a 10-wide cell and a space per metric
     heads = " ".join(f"{n[:10]:>10}" for n in names)
@@ -168,11 +197,22 @@ def format_row(title, val, test, paper, baseline, names):
             f"{'baseline: ' + baseline['test']['name']:<{w}} | {cells(baseline['val'])} | "
             f"{cells(baseline['test'])}"
         )
+    if interval:
+        lines.append(format_interval(test, interval))
     return lines
 
 
-def print_row(title, val, test, paper, baseline, names):
-    print("\n".join(format_row(title, val, test, paper, baseline, names)), flush=True)
+def format_interval(test, interval):
+    """One line: a run's headline test score and the 95% interval of its test split's sampling."""
+    i = interval
+    return (
+        f"test {i['name']} {test[i['name']]:.4f}, 95% interval [{i['low']:.4f}, {i['high']:.4f}] "
+        f"(bootstrap over the {i['videos']} test videos)"
+    )
+
+
+def print_row(title, val, test, paper, baseline, names, interval=None):
+    print("\n".join(format_row(title, val, test, paper, baseline, names, interval)), flush=True)
 
 
 def source_name(source):

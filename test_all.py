@@ -308,6 +308,34 @@ def test_coappearance_baselines_and_the_table_row_by_hand():
     assert len({len(line) for line in lines[1:]}) == 1, "the columns line up"
 
 
+def test_test_interval_draws_videos_not_examples_and_is_a_95_percent_interval():
+    g = torch.Generator().manual_seed(0)
+    # 400 videos of 20 pairs; each video's pairs all right or all wrong (a frame the model reads or not).
+    video = torch.arange(400).repeat_interleave(20)
+    right = (torch.rand(400, generator=g) < 0.7).repeat_interleave(20)
+    target = torch.rand(8000, generator=g) < 0.5
+    pred = torch.where(right, target, ~target)
+    i = metrics.test_interval(pred, target, video, "accuracy")
+    acc = metrics.binary_scores(pred, target)["accuracy"]
+    assert i["videos"] == 400 and i["low"] < acc < i["high"]
+    # The normal approximation over 400 independent videos: 1.96 standard errors of a video's accuracy.
+    half = 1.96 * math.sqrt(acc * (1 - acc) / 400)
+    assert (i["high"] - i["low"]) / 2 == pytest.approx(half, rel=0.15), "a 95% interval over the videos"
+    # Drawing pairs as if independent would be sqrt(20) times narrower: the videos are what is sampled.
+    each_own = metrics.test_interval(pred, target, torch.arange(8000), "accuracy")
+    assert (each_own["high"] - each_own["low"]) < (i["high"] - i["low"]) / 3
+    # Every video alike: no spread at all, and F1 counted from the pooled counts as binary_scores does.
+    same = metrics.test_interval(pred[:20].repeat(50), target[:20].repeat(50), video[:1000], "f1")
+    assert (
+        same["low"]
+        == pytest.approx(same["high"])
+        == pytest.approx(metrics.binary_scores(pred[:20], target[:20])["f1"])
+    )
+    assert metrics.test_interval(pred, target, video, "accuracy") == i, "seeded: a run repeats it"
+    line = metrics.format_interval({"accuracy": acc}, i)
+    assert f"{acc:.4f}" in line and f"[{i['low']:.4f}, {i['high']:.4f}]" in line and "400 test videos" in line
+
+
 # --- The four experiments, run through their command lines on the tiny dataset ----------------------------
 # The functions a student writes in the course kit (tt_agg's TwoTower.forward and make_examples,
 # visual_only's positive_weights, data.spectrogram, metrics.precision_at_k and average_precision) are
@@ -356,6 +384,10 @@ def check_run(m, model, script, backbone, names, epochs, tower, in_channels, out
         assert set(names) <= set(m[part]) and all(0 <= m[part][n] <= 1 for n in names)
         assert set(names) <= set(m["paper"][part]) and set(names) <= set(m["baseline"][part])
     assert [c["epoch"] for c in m["curves"]] == list(range(1, epochs + 1))
+    i = m["test_interval"]  # the test split's 95% interval of the headline score, over its videos
+    assert i["name"] == ("f1" if script == "visual_only" else "accuracy")
+    assert i["low"] <= m["test"][i["name"]] <= i["high"] and i["draws"] == 2000
+    assert i["videos"] == int(re.search(r"/ (\d+) test\)", m["data"]).group(1)), "every test video drawn"
     for c in m["curves"]:
         assert math.isfinite(c["train_loss"]) and c["samples_per_s"] > 0 and 0 <= c["val_accuracy"] <= 1
     torch.manual_seed(0)
@@ -371,6 +403,7 @@ def test_sound_only_trains_prints_its_row_and_saves_the_run(tiny, tmp_path):
     assert m["args"]["batch_size"] == 10**9, "a batch larger than the split"
     assert "sound_only: toy data" in out and out.count("epoch ") == 2 and "clips/s" in out
     assert "Table 2 (sound network), ResNet-18, toy data" in out and "baseline: majority class" in out
+    assert "test accuracy" in out and "95% interval" in out and "bootstrap over the 6 test videos" in out
     assert (
         "0.9449" in out and "0.5501" in out and "true\\pred" in out
     )  # the paper's row; the confusion matrix

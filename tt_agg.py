@@ -150,7 +150,8 @@ def train_epoch(model, optimizer, ds, examples, batch_size, epoch, precision):
 
 @torch.no_grad()
 def evaluate(model, ds, examples, batch_size, precision):
-    """Scores of `model` on fixed examples: a pair is predicted positive when its probability exceeds 0.5."""
+    """Scores of `model` on fixed examples, and the prediction of each: a pair is predicted positive when its
+    probability exceeds 0.5."""
     model.eval()
     positions = torch.arange(len(examples[-1]), device=examples[-1].device).split(batch_size)
     with backbones.autocast(ds.frames.device, precision):
@@ -158,7 +159,8 @@ def evaluate(model, ds, examples, batch_size, precision):
             [model(*batch(ds, examples, idx, train=False)[:2]) for idx in positions]
         ).float()
     data.check_finite(probability)  # a model that diverged at its last step is not scored
-    return metrics.binary_scores(probability > 0.5, examples[-1].bool())
+    prediction = probability > 0.5
+    return metrics.binary_scores(prediction, examples[-1].bool()), prediction
 
 
 def main():
@@ -197,7 +199,7 @@ def main():
         train_examples = make_examples(ds, ds.videos("train"), generator)
         train_loss = train_epoch(model, optimizer, ds, train_examples, args.batch_size, epoch, args.precision)
         samples_per_s = len(train_examples[-1]) / (time.time() - tick)
-        val = evaluate(model, ds, val_examples, args.batch_size, args.precision)
+        val, _ = evaluate(model, ds, val_examples, args.batch_size, args.precision)
         curves.append(
             {
                 "epoch": epoch,
@@ -214,8 +216,10 @@ def main():
             flush=True,
         )
 
-    val = evaluate(model, ds, val_examples, args.batch_size, args.precision)
-    test = evaluate(model, ds, test_examples, args.batch_size, args.precision)
+    val, _ = evaluate(model, ds, val_examples, args.batch_size, args.precision)
+    test, prediction = evaluate(model, ds, test_examples, args.batch_size, args.precision)
+    # A pair belongs to the video of its frame: the test split's 95% interval, drawing videos.
+    interval = metrics.test_interval(prediction, test_examples[-1], test_examples[0], "accuracy")
     baseline = {
         "val": metrics.chance_baseline(val_examples[-1]),
         "test": metrics.chance_baseline(test_examples[-1]),
@@ -228,6 +232,7 @@ def main():
         paper,
         baseline,
         METRICS,
+        interval,
     )
 
     with data.atomic_folder(out) as folder:  # the run's files appear together or not at all
@@ -241,6 +246,7 @@ def main():
                 "source": ds.source,
                 "val": val,
                 "test": test,
+                "test_interval": interval,
                 "curves": curves,
                 "paper": paper,
                 "baseline": baseline,

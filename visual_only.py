@@ -132,8 +132,8 @@ def train_epoch(model, optimizer, ds, examples, batch_size, pos_weight, epoch, p
 
 @torch.no_grad()
 def evaluate(model, ds, examples, batch_size, precision):
-    """Scores over every (frame, material) entry: a material is predicted present when its probability
-    exceeds 0.5 (logit > 0)."""
+    """Scores over every (frame, material) entry, and the prediction of each: a material is predicted present
+    when its probability exceeds 0.5 (logit > 0)."""
     model.eval()
     positions = torch.arange(len(examples[-1]), device=examples[-1].device).split(batch_size)
     with backbones.autocast(ds.frames.device, precision):
@@ -141,7 +141,8 @@ def evaluate(model, ds, examples, batch_size, precision):
             [model(batch(ds, examples, idx, train=False)[0]) for idx in positions]
         ).float()  # (V, 17)
     data.check_finite(logits)  # a model that diverged at its last step is not scored
-    return metrics.binary_scores(logits > 0, examples[-1])
+    prediction = logits > 0  # (V, 17)
+    return metrics.binary_scores(prediction, examples[-1]), prediction
 
 
 def main():
@@ -182,7 +183,7 @@ def main():
             model, optimizer, ds, train_examples, args.batch_size, pos_weight, epoch, args.precision
         )
         samples_per_s = len(train_examples[-1]) / (time.time() - tick)
-        val = evaluate(model, ds, val_examples, args.batch_size, args.precision)
+        val, _ = evaluate(model, ds, val_examples, args.batch_size, args.precision)
         curves.append(
             {
                 "epoch": epoch,
@@ -199,8 +200,10 @@ def main():
             flush=True,
         )
 
-    val = evaluate(model, ds, val_examples, args.batch_size, args.precision)
-    test = evaluate(model, ds, test_examples, args.batch_size, args.precision)
+    val, _ = evaluate(model, ds, val_examples, args.batch_size, args.precision)
+    test, prediction = evaluate(model, ds, test_examples, args.batch_size, args.precision)
+    entry_video = test_examples[0][:, None].expand_as(prediction)  # (V, 17) the video of each label entry
+    interval = metrics.test_interval(prediction, test_examples[-1], entry_video, "f1")  # the test split's 95%
     baseline = {
         "val": metrics.all_negative_baseline(val_examples[-1]),
         "test": metrics.all_negative_baseline(test_examples[-1]),
@@ -214,6 +217,7 @@ def main():
         paper,
         baseline,
         METRICS,
+        interval,
     )
 
     with data.atomic_folder(out) as folder:  # the run's files appear together or not at all
@@ -228,6 +232,7 @@ def main():
                 "source": ds.source,
                 "val": val,
                 "test": test,
+                "test_interval": interval,
                 "curves": curves,
                 "paper": paper,
                 "baseline": baseline,

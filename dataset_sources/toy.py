@@ -412,14 +412,26 @@ def make_sounds(chosen, n, sample_rate, rng):
 
 
 def make_toy(
-    videos=TOY_DEFAULTS["videos"],
+    videos=None,
     size=TOY_DEFAULTS["size"],
     seed=TOY_DEFAULTS["seed"],
     sample_rate=SAMPLE_RATE,
+    splits=None,
 ):
-    """The toy Greatest Hits as a dataset dict (see the module docstring). Deterministic from `seed`."""
-    if videos < 10:
-        raise DataError(f"--videos {videos}: the toy dataset needs at least 10 videos (3 splits)")
+    """The toy Greatest Hits as a dataset dict (see the module docstring). Deterministic from `seed`.
+
+    The sizes: `splits` (train, val, test) videos, or `videos` shared out as the paper's split is
+    (`split_sizes`); neither: the default toy's splits (TOY_DEFAULTS)."""
+    if splits is None and videos is None:
+        splits = TOY_DEFAULTS["splits"]
+    if splits is None:
+        if videos < 10:
+            raise DataError(f"--videos {videos}: the toy dataset needs at least 10 videos (3 splits)")
+        splits = split_sizes(videos)
+    train, val, test = splits
+    if min(splits) < 1:
+        raise DataError(f"--splits {train} {val} {test}: every split needs at least one video")
+    videos = train + val + test
     if size < 32:
         raise DataError(f"--size {size}: frames need at least 32 pixels (VGG halves them five times)")
     n = sample_rate  # one second
@@ -428,11 +440,12 @@ def make_toy(
     clips = np.zeros((videos, CLIPS_PER_VIDEO, n), np.int16)
     clip_materials = np.zeros((videos, CLIPS_PER_VIDEO), np.int64)
     outdoor = np.zeros(videos, bool)
-    train, val, test = split_sizes(videos)
+    # The test videos first, then validation, then training: every video is drawn from its own stream, so
+    # toys of one seed with the same test and validation sizes share those videos whatever their training
+    # size (a curve against training videos is then measured on one test set).
     split = np.zeros(videos, np.int8)  # 0 train
-    order = np.random.default_rng([seed, 977]).permutation(videos)
-    split[order[train : train + val]] = 1
-    split[order[train + val :]] = 2
+    split[:test] = 2
+    split[test : test + val] = 1
     anchor = anchors(split, seed)
     for v in range(videos):
         rng = np.random.default_rng([seed, v])  # each video from its own stream
@@ -464,11 +477,22 @@ def main(argv=None):
         description="Synthesise the toy Greatest Hits: frames, ten hit sounds per "
         "video, labels and splits, deterministic from --seed.",
     )
-    parser.add_argument(
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument(
         "--videos",
         type=int,
-        default=TOY_DEFAULTS["videos"],
-        help="number of videos, at least 10 (default %(default)s; 977 for the paper's 586/147/244 split)",
+        default=None,
+        help="number of videos, at least 10, shared out as the paper's split is (977: the paper's "
+        "586/147/244)",
+    )
+    sizes.add_argument(
+        "--splits",
+        type=int,
+        nargs=3,
+        metavar=("TRAIN", "VAL", "TEST"),
+        default=None,
+        help="videos in each split (default, without --videos: %s, the default toy)"
+        % " ".join(map(str, TOY_DEFAULTS["splits"])),
     )
     parser.add_argument(
         "--size",
@@ -485,27 +509,37 @@ def main(argv=None):
     parser.add_argument(
         "--out",
         default=None,
-        help="output file (default data/toy-v<videos>-s<size>-seed<seed>.pt, which the scripts "
-        "use when given no --data and the default sizes)",
+        help="output file (default data/toy-<train>-<val>-<test>-s<size>-seed<seed>.pt, which the "
+        "scripts use when given no --data and the default sizes)",
     )
     args = parser.parse_args(argv)
+    splits = TOY_DEFAULTS["splits"]
+    if args.splits is not None:
+        splits = tuple(args.splits)
+    if args.videos is not None:
+        splits = split_sizes(max(args.videos, 10))  # fewer than 10 is refused below, by make_toy
     out = args.out
     if out is None:
-        out = toy_path(args.videos, args.size, args.seed)
+        out = toy_path(splits, args.size, args.seed)
     start = time.time()
     try:
         check_flags(args)  # --seed: the range every script accepts (numpy's generators take none below 0)
         check_out(out)  # before the work: a file that is not ours, or a place we cannot write, is refused now
-        d = make_toy(args.videos, args.size, args.seed)
+        if args.videos is not None and args.videos < 10:
+            make_toy(args.videos, args.size, args.seed)  # refuses, in make_toy's words
+        d = make_toy(size=args.size, seed=args.seed, splits=splits)
         atomic_save(d, out)
     except DataError as e:
         parser.exit(2, f"error: {e}\n")
     except MemoryError:
-        gib = args.videos * (3 * args.size**2 + CLIPS_PER_VIDEO * 2 * SAMPLE_RATE) / 2**30
+        gib = sum(splits) * (3 * args.size**2 + CLIPS_PER_VIDEO * 2 * SAMPLE_RATE) / 2**30
+        sizes = (
+            f"--videos {args.videos}" if args.videos is not None else f"--splits {' '.join(map(str, splits))}"
+        )
         parser.exit(
             2,
-            f"error: --videos {args.videos} --size {args.size} does not fit in memory (about {gib:.0f} "
-            f"GiB): choose fewer videos or smaller frames\n",
+            f"error: {sizes} --size {args.size} does not fit in memory (about {gib:.0f} GiB): choose fewer "
+            f"videos or smaller frames\n",
         )
     except KeyboardInterrupt:  # nothing was half-written (atomic_save): say so, without a traceback
         parser.exit(130, f"interrupted: nothing written (an existing {out} is unchanged)\n")
