@@ -1408,6 +1408,23 @@ def test_toy_follows_the_contract_is_deterministic_and_looks_like_the_papers_dat
         assert torch.bincount(d["clip_materials"][d["split"] == s].flatten(), minlength=17).min() >= 1
 
 
+def test_toy_splits_are_given_or_shared_out_and_toys_of_one_seed_share_their_test_videos(tmp_path):
+    a = toy.make_toy(splits=(3, 2, 4), size=32, seed=2)
+    b = toy.make_toy(splits=(6, 2, 4), size=32, seed=2)
+    assert a["split"].tolist() == [2] * 4 + [1] * 2 + [0] * 3
+    for key in data.TENSORS:  # the test and validation videos are the same, whatever the training size
+        assert torch.equal(a[key][:6], b[key][:6]), key
+    assert not torch.equal(a["clips"][6:9], toy.make_toy(splits=(3, 2, 4), size=32, seed=3)["clips"][6:9])
+    r = run("data.py", "toy", "--splits", "5", "3", "2", "--out", tmp_path / "toy.pt")
+    assert r.returncode == 0, r.stderr
+    assert "train 5, val 3, test 2" in r.stdout
+    assert data.toy_path((5, 3, 2), 32, 0) == os.path.join("data", "toy-5-3-2-s32-seed0.pt")
+    check_refused(
+        run_here("data.py", "toy", "--splits", "5", "0", "2", "--out", tmp_path / "bad.pt"), "--splits"
+    )
+    assert os.listdir(tmp_path) == ["toy.pt"]
+
+
 def test_data_py_toy_builds_a_file_prints_what_it_built_and_refuses_sizes_out_of_range(tmp_path):
     r = run("data.py", "toy", "--videos", "12", "--size", "33", "--seed", "5", "--out", tmp_path / "toy.pt")
     assert r.returncode == 0, r.stderr

@@ -94,6 +94,7 @@ def format_table(number, runs, source):
         lines.append(row_title(key, seeds))
         if ms:
             lines.append(format_row("ours", [[m["val"], m["test"]] for m in ms], names))
+            lines += format_intervals(ms)
         lines.append(format_row("paper", [[PAPER[key]["val"], PAPER[key]["test"]]], names))
         if ms:
             baselines = [[m["baseline"]["val"], m["baseline"]["test"]] for m in ms]
@@ -108,6 +109,21 @@ def format_row(label, scores, names):
     for part in range(2):  # validation, then test
         parts.append(" ".join(cell([seed[part][n] for seed in scores]) for n in names))
     return f"{label:<{TITLE}} | " + " | ".join(parts)
+
+
+def format_intervals(ms):
+    """A line on the test split's own noise, from the 95% interval each run records (metrics.test_interval):
+    the half-width of one run's interval, on average over the seeds; none for runs that record none."""
+    intervals = [m["test_interval"] for m in ms if isinstance(m.get("test_interval"), dict)]
+    try:
+        halves = [(i["high"] - i["low"]) / 2 for i in intervals]
+        name, videos = intervals[0]["name"], intervals[0]["videos"]
+    except (KeyError, TypeError, IndexError):
+        return []
+    return [
+        f"{'':<{TITLE}}   one run's test {name}: ± {statistics.mean(halves):.3f} "
+        f"(95%, over {videos} test videos)"
+    ]
 
 
 def format_claims(runs):
