@@ -420,17 +420,19 @@ def make_toy(
 ):
     """The toy Greatest Hits as a dataset dict (see the module docstring). Deterministic from `seed`.
 
-    The sizes: `splits` (train, val, test) videos, or `videos` shared out as the paper's split is
-    (`split_sizes`); neither: the default toy's splits (TOY_DEFAULTS)."""
+    The sizes: `videos`, shared out as the paper's split is (`split_sizes`) with each video's split drawn at
+    random; or `splits`, (train, val, test) videos laid out test first, then validation, then training; or
+    neither: the default toy's splits (TOY_DEFAULTS)."""
     if splits is None and videos is None:
         splits = TOY_DEFAULTS["splits"]
-    if splits is None:
-        if videos < 10:
-            raise DataError(f"--videos {videos}: the toy dataset needs at least 10 videos (3 splits)")
+    if splits is None and videos < 10:
+        raise DataError(f"--videos {videos}: the toy dataset needs at least 10 videos (3 splits)")
+    if splits is not None and min(splits) < 1:
+        raise DataError(f"--splits {' '.join(map(str, splits))}: every split needs at least one video")
+    drawn = splits is None
+    if drawn:
         splits = split_sizes(videos)
     train, val, test = splits
-    if min(splits) < 1:
-        raise DataError(f"--splits {train} {val} {test}: every split needs at least one video")
     videos = train + val + test
     if size < 32:
         raise DataError(f"--size {size}: frames need at least 32 pixels (VGG halves them five times)")
@@ -440,12 +442,17 @@ def make_toy(
     clips = np.zeros((videos, CLIPS_PER_VIDEO, n), np.int16)
     clip_materials = np.zeros((videos, CLIPS_PER_VIDEO), np.int64)
     outdoor = np.zeros(videos, bool)
-    # The test videos first, then validation, then training: every video is drawn from its own stream, so
-    # toys of one seed with the same test and validation sizes share those videos whatever their training
-    # size (a curve against training videos is then measured on one test set).
     split = np.zeros(videos, np.int8)  # 0 train
-    split[:test] = 2
-    split[test : test + val] = 1
+    if drawn:
+        order = np.random.default_rng([seed, 977]).permutation(videos)
+        split[order[train : train + val]] = 1
+        split[order[train + val :]] = 2
+    else:
+        # The test videos first, then validation, then training: every video is drawn from its own stream, so
+        # toys of one seed with the same test and validation sizes share those videos whatever their training
+        # size (a curve against training videos is then measured on one test set).
+        split[:test] = 2
+        split[test : test + val] = 1
     anchor = anchors(split, seed)
     for v in range(videos):
         rng = np.random.default_rng([seed, v])  # each video from its own stream
@@ -517,7 +524,7 @@ def main(argv=None):
     if args.splits is not None:
         splits = tuple(args.splits)
     if args.videos is not None:
-        splits = split_sizes(max(args.videos, 10))  # fewer than 10 is refused below, by make_toy
+        splits = split_sizes(max(args.videos, 10))  # the file's name; fewer than 10 is refused by make_toy
     out = args.out
     if out is None:
         out = toy_path(splits, args.size, args.seed)
@@ -525,9 +532,10 @@ def main(argv=None):
     try:
         check_flags(args)  # --seed: the range every script accepts (numpy's generators take none below 0)
         check_out(out)  # before the work: a file that is not ours, or a place we cannot write, is refused now
-        if args.videos is not None and args.videos < 10:
-            make_toy(args.videos, args.size, args.seed)  # refuses, in make_toy's words
-        d = make_toy(size=args.size, seed=args.seed, splits=splits)
+        if args.videos is not None:
+            d = make_toy(args.videos, args.size, args.seed)
+        else:
+            d = make_toy(size=args.size, seed=args.seed, splits=splits)
         atomic_save(d, out)
     except DataError as e:
         parser.exit(2, f"error: {e}\n")
