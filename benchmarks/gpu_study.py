@@ -46,7 +46,6 @@ sys.path.insert(0, ROOT)  # the project's modules, wherever this is run from
 import backbones  # noqa: E402 (after the path is set)
 import data  # noqa: E402
 import metrics  # noqa: E402
-from dataset_sources import toy  # noqa: E402
 
 PARTS = ["toy", "throughput", "study", "summary"]
 SCRIPTS = ["sound_only", "visual_only", "fc_agg", "tt_agg"]
@@ -121,7 +120,7 @@ class Study:
         self.precision = backbones.precision(args.precision, device)
         self.out = os.path.abspath(args.out)
         self.data = data.toy_path(
-            toy.split_sizes(args.videos), args.size, 0
+            None, args.size, 0, args.videos
         )  # relative to the project, as the scripts get it
         self.times_path = os.path.join(self.out, "gpu_study_times.json")
         self.throughput_path = os.path.join(self.out, "throughput.json")
