@@ -1999,6 +1999,19 @@ def test_summary_names_missing_runs_with_their_commands_and_refuses_a_folder_wit
 TEACHING = os.path.join(HERE, "teaching")
 
 
+class StandInPairs(torch.nn.Module):
+    """A stand-in for tt_agg.TwoTower: (frames, spectrograms) -> (B,) in (0, 1) from each input's mean
+    channels, so that make_examples' pairs are trained on whether or not the student's forward is written."""
+
+    def __init__(self):
+        super().__init__()
+        self.image, self.sound = torch.nn.Linear(3, 1), torch.nn.Linear(1, 1)
+
+    def forward(self, image, sound):
+        logit = self.image(image.mean((2, 3))) + self.sound(sound.mean((2, 3)))  # (B, 1)
+        return torch.sigmoid(logit)[:, 0]
+
+
 class Flatten(torch.nn.Module):
     """A stand-in tower: (B, D, 1, 1) -> (B, D), so that a test chooses the embeddings exactly."""
 
@@ -2085,20 +2098,34 @@ def test_exercise_pos_weight_worked_cases():
     negatives; 1 for a material never seen. Catches: the ratio upside down (positives / negatives), all frames
     over positives (frames / positives instead of negatives / positives), a smoothed ratio (negatives /
     (positives + 1)), integer division, a sum over the wrong axis (one weight per frame), 0 or inf or NaN for
-    a material never seen, and weights rescaled to mean 1."""
+    a material never seen, weights rescaled to mean 1, and a weight capped (at 10, say, "so that rare
+    materials do not blow up the loss": a material in one frame of 36 weighs 35, as the toy's rare ones do)."""
     import visual_only
 
     labels = torch.tensor(
         [[1, 0, 0], [1, 1, 0], [0, 0, 0], [1, 0, 0]], dtype=torch.bool
     )  # 4 frames, 3 materials
     weight = visual_only.positive_weights(labels)
-    assert weight.shape == (3,) and weight.dtype.is_floating_point, (weight.shape, weight.dtype)
-    assert weight.tolist() == pytest.approx([1 / 3, 3.0, 1.0])
+    assert isinstance(weight, torch.Tensor), "the weights are a tensor (the loss takes a tensor, not a list)"
+    assert weight.shape == (3,), f"one weight per material (3 here), not {tuple(weight.shape)}"
+    assert weight.dtype.is_floating_point, f"float weights, not {weight.dtype} (integer division?)"
+    assert weight.tolist() == pytest.approx([1 / 3, 3.0, 1.0]), (
+        "4 frames, a material in 3 of them weighs 1/3, in 1 of them 3 (negatives / positives), in none 1"
+    )
     seven = torch.zeros(7, 17, dtype=torch.bool)  # 7 frames: material 0 in all, 1 in two, 2 in three
     seven[:, 0], seven[:2, 1], seven[2:5, 2] = True, True, True
     expected = [0.0, 5 / 2, 4 / 3] + [1.0] * 14  # counted by hand
-    assert visual_only.positive_weights(seven).tolist() == pytest.approx(expected)
-    assert visual_only.positive_weights(torch.zeros(5, 17, dtype=torch.bool)).tolist() == [1.0] * 17
+    assert visual_only.positive_weights(seven).tolist() == pytest.approx(expected), (
+        "7 frames: a material in all of them weighs 0, in 2 of them 5/2, in 3 of them 4/3, never seen 1"
+    )
+    assert visual_only.positive_weights(torch.zeros(5, 17, dtype=torch.bool)).tolist() == [1.0] * 17, (
+        "a material never seen weighs 1 (not 0, inf or NaN)"
+    )
+    rare = torch.zeros(36, 17, dtype=torch.bool)  # 36 frames: material 1 in one of them (rarer than 1 in 11)
+    rare[0, 1] = True
+    assert visual_only.positive_weights(rare)[1].item() == pytest.approx(35.0), (
+        "a material in 1 frame of 36 weighs 35: the weight is not capped"
+    )
 
 
 def test_exercise_pos_weight_trains_the_weighted_loss(kit_dataset):
@@ -2120,7 +2147,7 @@ def test_exercise_tt_agg_forward_worked_cases():
     towers choose the embeddings: parallel, opposite and orthogonal ones of any length, and pairs of non-unit,
     non-parallel vectors on both sides. Catches: no normalisation (a dot product), one tower normalised and
     not the other, normalising over the batch (dim 0) instead of each embedding, a sigmoid or no scaling
-    instead of (cos + 1) / 2, and a (B, 1) or (B, B) output."""
+    instead of (cos + 1) / 2, and a (B, 1) or (B, B) output, or a 0-d one for a batch of one (squeeze())."""
     import tt_agg
 
     model = tt_agg.TwoTower("resnet")
@@ -2128,9 +2155,13 @@ def test_exercise_tt_agg_forward_worked_cases():
     image = [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [3.0, 4.0], [2.0, 2.0], [3.0, 4.0], [0.0, 3.0], [-2.0, 1.0]]
     sound = [[5.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [6.0, 8.0], [0.0, 1.0], [1.0, 2.0], [4.0, 3.0], [1.0, 3.0]]
     p = model(torch.tensor(image)[:, :, None, None], torch.tensor(sound)[:, :, None, None])
-    assert p.shape == (8,), p.shape
+    assert p.shape == (8,), f"one probability per pair: shape (8,) for 8 pairs, not {tuple(p.shape)}"
     cosines = [1.0, -1.0, 0.0, 1.0, 2**-0.5, 11 / (5 * 5**0.5), 0.6, 1 / 50**0.5]  # by hand
-    assert p.tolist() == pytest.approx([(c + 1) / 2 for c in cosines], abs=1e-6)
+    assert p.tolist() == pytest.approx([(c + 1) / 2 for c in cosines], abs=1e-6), (
+        "(cosine + 1) / 2 of each pair's embeddings, whatever their lengths"
+    )
+    one = model(torch.tensor(image[3:4])[:, :, None, None], torch.tensor(sound[3:4])[:, :, None, None])
+    assert one.shape == (1,), f"a batch of one pair gives shape (1,), not {tuple(one.shape)} (a squeeze()?)"
 
 
 def test_exercise_tt_agg_forward_one_training_step_reaches_both_towers():
@@ -2224,10 +2255,11 @@ def test_exercise_negative_sampling_follows_the_generator_and_trains(kit_dataset
         "another seed draws other negatives"
     )
     torch.manual_seed(0)
-    model = tt_agg.TwoTower("resnet")
+    model = StandInPairs()  # not TwoTower, so that this blank is checked whether or not forward is written
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     two = tt_agg.make_examples(kit_dataset, videos[:2], torch.Generator().manual_seed(0))  # 40 pairs: quick
-    assert math.isfinite(tt_agg.train_epoch(model, optimizer, kit_dataset, two, 64, 1, "fp32"))
+    loss = tt_agg.train_epoch(model, optimizer, kit_dataset, two, 64, 1, "fp32")
+    assert math.isfinite(loss), "one training epoch on your examples gives a finite loss"
 
 
 def pessimistic_ranking(similarity, relevant):
@@ -2254,8 +2286,11 @@ def test_exercise_precision_at_k_worked_cases_and_ties():
     relevant = torch.tensor([[1, 0, 0, 1], [1, 1, 1, 1]], dtype=torch.bool)
     p = metrics.precision_at_k(similarity, relevant, 4)
     # query 0 ranks items 0 (relevant), 2, 3 (relevant), 1; query 1: everything is relevant
-    assert p.flatten().tolist() == pytest.approx([1.0, 0.5, 2 / 3, 0.5, 1.0, 1.0, 1.0, 1.0])
-    assert metrics.precision_at_k(similarity, relevant, 2).shape == (2, 2)
+    assert p.shape == (2, 4), f"(queries, k) = (2, 4), not {tuple(p.shape)}: precision@K for every K up to k"
+    assert p.flatten().tolist() == pytest.approx([1.0, 0.5, 2 / 3, 0.5, 1.0, 1.0, 1.0, 1.0]), (
+        "ranked 0 (relevant), 2, 3 (relevant), 1: precision@1..4 = 1, 1/2, 2/3, 1/2"
+    )
+    assert metrics.precision_at_k(similarity, relevant, 2).shape == (2, 2), "k = 2 gives 2 columns"
     for where in [0, 2, 4]:  # the one relevant item first, in the middle, last: all tied
         tied = torch.zeros(1, 5, dtype=torch.bool)
         tied[0, where] = True
@@ -2268,7 +2303,9 @@ def test_exercise_precision_at_k_worked_cases_and_ties():
     for q in range(50):
         order = pessimistic_ranking(similarity[q].tolist(), relevant[q].tolist())
         hits = [int(relevant[q, i]) for i in order]
-        assert got[q].tolist() == pytest.approx([sum(hits[:k]) / k for k in range(1, 7)]), q
+        assert got[q].tolist() == pytest.approx([sum(hits[:k]) / k for k in range(1, 7)]), (
+            f"random query {q} with ties: precision@1..6 differs from a count, ties against the model"
+        )
 
 
 def test_exercise_average_precision_worked_cases_and_ties():
@@ -2282,9 +2319,11 @@ def test_exercise_average_precision_worked_cases_and_ties():
     similarity = torch.tensor([[0.9, 0.1, 0.8, 0.3], [0.9, 0.1, 0.8, 0.3], [0.9, 0.1, 0.8, 0.3]])
     relevant = torch.tensor([[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 0, 0]], dtype=torch.bool)
     ap = metrics.average_precision(similarity, relevant)
-    assert (
-        ap.shape == (3,) and ap[:2].tolist() == pytest.approx([(1 + 2 / 3) / 2, 1 / 4]) and torch.isnan(ap[2])
+    assert ap.shape == (3,), f"one AP per query: shape (3,) for 3 queries, not {tuple(ap.shape)}"
+    assert ap[:2].tolist() == pytest.approx([(1 + 2 / 3) / 2, 1 / 4]), (
+        "relevant items at ranks 1 and 3: AP (1/1 + 2/3) / 2; one at rank 4: 1/4"
     )
+    assert torch.isnan(ap[2]), "a query with no relevant item: NaN (undefined), not 0"
     ranked = metrics.average_precision(torch.tensor([[0.9, 0.8, 0.7]]), torch.tensor([[False, True, True]]))
     assert ranked.item() == pytest.approx(7 / 12), "uninterpolated: (1/2 + 2/3) / 2"
     tied = metrics.average_precision(torch.zeros(1, 3), torch.tensor([[True, True, False]]))
@@ -2292,7 +2331,9 @@ def test_exercise_average_precision_worked_cases_and_ties():
     for where in [0, 2, 4]:
         one = torch.zeros(1, 5, dtype=torch.bool)
         one[0, where] = True
-        assert metrics.average_precision(torch.zeros(1, 5), one).item() == pytest.approx(0.2), where
+        assert metrics.average_precision(torch.zeros(1, 5), one).item() == pytest.approx(0.2), (
+            f"5 tied items, the relevant one at position {where}: AP 1/5 (ties rank it last)"
+        )
     similarity, relevant = random_ties(50, 12, seed=1)
     got = metrics.average_precision(similarity, relevant)
     for q in range(50):
@@ -2301,7 +2342,9 @@ def test_exercise_average_precision_worked_cases_and_ties():
         ]
         precisions = [sum(hits[: r + 1]) / (r + 1) for r in range(12) if hits[r]]
         if precisions:
-            assert got[q].item() == pytest.approx(sum(precisions) / len(precisions)), q
+            assert got[q].item() == pytest.approx(sum(precisions) / len(precisions)), (
+                f"random query {q} with ties: AP differs from a count, ties against the model"
+            )
         else:
             assert math.isnan(got[q].item()), q
     sklearn_metrics = pytest.importorskip("sklearn.metrics")
@@ -2310,7 +2353,9 @@ def test_exercise_average_precision_worked_cases_and_ties():
     got = metrics.average_precision(distinct, relevant)
     for q in range(20):
         expected = sklearn_metrics.average_precision_score(relevant[q].numpy(), distinct[q].numpy())
-        assert got[q].item() == pytest.approx(expected), q
+        assert got[q].item() == pytest.approx(expected), (
+            f"query {q} without ties: AP differs from scikit-learn's"
+        )
 
 
 def solution(module, qualified, source):

@@ -64,6 +64,7 @@ TEACHER_ONLY = [
     "teaching/TEACHER.md",
     "teaching/measure.py",
     "teaching/grade.py",
+    "teaching/grade_plugin.py",
     "teaching/wrong_solutions.py",
 ]  # the key and what grades: left out of a student's copy
 AUTHOR = ["-c", "user.name=matsound", "-c", "user.email=matsound@localhost"]  # works without a git config

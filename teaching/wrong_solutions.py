@@ -279,6 +279,13 @@ def positive_weights(labels):
     weight = torch.where(positives > 0, negatives / positives.clamp(min=1), torch.ones_like(positives))
     return weight / weight.mean()
 """,
+    "capped at 10 so that rare materials do not blow up the loss": """
+def positive_weights(labels):
+    positives = labels.sum(0).float()
+    negatives = len(labels) - positives
+    weight = torch.where(positives > 0, negatives / positives.clamp(min=1), torch.ones_like(positives))
+    return weight.clamp(max=10)
+""",
     "a Python list": """
 def positive_weights(labels):
     weights = []
@@ -352,6 +359,12 @@ def forward(self, image, sound):
     image_embedding = F.normalize(self.image_tower(image), dim=1)
     sound_embedding = F.normalize(self.sound_tower(sound), dim=1)
     return ((image_embedding * sound_embedding).sum(1, keepdim=True) + 1) / 2
+""",
+    "squeezed: a 0-d output for a batch of one": """
+def forward(self, image, sound):
+    image_embedding = F.normalize(self.image_tower(image), dim=1)
+    sound_embedding = F.normalize(self.sound_tower(sound), dim=1)
+    return ((image_embedding @ sound_embedding.T).diagonal()[:, None].squeeze() + 1) / 2
 """,
     "every image against every sound: a (B, B) output": """
 def forward(self, image, sound):
