@@ -13,6 +13,7 @@ real video files, so that any other test runs without it.
 
 import ast
 import contextlib
+import csv
 import io
 import itertools
 import json
@@ -26,6 +27,8 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
+import textwrap
 import time
 import types
 import wave
@@ -2099,7 +2102,7 @@ def test_exercise_pos_weight_worked_cases():
     over positives (frames / positives instead of negatives / positives), a smoothed ratio (negatives /
     (positives + 1)), integer division, a sum over the wrong axis (one weight per frame), 0 or inf or NaN for
     a material never seen, weights rescaled to mean 1, and a weight capped (at 10, say, "so that rare
-    materials do not blow up the loss": a material in one frame of 36 weighs 35, as the toy's rare ones do)."""
+    materials do not blow up the loss": a material in one frame of 36 weighs 35, as toy ones do)."""
     import visual_only
 
     labels = torch.tensor(
@@ -2617,53 +2620,291 @@ def test_the_student_copy_blanks_functions_its_scripts_run_and_compare_measures_
         check_refused(in_copy(partial, "teaching/compare.py", *argv), fact)
 
 
-def test_grade_scores_each_blank_by_the_projects_tests_and_gives_zero_with_a_reason(tmp_path):
-    """teaching/grade.py on a student's copy: a correct function gets its points even where the student
-    changed the copy's tests; a blank left, a file that does not parse and a function that hangs get 0 with
-    the reason; the table is also written as JSON with the project's mark, and an existing file not ours is
-    refused."""
+KIT_FILES = {"data.py", "visual_only.py", "tt_agg.py", "metrics.py"}  # the blanks' files
+
+
+def handed_in(folder, edits=None, blanked=()):
+    """A student's copy as handed in, in `folder`: the blanks' files of this project, the blanks in `blanked`
+    left blank, and `edits` ({file: text -> text}) applied."""
+    from teaching import make_student_copy as msc
+
+    folder.mkdir(parents=True)
+    for file in KIT_FILES:
+        text = open(os.path.join(HERE, file), encoding="utf-8").read()
+        for name in blanked:
+            if msc.BLANKS[name][0] == file:
+                text = msc.blank(text, msc.BLANKS[name][1], name, msc.BLANKS[name][2])
+        (folder / file).write_text((edits or {}).get(file, lambda t: t)(text))
+    return folder
+
+
+def replaced(qualified, source, after=""):
+    """An edit: the definition of `qualified` replaced by `source`, and `after` appended to the file."""
+
+    def edit(text):
+        from teaching import grade  # the teacher's, imported when a test edits (not in a student's copy)
+
+        return grade.transplant(text, textwrap.dedent(source), qualified) + after
+
+    return edit
+
+
+TOKEN = "matsound-cheat-was-here"
+CHEATS = {  # a submission that cheats in every blank: (file, function, source[, top-level code added])
+    "average_precision": (  # (a) a fake pytest summary printed, zeros returned
+        "metrics.py",
+        "average_precision",
+        """
+        def average_precision(similarity, relevant):
+            print("=" * 30 + " 1000000 passed in 0.01s " + "=" * 30)
+            return torch.zeros(len(similarity))
+        """,
+    ),
+    "precision_at_k": (  # (b) a top-level line that makes every pytest test a no-op
+        "metrics.py",
+        "precision_at_k",
+        """
+        def precision_at_k(similarity, relevant, k):
+            return torch.zeros(len(similarity), k)
+        """,
+        "\nimport _pytest.python\n\n_pytest.python.Function.runtest = lambda self: None\n",
+    ),
+    "pos_weight": (  # (c) a correct solution executed from the teaching files, wherever they are found
+        "visual_only.py",
+        "positive_weights",
+        """
+        def positive_weights(labels):
+            import os
+            here = os.path.dirname(os.path.abspath(__file__))
+            for folder in [os.getcwd(), here, os.path.dirname(here), f"/proc/{os.getppid()}/cwd"]:
+                path = os.path.join(folder, "teaching", "wrong_solutions.py")
+                if os.path.isfile(path):
+                    found = {}
+                    exec(open(path).read(), found)
+                    right = [s for e, _, s in found["SOLUTIONS"]["pos_weight"] if e == "right"][-1]
+                    exec(right, globals())
+                    return globals()["positive_weights"](labels)
+            raise FileNotFoundError("no solution to copy")
+        """,
+    ),
+    "tt_agg_forward": (  # (d) a wrong answer that skips the test that would catch it
+        "tt_agg.py",
+        "TwoTower.forward",
+        """
+        def forward(self, image, sound):
+            __import__("pytest").skip("nothing to see")
+            return torch.ones(len(image))
+        """,
+    ),
+    "negative_sampling": (  # (e) files written outside its folder, found through its parent; the environment
+        "tt_agg.py",
+        "make_examples",
+        f"""
+        def make_examples(ds, videos, generator):
+            import os
+            import tempfile
+            places = [f"/proc/{{os.getppid()}}/cwd", os.path.expanduser("~"), tempfile.gettempdir()]
+            places += [os.environ.get("PWD", "/nowhere"), os.environ.get("OLDPWD", "/nowhere")]
+            for folder in places:
+                try:
+                    open(os.path.join(folder, "{TOKEN}"), "w").write("x")
+                except OSError:
+                    pass
+            raise AssertionError("environment: " + " ".join(sorted(os.environ)))
+        """,
+    ),
+    "spectrogram": (  # (e) a row of the key put into its failure reason (its path found somehow)
+        "data.py",
+        "spectrogram",
+        f"""
+        def spectrogram(clips, sample_rate, size):
+            rows = [line for line in open({os.path.join(HERE, "teaching", "KEY.md")!r}) if "| 02-" in line]
+            raise AssertionError("the key says " + rows[0])
+        """,
+    ),
+}
+STYLES = {  # a correct submission in other styles than the project's: {file: edit}
+    "data.py": lambda text: (
+        text.replace(
+            '"""\n\nimport argparse', '"""\n\nfrom __future__ import annotations\n\nimport argparse', 1
+        ).replace("torch.log(mel(chunk) + 1e-10)", "torch.log(mel(chunk) + LOG_FLOOR)")
+        + "\n\nLOG_FLOOR: float = 1e-10  # annotated, defined below the function that uses it\n"
+    ),
+    "visual_only.py": lambda text: (
+        text  # the blank left as it was, a definition below it: the last counts
+        + textwrap.dedent('''
+
+        def positive_weights(labels):
+            """Mine: a Counter, a helper and an import at the bottom of the file."""
+            counts = Counter()
+            for row in labels.tolist():
+                counts.update(m for m, shown in enumerate(row) if shown)
+            return torch.tensor([ratio(len(labels), counts[m]) for m in range(len(labels[0]))])
+
+
+        def ratio(frames, positives):
+            return (frames - positives) / positives if positives else 1.0
+
+
+        from collections import Counter  # noqa: E402
+        ''')
+    ),
+    "tt_agg.py": replaced(
+        "TwoTower.forward",
+        """
+        def forward(self, image, sound):
+            cosine = (unit(self.image_tower(image)) * unit(self.sound_tower(sound))).sum(dim=-1)
+            return 0.5 + 0.5 * cosine
+        """,
+        "\n\ndef unit(x):\n    return functional.normalize(x, dim=1)\n\n\n"
+        "import torch.nn.functional as functional\n",
+    ),
+}
+
+
+def test_grading_takes_only_the_blanks_function_and_what_it_uses():
+    """What grade.py carries from a student's file into graded/BLANK.py: the last definition, the imports,
+    helpers and constants (annotated too) it uses wherever they are in the file, `from __future__` first;
+    never another top-level statement (a line that changes pytest), never an import of the tests."""
     if not os.path.isfile(os.path.join(TEACHING, "grade.py")):
         pytest.skip("a student's copy: grading is the teacher's")
     from teaching import grade
 
-    copy = tmp_path / "alice"
-    assert (
-        run("teaching/make_student_copy.py", copy, "--only", "pos_weight", "average_precision").returncode
-        == 0
+    student = textwrap.dedent('''
+        """My file."""
+        from __future__ import annotations
+
+        import os
+        import pytest
+
+        pytest.Function.runtest = lambda self: None
+        print("hello")
+
+
+        def f(x):
+            raise NotImplementedError("exercise f")
+
+
+        def f(x):
+            return helper(x) * SCALE
+
+
+        def helper(x):
+            return os.fspath(x)
+
+
+        SCALE: int = 2
+        UNUSED = 3
+        ''')
+    module = grade.carried(student, "f", "mine.py")
+    assert module.startswith("from __future__ import annotations\n"), module
+    assert "SCALE: int = 2" in module and "def helper" in module and "import os" in module, module
+    assert "runtest" not in module and "print" not in module and "UNUSED" not in module, module
+    assert "NotImplementedError" not in module, "the last definition of f only (the first is overridden)"
+    namespace = {}
+    exec(module, namespace)
+    assert namespace["f"]("ab") == "abab"
+    for source, fact in [
+        ("def f(x):\n    raise NotImplementedError('exercise f')\n", "not written"),
+        ("def g(x):\n    return x\n", "f is not in"),
+        ("def f(x:\n", "does not parse"),
+        ("from test_all import log_mel_by_hand\n\n\ndef f(x):\n    return log_mel_by_hand(x)\n", "test_all"),
+        ("import test_all\n\n\ndef f(x):\n    return test_all.log_mel_by_hand(x)\n", "test_all"),
+    ]:
+        with pytest.raises(grade.NotGradable, match=fact):
+            grade.carried(source, "f", "mine.py")
+
+
+def test_a_class_is_graded_in_parallel_cheats_get_nothing_correct_code_in_any_style_everything(
+    tmp_path, monkeypatch
+):
+    """`grade.py SUBMISSIONS --out RESULTS --jobs 2` on three students: one who cheats in every blank (a fake
+    pytest summary, a top-level line that turns tests into no-ops, a solution run from the teaching files,
+    a skip inside the test, files written through its parent process and the environment shown, a row of the
+    key in its reason) gets 0 in each and leaves no file outside its grading folder; one whose correct code
+    is in other styles (`from __future__`, an annotated constant below its use, a helper and an import at the
+    bottom, the blank left above a second definition) gets every point; a placeholder (torch.ones(17)) gets at
+    most a fifth of its blank. results.json is in Gradescope's format, without the key or the teacher's
+    environment in it, and a second run writes the same bytes. The grading copy holds no teaching file and
+    no reference function."""
+    if not os.path.isfile(os.path.join(TEACHING, "grade.py")):
+        pytest.skip("a student's copy: grading is the teacher's")
+    from teaching import grade
+
+    base = tmp_path / "base"
+    grade.base_copy(base)
+    assert not (base / "teaching").exists() and (base / "grade_plugin.py").exists()
+    for file, qualified, _ in grade.BLANKS.values():
+        assert grade.is_blank(grade.last_definition(ast.parse((base / file).read_text()), qualified)), (
+            qualified
+        )
+    cheats = {}
+    for file, qualified, source, *after in CHEATS.values():
+        before = cheats.get(file, lambda t: t)
+        cheats[file] = lambda t, b=before, q=qualified, s=source, a=after: replaced(q, s, *a)(b(t))
+    subs = tmp_path / "class"
+    handed_in(subs / "cheater", cheats)
+    handed_in(subs / "stylish", STYLES, blanked=["pos_weight"])
+    placeholder = replaced("positive_weights", "def positive_weights(labels):\n    return torch.ones(17)\n")
+    handed_in(subs / "placeholder", {"visual_only.py": placeholder}, blanked=grade.BLANKS)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "mine.csv").write_text("a user's file")
+    check_refused(run_here("teaching/grade.py", subs, "--out", tmp_path / "results"), "results")
+    for flags, fact in [(["--timeout", "nan"], "--timeout"), (["--timeout", "inf"], "--timeout")]:
+        check_refused(run_here("teaching/grade.py", subs, "--out", tmp_path / "r", *flags), fact)
+    check_refused(run_here("teaching/grade.py", tmp_path / "results", "--out", tmp_path / "r"), "sub-folder")
+    monkeypatch.setenv("MATSOUND_TEACHERS_OWN", "secret")
+    monkeypatch.chdir(tmp_path)  # where a cheat that finds its grader's folder would write
+    r = run_here("teaching/grade.py", "class", "--out", "graded", "--jobs", "2")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "graded"
+    results = {name: json.loads((out / name / "results.json").read_text()) for name in os.listdir(subs)}
+    for result in results.values():
+        assert set(result) == {"score", "output", "tests"}, result
+        assert [t["name"] for t in result["tests"]] == list(grade.POINTS), result
+        assert all(set(t) == {"name", "score", "max_score", "output"} for t in result["tests"]), result
+    assert {t["name"]: t["score"] for t in results["cheater"]["tests"]} == dict.fromkeys(grade.POINTS, 0), (
+        results["cheater"]
     )
-    visual = (copy / "visual_only.py").read_text()
-    right = '''
-def positive_weights(labels):
-    """Mine."""
-    counts = Counter()
-    for row in labels.tolist():
-        counts.update(m for m, shown in enumerate(row) if shown)
-    materials = range(len(labels[0]))
-    return torch.tensor([(len(labels) - counts[m]) / counts[m] if counts[m] else 1.0 for m in materials])
-'''
-    visual = grade.transplant(visual, right, "positive_weights", ["from collections import Counter"])
-    (copy / "visual_only.py").write_text(visual)
-    (copy / "test_all.py").write_text("def test_exercise_pos_weight_mine():\n    assert False\n")
+    assert results["stylish"]["score"] == 13, results["stylish"]
+    placeholder_points = {t["name"]: t["score"] for t in results["placeholder"]["tests"]}
+    assert 0 < placeholder_points["pos_weight"] <= grade.POINTS["pos_weight"] / 5, results["placeholder"]
+    shown = json.dumps(results)
+    assert "not written" in shown and "the weight is not capped" not in shown
+    assert "environment: " in shown and "MATSOUND_TEACHERS_OWN" not in shown, "the teacher's environment"
+    assert not [a for a in measured_answers() if a in shown] and "| 02-" not in shown, "the key in a reason"
+    places = [tmp_path, HERE, os.path.expanduser("~"), tempfile.gettempdir(), os.getcwd()]
+    assert not [p for p in places if os.path.exists(os.path.join(p, TOKEN))], "a file outside its folder"
+    assert not os.path.exists(os.path.join(HERE, "teaching", TOKEN))
+    rows = list(csv.DictReader(open(out / "grades.csv")))
+    assert [row["name"] for row in rows] == ["cheater", "placeholder", "stylish"]
+    assert float(rows[2]["score"]) == 13 and float(rows[0]["score"]) == 0, rows
+    first = {name: (out / name / "results.json").read_bytes() for name in ["cheater", "placeholder"]}
+    shutil.rmtree(subs / "stylish")
+    assert run_here("teaching/grade.py", subs, "--out", out, "--jobs", "2").returncode == 0
+    assert first == {name: (out / name / "results.json").read_bytes() for name in first}, "a second run"
+    assert sorted(os.listdir(out)) == [".matsound-manifest.json", "cheater", "grades.csv", "placeholder"]
+
+
+def test_grade_one_copy_prints_its_table_stops_a_hang_and_refuses_in_one_line(tmp_path):
+    """The single-copy form: the points table (and JSON with the project's mark, never over a file that is
+    not ours); a blank whose tests run past --timeout is stopped, its process group killed, 0 with the
+    reason; a copy that is not one, a missing copy, --timeout nan or inf end in one line."""
+    if not os.path.isfile(os.path.join(TEACHING, "grade.py")):
+        pytest.skip("a student's copy: grading is the teacher's")
+    hang = "def average_precision(similarity, relevant):\n    while True:\n        pass\n"
+    copy = handed_in(tmp_path / "alice", {"metrics.py": replaced("average_precision", hang)})
     (tmp_path / "mine.json").write_text('{"grades": 1}')
     check_refused(run_here("teaching/grade.py", copy, "--json", tmp_path / "mine.json"), "mine.json")
-    only = ["--only", "pos_weight", "average_precision"]
-    r = run_here("teaching/grade.py", copy, *only, "--json", tmp_path / "alice.json", "--timeout", "600")
-    assert r.returncode == 0, r.stderr
+    only = ["--only", "average_precision", "--timeout", "5"]
+    r = run_here("teaching/grade.py", copy, *only, "--json", tmp_path / "alice.json")
+    assert r.returncode == 0 and "0.00 / 2" in r.stdout and "time limit (5 s)" in r.stdout, r.stdout
     table = json.loads((tmp_path / "alice.json").read_text())
-    assert table["written_by"].startswith("matsound") and table["of"] == 3 and table["total"] == 1
-    assert table["blanks"]["pos_weight"]["points"] == grade.POINTS["pos_weight"] == 1, table
-    assert table["blanks"]["average_precision"]["points"] == 0
-    assert "not written" in table["blanks"]["average_precision"]["reason"]
-    metrics_source = (copy / "metrics.py").read_text()
-    hang = "def average_precision(similarity, relevant):\n    while True:\n        pass\n"
-    (copy / "metrics.py").write_text(grade.transplant(metrics_source, hang, "average_precision"))
-    r = run_here("teaching/grade.py", copy, "--only", "average_precision", "--timeout", "20")
-    assert r.returncode == 0 and "0.00 / 2" in r.stdout and "hung" in r.stdout, r.stdout
-    (copy / "metrics.py").write_text(metrics_source + "\ndef broken(:\n")
-    r = run_here("teaching/grade.py", copy, "--only", "average_precision")
-    assert "does not parse" in r.stdout and "0.00 / 2" in r.stdout, r.stdout
+    assert table["written_by"].startswith("matsound") and table["of"] == 2 and table["total"] == 0
     check_refused(run_here("teaching/grade.py", tmp_path / "nobody"), "nobody")
     check_refused(run_here("teaching/grade.py"), "--check-kit")
+    for value in ["nan", "inf", "-1"]:
+        check_refused(run_here("teaching/grade.py", copy, "--timeout", value), "--timeout")
 
 
 def test_the_notebook_runs_the_main_job_the_retrieval_and_plays_the_sounds(tmp_path):

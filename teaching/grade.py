@@ -174,7 +174,9 @@ def carried(source, qualified, file):
     future = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.module == "__future__"]
     candidates = [n for n in tree.body if n not in future and bound_names(n) is not None]
     top = qualified.split(".")[0]
-    keep = {id(n) for n in candidates if top in bound_names(n)}
+    last = [n for n in candidates if top in bound_names(n)][-1]  # the definition Python ends with
+    candidates = [n for n in candidates if n is last or top not in bound_names(n)]
+    keep = {id(last)}
     needed = {
         part.id for n in candidates if id(n) in keep for part in ast.walk(n) if isinstance(part, ast.Name)
     }
@@ -333,6 +335,8 @@ def run_tests(folder, blanks, settings, timeout):
         code = process.wait(timeout=timeout)
         if code < 0:
             stopped = f"stopped by signal {-code} (the memory limit, {settings['memory'] // 2**30} GB?)"
+        elif code not in (0, 1):  # 1: some test failed; anything else: pytest itself could not run them
+            stopped = f"the test run ended with exit code {code} (the tests could not be collected?)"
     except subprocess.TimeoutExpired:
         stopped = f"stopped at the time limit ({timeout:.0f} s)"
     finally:
