@@ -2649,119 +2649,6 @@ def replaced(qualified, source, after=""):
     return edit
 
 
-TOKEN = "matsound-cheat-was-here"
-CHEATS = {  # a submission that cheats in every blank: (file, function, source[, top-level code added])
-    "average_precision": (  # (a) a fake pytest summary printed, zeros returned
-        "metrics.py",
-        "average_precision",
-        """
-        def average_precision(similarity, relevant):
-            print("=" * 30 + " 1000000 passed in 0.01s " + "=" * 30)
-            return torch.zeros(len(similarity))
-        """,
-    ),
-    "precision_at_k": (  # (b) a top-level line that makes every pytest test a no-op
-        "metrics.py",
-        "precision_at_k",
-        """
-        def precision_at_k(similarity, relevant, k):
-            return torch.zeros(len(similarity), k)
-        """,
-        "\nimport _pytest.python\n\n_pytest.python.Function.runtest = lambda self: None\n",
-    ),
-    "pos_weight": (  # (c) a correct solution executed from the teaching files, wherever they are found
-        "visual_only.py",
-        "positive_weights",
-        """
-        def positive_weights(labels):
-            import os
-            here = os.path.dirname(os.path.abspath(__file__))
-            for folder in [os.getcwd(), here, os.path.dirname(here), f"/proc/{os.getppid()}/cwd"]:
-                path = os.path.join(folder, "teaching", "wrong_solutions.py")
-                if os.path.isfile(path):
-                    found = {}
-                    exec(open(path).read(), found)
-                    right = [s for e, _, s in found["SOLUTIONS"]["pos_weight"] if e == "right"][-1]
-                    exec(right, globals())
-                    return globals()["positive_weights"](labels)
-            raise FileNotFoundError("no solution to copy")
-        """,
-    ),
-    "tt_agg_forward": (  # (d) a wrong answer that skips the test that would catch it
-        "tt_agg.py",
-        "TwoTower.forward",
-        """
-        def forward(self, image, sound):
-            __import__("pytest").skip("nothing to see")
-            return torch.ones(len(image))
-        """,
-    ),
-    "negative_sampling": (  # (e) files written outside its folder, found through its parent; the environment
-        "tt_agg.py",
-        "make_examples",
-        f"""
-        def make_examples(ds, videos, generator):
-            import os
-            import tempfile
-            places = [f"/proc/{{os.getppid()}}/cwd", os.path.expanduser("~"), tempfile.gettempdir()]
-            places += [os.environ.get("PWD", "/nowhere"), os.environ.get("OLDPWD", "/nowhere")]
-            for folder in places:
-                try:
-                    open(os.path.join(folder, "{TOKEN}"), "w").write("x")
-                except OSError:
-                    pass
-            raise AssertionError("environment: " + " ".join(sorted(os.environ)))
-        """,
-    ),
-    "spectrogram": (  # (e) a row of the key put into its failure reason (its path found somehow)
-        "data.py",
-        "spectrogram",
-        f"""
-        def spectrogram(clips, sample_rate, size):
-            rows = [line for line in open({os.path.join(HERE, "teaching", "KEY.md")!r}) if "| 02-" in line]
-            raise AssertionError("the key says " + rows[0])
-        """,
-    ),
-}
-STYLES = {  # a correct submission in other styles than the project's: {file: edit}
-    "data.py": lambda text: (
-        text.replace(
-            '"""\n\nimport argparse', '"""\n\nfrom __future__ import annotations\n\nimport argparse', 1
-        ).replace("torch.log(mel(chunk) + 1e-10)", "torch.log(mel(chunk) + LOG_FLOOR)")
-        + "\n\nLOG_FLOOR: float = 1e-10  # annotated, defined below the function that uses it\n"
-    ),
-    "visual_only.py": lambda text: (
-        text  # the blank left as it was, a definition below it: the last counts
-        + textwrap.dedent('''
-
-        def positive_weights(labels):
-            """Mine: a Counter, a helper and an import at the bottom of the file."""
-            counts = Counter()
-            for row in labels.tolist():
-                counts.update(m for m, shown in enumerate(row) if shown)
-            return torch.tensor([ratio(len(labels), counts[m]) for m in range(len(labels[0]))])
-
-
-        def ratio(frames, positives):
-            return (frames - positives) / positives if positives else 1.0
-
-
-        from collections import Counter  # noqa: E402
-        ''')
-    ),
-    "tt_agg.py": replaced(
-        "TwoTower.forward",
-        """
-        def forward(self, image, sound):
-            cosine = (unit(self.image_tower(image)) * unit(self.sound_tower(sound))).sum(dim=-1)
-            return 0.5 + 0.5 * cosine
-        """,
-        "\n\ndef unit(x):\n    return functional.normalize(x, dim=1)\n\n\n"
-        "import torch.nn.functional as functional\n",
-    ),
-}
-
-
 def test_grading_takes_only_the_blanks_function_and_what_it_uses():
     """What grade.py carries from a student's file into graded/BLANK.py: the last definition, the imports,
     helpers and constants (annotated too) it uses wherever they are in the file, `from __future__` first;
@@ -2830,6 +2717,7 @@ def test_a_class_is_graded_in_parallel_cheats_get_nothing_correct_code_in_any_st
     if not os.path.isfile(os.path.join(TEACHING, "grade.py")):
         pytest.skip("a student's copy: grading is the teacher's")
     from teaching import grade
+    from teaching.wrong_solutions import CHEATS, STYLES, TOKEN
 
     base = tmp_path / "base"
     grade.base_copy(base)
@@ -2839,9 +2727,9 @@ def test_a_class_is_graded_in_parallel_cheats_get_nothing_correct_code_in_any_st
             qualified
         )
     cheats = {}
-    for file, qualified, source, *after in CHEATS.values():
+    for file, qualified, source, after in CHEATS.values():
         before = cheats.get(file, lambda t: t)
-        cheats[file] = lambda t, b=before, q=qualified, s=source, a=after: replaced(q, s, *a)(b(t))
+        cheats[file] = lambda t, b=before, q=qualified, s=source, a=after: replaced(q, s, a)(b(t))
     subs = tmp_path / "class"
     handed_in(subs / "cheater", cheats)
     handed_in(subs / "stylish", STYLES, blanked=["pos_weight"])
