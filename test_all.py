@@ -2539,6 +2539,46 @@ def test_the_student_copy_holds_no_key_and_is_a_git_repository_with_one_commit(t
     assert status.returncode == 0 and status.stdout == "", status
 
 
+def test_the_student_copy_is_made_from_the_commit_passes_its_own_ci_and_carries_classroom_grading(tmp_path):
+    """The copy holds what the teacher's last commit holds: not an untracked file of the teacher's (answers,
+    grades) nor an uncommitted change. After blanking it passes its own formatter and linter (no import left
+    unused, the raise laid out as the formatter does), its README names no file it lacks, and it carries
+    GitHub Classroom's autograding: one test per blank with its points, running that blank's tests only."""
+    if not os.path.isfile(os.path.join(TEACHING, "KEY.md")):
+        pytest.skip("a student's copy: copies are made by the teacher")
+    from teaching import make_student_copy as msc
+
+    teacher = tmp_path / "teacher"
+    subprocess.run(["git", "clone", "-q", HERE, teacher], check=True, capture_output=True)
+    (teacher / "teaching" / "answers-2025.md").write_text("the answers\n")
+    (teacher / "grades.csv").write_text("alice,13\n")
+    with open(teacher / "data.py", "a") as f:
+        f.write("# uncommitted\n")
+    r = subprocess.run(
+        [sys.executable, "teaching/make_student_copy.py", tmp_path / "hw"],
+        cwd=teacher,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0 and "uncommitted" in r.stdout, r.stderr
+    out = tmp_path / "hw"
+    assert not (out / "teaching" / "answers-2025.md").exists() and not (out / "grades.csv").exists()
+    assert "# uncommitted" not in (out / "data.py").read_text()
+    ruff = pytest.importorskip("ruff")  # noqa: F841  (a dev dependency: CI has it)
+    for check in [["format", "--check", "."], ["check", "."]]:
+        lint = subprocess.run([sys.executable, "-m", "ruff", *check], cwd=out, capture_output=True, text=True)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+    readme = (out / "README.md").read_text()
+    assert not [p for p in msc.TEACHER_ONLY if p in readme], "the README names a teacher's file"
+    for link in re.findall(r"\]\(([^)#:]+)\)", readme):
+        assert (out / link).exists(), f"the README links to {link}, which the copy does not hold"
+    autograding = json.loads((out / ".github" / "classroom" / "autograding.json").read_text())
+    assert {t["name"]: t["points"] for t in autograding["tests"]} == msc.POINTS
+    assert all(f"-k test_exercise_{t['name']}_" in t["run"] for t in autograding["tests"])
+    workflow = (out / ".github" / "workflows" / "classroom.yml").read_text()
+    assert all(f"max-score: {points}" in workflow for points in msc.POINTS.values())
+
+
 def test_make_student_copy_refuses_in_one_line_and_leaves_nothing_after_ctrl_c(tmp_path, monkeypatch):
     """An existing folder, a folder inside the project (directly or through a link) are refused before any
     work; a user's `OUT.partial` beside it is never touched; Ctrl-C leaves nothing behind and exits 130."""

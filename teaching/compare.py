@@ -52,11 +52,11 @@ def copy_project(source, dest):
 
 
 def export_commit(repo, commit, dest):
-    """The files of `commit` in the git repository `repo`, as committed, into the new folder `dest`."""
+    """The files of `commit` in the git repository `repo`, as committed, into `dest` (new, or empty)."""
     archive = subprocess.run(
         ["git", "archive", "--format=tar", commit], cwd=repo, capture_output=True, check=True
     )
-    os.makedirs(dest)
+    os.makedirs(dest, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(dest, filter="data")
 

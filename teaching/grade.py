@@ -53,17 +53,9 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 import data  # noqa: E402  (the project's modules, found from this folder)
 from teaching.compare import Parser  # noqa: E402
-from teaching.make_student_copy import BLANKS, TEACHER_ONLY, blank, find  # noqa: E402
+from teaching.make_student_copy import BLANKS, POINTS, TEACHER_ONLY, blank, find  # noqa: E402
 
 PROGRAM = "teaching/grade.py"
-POINTS = {
-    "spectrogram": 3,
-    "pos_weight": 1,
-    "tt_agg_forward": 2,
-    "negative_sampling": 3,
-    "precision_at_k": 2,
-    "average_precision": 2,
-}  # 13 in all; TEACHER.md says why each weighs what it does
 TESTS = {  # each blank's tests, known in advance, and their weights: worked cases and properties carry it
     "spectrogram": {
         "test_exercise_spectrogram_matches_a_log_mel_computed_step_by_step": 3,
