@@ -242,7 +242,11 @@ def main(argv=None):
         parser.exit(2, f"error: {e}\n")
     if shutil.which("git") is None:
         parser.exit(2, "error: git is not installed: the copy is made as a git repository\n")
-    head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=ROOT, capture_output=True)
+    try:
+        head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=ROOT, capture_output=True)
+    except KeyboardInterrupt:
+        print("interrupted: no copy written", file=sys.stderr)
+        sys.exit(130)
     if head.returncode != 0:
         parser.exit(2, f"error: {ROOT} is not a git checkout with a commit: the copy is made from HEAD\n")
     parent = os.path.dirname(out)
