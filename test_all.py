@@ -183,7 +183,7 @@ def loudest_row(image):
     return image.mean(1).argmax().item()
 
 
-def test_spectrogram_is_a_square_per_clip_normalised_log_mel_image_free_of_gain_pitch_shown_as_height():
+def test_the_log_mel_image_is_square_per_clip_normalised_free_of_gain_pitch_shown_as_height():
     rate, size = data.SAMPLE_RATE, 32
     s = data.spectrogram((torch.randn(2, 3, rate) * 3000).to(torch.int16), rate, size)
     assert s.shape == (2, 3, 1, 32, 32) and s.dtype == torch.float32 and torch.isfinite(s).all()
@@ -230,7 +230,7 @@ def test_a_last_batch_of_one_joins_the_one_before():
 
 
 @pytest.mark.parametrize("backbone", ["resnet", "vgg"])
-def test_towers_are_fresh_networks_mapping_frames_and_spectrograms_to_embeddings_or_logits(backbone):
+def test_towers_are_fresh_networks_mapping_frames_and_sounds_to_embeddings_or_logits(backbone):
     torch.manual_seed(0)
     for channels, out, size in [(3, 128, 32), (1, 128, 33), (3, 17, 64)] + [(1, 17, 224)] * (
         backbone == "resnet"
@@ -869,7 +869,7 @@ def brute_force(similarity, relevant):
     return found
 
 
-def test_precision_at_k_average_precision_and_recall_match_a_brute_force_count_and_scikit_learn():
+def test_ranking_metrics_and_recall_match_a_brute_force_count_and_scikit_learn():
     """On distinct, tied and constant similarities; a query with one relevant item, last, and one with
     none."""
     from sklearn.metrics import average_precision_score
@@ -894,7 +894,7 @@ def test_precision_at_k_average_precision_and_recall_match_a_brute_force_count_a
     assert (metrics.rank(distinct, relevant) == torch.argsort(-distinct, dim=1, stable=True)).all()
 
 
-def test_precision_at_k_and_average_precision_by_hand_ties_count_against_the_model():
+def test_ranking_metrics_by_hand_ties_count_against_the_model():
     """Worked by hand; a tie ranks the relevant item after the others, and a constant similarity ranks every
     relevant item last, never above a random ranking."""
     scores = [0.9, 0.1, 0.8, 0.3]  # ranks items 0, 2, 3, 1
@@ -2537,6 +2537,18 @@ def test_the_student_copy_holds_no_key_and_is_a_git_repository_with_one_commit(t
     assert len(log.stdout.splitlines()) == 1 and log.stdout.startswith("matsound"), log
     status = subprocess.run(["git", "status", "--porcelain"], cwd=out, capture_output=True, text=True)
     assert status.returncode == 0 and status.stdout == "", status
+
+
+def test_pytest_k_blank_selects_only_that_blanks_tests():
+    """`pytest test_all.py -k BLANK`, as a student runs it, selects that blank's tests (test_exercise_BLANK_*)
+    and no test that needs another blank (a name holding a blank's name is that blank's test), besides the
+    teacher's check of the wrong solutions, which a student's copy skips."""
+    from teaching import make_student_copy as msc
+
+    for name in [n for n in globals() if n.startswith("test_")]:
+        for blank in msc.BLANKS:
+            if blank in name and name != "test_the_kits_wrong_solutions_fail_and_right_ones_pass":
+                assert name.startswith(f"test_exercise_{blank}_"), f"-k {blank} selects {name}"
 
 
 def test_the_student_copy_is_made_from_the_commit_passes_its_own_ci_and_carries_classroom_grading(tmp_path):
