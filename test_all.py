@@ -14,6 +14,7 @@ real video files, so that any other test runs without it.
 import ast
 import contextlib
 import csv
+import glob
 import io
 import itertools
 import json
@@ -2657,12 +2658,23 @@ def test_the_student_copy_blanks_functions_its_scripts_run_and_compare_measures_
     changed = source.replace("momentum=args.momentum)", "momentum=0.0)  # my change: no momentum")
     assert changed != source
     (partial / "sound_only.py").write_text(changed)
+    (partial / "my-notes.txt").write_text("untracked: not part of either arm")
     before = snapshot(partial)
-    r = in_copy(partial, "teaching/compare.py", "--seeds", "0", "1", "--", "sound_only.py", *flags)
+    relative = ["--epochs", "1", "--data", os.path.relpath(tiny, partial)]  # made absolute before the copies
+    r = in_copy(partial, "teaching/compare.py", "--seeds", "0", "1", "--", "sound_only.py", *relative)
     assert r.returncode == 0, r.stderr
     table = r.stdout[r.stdout.index("unchanged (HEAD)") :]
     assert "test.accuracy" in table and "±" in table and "too few seeds" in table, r.stdout
-    assert before == snapshot(partial), "the student's files are untouched"
+    kept = partial / "runs" / "compare"
+    assert before == {p: s for p, s in snapshot(partial).items() if not p.startswith(str(kept))}, "untouched"
+    assert "momentum=0.0)  # my change" in (kept / "changed" / "sound_only.py").read_text()
+    assert not (kept / "changed" / "my-notes.txt").exists(), "an untracked file in the changed arm"
+    assert len(glob.glob(str(kept / "*" / "runs-1" / "*" / "metrics.json"))) == 2
+    assert "test.accuracy" in (kept / "comparison.txt").read_text()
+    unwritten = in_copy(out, "teaching/compare.py", "--seeds", "0", "1", "--", "sound_only.py", *flags)
+    lines = unwritten.stderr.strip().splitlines()
+    assert unwritten.returncode == 1 and len(lines) == 1 and "spectrogram" in lines[0], unwritten.stderr
+    assert "-k spectrogram" in lines[0] and not (out / "runs" / "compare").exists(), "nothing kept"
     for argv, fact in [
         (["--seeds", "-1", "0", "--", "sound_only.py"], "--seeds"),
         (["--seeds", "0", "1", "--", "nothere.py"], "script"),

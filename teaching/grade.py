@@ -52,7 +52,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 import data  # noqa: E402  (the project's modules, found from this folder)
-from teaching.compare import Parser  # noqa: E402
+from teaching.compare import Parser, tracked_files  # noqa: E402
 from teaching.make_student_copy import BLANKS, POINTS, TEACHER_ONLY, blank, find  # noqa: E402
 
 PROGRAM = "teaching/grade.py"
@@ -203,12 +203,6 @@ def transplant(reference, function, qualified):
 
 
 # --- The grading folder: the project's tracked files, the blanks blank, nothing of teaching/ ---------------
-
-
-def tracked_files(root):
-    """The files git tracks in `root` (as they are in the working tree), relative paths."""
-    r = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True)
-    return [p for p in r.stdout.decode().split("\0") if p]
 
 
 def base_copy(folder):
