@@ -2039,39 +2039,68 @@ def kit_dataset(tiny):
         return data.Dataset(data.read_dataset(tiny), tiny, torch.device("cpu"))
 
 
-def log_mel_by_hand(clips, rate, n_fft, size):
-    """The recipe of data.spectrogram's docstring, one torchaudio transform per step: power STFT (Hann window,
-    hop n_fft / 4), 64 mel bands, natural log of power + 1e-10, each clip standardised over all its bands and
-    frames, bilinear antialiased resize. `n_fft` is given by hand, not computed the way the code does."""
-    import torchaudio
-
-    power = torchaudio.transforms.Spectrogram(n_fft=n_fft, hop_length=n_fft // 4, power=2.0)(clips)
-    mel = torchaudio.transforms.MelScale(n_mels=64, sample_rate=rate, n_stft=n_fft // 2 + 1)(power)
-    log = torch.log(mel + 1e-10)  # (B, 64, T)
-    z = (log - log.mean(dim=(1, 2), keepdim=True)) / log.std(dim=(1, 2), keepdim=True)
-    return F.interpolate(z[:, None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+SPECTROGRAM_IMAGES = os.path.join(TEACHING, "spectrogram_cases.pt")  # the spectrogram test's expected images
 
 
-def test_exercise_spectrogram_matches_a_log_mel_computed_step_by_step():
-    """Three clips (a noisy tone, a decaying impact, a chirp) at three sample rates, against the recipe done
-    by hand with torchaudio (log_mel_by_hand). Catches: no log (or log1p instead), a
-    linear STFT instead of mel bands, amplitude instead of power, standardisation per time frame or per mel
-    band instead of per clip, standardising after the resize, no antialiasing, a hop other than n_fft / 4, and
-    an n_fft fixed at 1024 instead of ~46 ms at each rate (44,100 Hz: 2048; 8,000 Hz: 512)."""
+def spectrogram_cases():
+    """The spectrogram test's clips: {name: (clips, sample rate, its n_fft, image size)}. Three clips (a noisy
+    tone, a decaying impact, a chirp) at 22,050, 44,100 and 8,000 Hz, image size 32, with n_fft worked out by
+    hand (~46 ms: 1024, 2048, 512); and two of them as int16 with a leading dimension, image size 48."""
+    cases = {}
     for rate, n_fft in [(22050, 1024), (44100, 2048), (8000, 512)]:
         t = torch.arange(rate) / rate
         noise = torch.randn(rate, generator=torch.Generator().manual_seed(rate))
         tone = 0.3 * torch.sin(2 * math.pi * 440 * t) + 0.05 * noise
         impact = torch.sin(2 * math.pi * 1800 * t) * torch.exp(-12 * t) + 0.01 * noise
         chirp = 0.5 * torch.sin(2 * math.pi * (200 + 1500 * t) * t) + 0.02 * noise
-        clips = torch.stack([tone, impact, chirp])  # (3, rate): one second each
-        expected = log_mel_by_hand(clips, rate, n_fft, 32)
-        got = data.spectrogram(clips, rate, 32)
-        assert got.shape == (3, 1, 32, 32) and got.dtype == torch.float32, (rate, got.shape, got.dtype)
-        assert torch.allclose(got, expected, atol=2e-3), (rate, (got - expected).abs().max().item())
-    int16 = (clips[:2] * 20000).to(torch.int16)[None]  # (1, 2, 8000): int16 at 8 kHz, a leading dimension
-    expected = log_mel_by_hand(int16[0].float() / 32768, 8000, 512, 48)
-    assert torch.allclose(data.spectrogram(int16, 8000, 48)[0], expected, atol=2e-3), "int16 clips, size 48"
+        cases[str(rate)] = (torch.stack([tone, impact, chirp]), rate, n_fft, 32)  # (3, rate): one second each
+    int16 = (cases["8000"][0][:2] * 20000).to(torch.int16)[None]  # (1, 2, 8000)
+    cases["int16"] = (int16, 8000, 512, 48)
+    return cases
+
+
+def test_exercise_spectrogram_matches_a_log_mel_computed_step_by_step():
+    """The cases of spectrogram_cases() against the images torchaudio's transforms give when the recipe of
+    data.spectrogram's docstring is done one step at a time (stored in teaching/spectrogram_cases.pt; the
+    teacher's suite checks them against that recipe). Catches: no log (or log1p instead), a linear STFT
+    instead of mel bands, amplitude instead of power, standardisation per time frame or per mel band instead
+    of per clip, standardising after the resize, no antialiasing, a hop other than n_fft / 4, an n_fft fixed
+    at 1024 instead of ~46 ms at each rate (44,100 Hz: 2048; 8,000 Hz: 512), and int16 clips not scaled."""
+    expected = torch.load(SPECTROGRAM_IMAGES, weights_only=True)
+    for name, (clips, rate, _, size) in spectrogram_cases().items():
+        got = data.spectrogram(clips, rate, size)
+        shape = (*clips.shape[:-1], 1, size, size)
+        assert got.shape == shape and got.dtype == torch.float32, (
+            f"{name}: a float32 image of shape {shape}, not {got.dtype} {tuple(got.shape)}"
+        )
+        difference = (got.reshape(expected[name].shape) - expected[name]).abs().max().item()
+        assert difference < 2e-3, (
+            f"{name} Hz: the log-mel image differs from torchaudio's by up to {difference:.3g}"
+        )
+
+
+def write_spectrogram_images(path=SPECTROGRAM_IMAGES):
+    """The teacher's, after a change to spectrogram_cases(): the recipe's images of every case into `path`."""
+    from teaching.wrong_solutions import log_mel_by_hand
+
+    images = {}
+    for name, (clips, rate, n_fft, size) in spectrogram_cases().items():
+        flat = clips.reshape(-1, clips.shape[-1])
+        images[name] = log_mel_by_hand(flat.float() / 32768 if name == "int16" else flat, rate, n_fft, size)
+    torch.save(images, path)
+    return images
+
+
+def test_the_spectrogram_tests_images_are_the_recipe_done_step_by_step(tmp_path):
+    """teaching/spectrogram_cases.pt, which a student's copy holds, is what the recipe of data.spectrogram's
+    docstring gives done with torchaudio one transform per step (teaching/wrong_solutions.log_mel_by_hand,
+    the teacher's: the copy's tests spell out no recipe). After a change to the cases, write it again with
+    `python -c "import test_all; test_all.write_spectrogram_images()"`."""
+    pytest.importorskip("teaching.wrong_solutions")  # the recipe is the teacher's
+    stored = torch.load(SPECTROGRAM_IMAGES, weights_only=True)
+    again = write_spectrogram_images(tmp_path / "images.pt")
+    assert stored.keys() == again.keys()
+    assert all(torch.allclose(stored[name], again[name], atol=1e-5) for name in stored)
 
 
 def test_exercise_spectrogram_properties_gain_compression_and_pitch():
@@ -2555,7 +2584,8 @@ def test_pytest_k_blank_selects_only_that_blanks_tests():
 def test_the_student_copy_is_made_from_the_commit_passes_its_own_ci_and_carries_classroom_grading(tmp_path):
     """The copy holds what the teacher's last commit holds: not an untracked file of the teacher's (answers,
     grades) nor an uncommitted change. After blanking it passes its own formatter and linter (no import left
-    unused, the raise laid out as the formatter does), its README names no file it lacks, and it carries
+    unused, the raise laid out as the formatter does), its tests spell out no spectrogram recipe, its README
+    names no file it lacks, and it carries
     GitHub Classroom's autograding: one test per blank with its points, running that blank's tests only."""
     if not os.path.isfile(os.path.join(TEACHING, "KEY.md")):
         pytest.skip("a student's copy: copies are made by the teacher")
@@ -2581,6 +2611,13 @@ def test_the_student_copy_is_made_from_the_commit_passes_its_own_ci_and_carries_
     for check in [["format", "--check", "."], ["check", "."]]:
         lint = subprocess.run([sys.executable, "-m", "ruff", *check], cwd=out, capture_output=True, text=True)
         assert lint.returncode == 0, lint.stdout + lint.stderr
+    used = {
+        n.attr for n in ast.walk(ast.parse((out / "test_all.py").read_text())) if isinstance(n, ast.Attribute)
+    }
+    assert not used & {"Spectrogram", "MelScale", "MelSpectrogram", "stft"}, (
+        "a recipe spelled out in the copy"
+    )
+    assert (out / "teaching" / "spectrogram_cases.pt").exists(), "the spectrogram test's stored images"
     readme = (out / "README.md").read_text()
     assert not [p for p in msc.TEACHER_ONLY if p in readme], "the README names a teacher's file"
     for link in re.findall(r"\]\(([^)#:]+)\)", readme):

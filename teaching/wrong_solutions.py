@@ -11,9 +11,26 @@ a mistake an almost-right student makes; the docstrings of the blank's tests say
 import os
 import textwrap
 
+import torch
+import torch.nn.functional as F
+import torchaudio
+
 from teaching.grade import transplant
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def log_mel_by_hand(clips, rate, n_fft, size):
+    """The recipe of data.spectrogram's docstring, one torchaudio transform per step: power STFT (Hann window,
+    hop n_fft / 4), 64 mel bands, natural log of power + 1e-10, each clip standardised over all its bands and
+    frames, bilinear antialiased resize. `n_fft` is given by hand, not computed the way the code does. The
+    spectrogram test's expected images (teaching/spectrogram_cases.pt) are made with it."""
+    power = torchaudio.transforms.Spectrogram(n_fft=n_fft, hop_length=n_fft // 4, power=2.0)(clips)
+    mel = torchaudio.transforms.MelScale(n_mels=64, sample_rate=rate, n_stft=n_fft // 2 + 1)(power)
+    log = torch.log(mel + 1e-10)  # (B, 64, T)
+    z = (log - log.mean(dim=(1, 2), keepdim=True)) / log.std(dim=(1, 2), keepdim=True)
+    return F.interpolate(z[:, None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
 
 SPECTROGRAM_WRONG = {
     "no log (the standardisation hides it: it is gain-invariant too)": """
