@@ -2753,7 +2753,8 @@ def replaced(qualified, source, after=""):
 def test_grading_takes_only_the_blanks_function_and_what_it_uses():
     """What grade.py carries from a student's file into graded/BLANK.py: the last definition, the imports,
     helpers and constants (annotated too) it uses wherever they are in the file, `from __future__` first;
-    never another top-level statement (a line that changes pytest), never an import of the tests."""
+    never another top-level statement (a line that changes pytest), never an import of the tests. grade.py
+    lists every blank's tests in advance (TESTS): they are the test_exercise_* tests of this file."""
     if not os.path.isfile(os.path.join(TEACHING, "grade.py")):
         pytest.skip("a student's copy: grading is the teacher's")
     from teaching import grade
@@ -2784,6 +2785,8 @@ def test_grading_takes_only_the_blanks_function_and_what_it_uses():
         SCALE: int = 2
         UNUSED = 3
         ''')
+    listed = {test for tests in grade.TESTS.values() for test in tests}
+    assert listed == {name for name in globals() if name.startswith("test_exercise_")}, "TESTS, in advance"
     module = grade.carried(student, "f", "mine.py")
     assert module.startswith("from __future__ import annotations\n"), module
     assert "SCALE: int = 2" in module and "def helper" in module and "import os" in module, module
