@@ -2845,6 +2845,7 @@ def test_a_class_is_graded_in_parallel_cheats_get_nothing_correct_code_in_any_st
     for flags, fact in [(["--timeout", "nan"], "--timeout"), (["--timeout", "inf"], "--timeout")]:
         check_refused(run_here("teaching/grade.py", subs, "--out", tmp_path / "r", *flags), fact)
     check_refused(run_here("teaching/grade.py", tmp_path / "results", "--out", tmp_path / "r"), "sub-folder")
+    check_refused(run_here("teaching/grade.py", subs, "--out", subs / "results"), "inside")
     monkeypatch.setenv("MATSOUND_TEACHERS_OWN", "secret")
     monkeypatch.chdir(tmp_path)  # where a cheat that finds its grader's folder would write
     r = run_here("teaching/grade.py", "class", "--out", "graded", "--jobs", "2")

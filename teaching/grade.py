@@ -471,9 +471,14 @@ def print_table(name, table, seconds=None):
     print("\n".join(lines), flush=True)
 
 
+def is_submission(path):
+    """A sub-folder of the class's folder that is a student's copy: a folder, not hidden (.git, .DS_Store)."""
+    return os.path.isdir(path) and not os.path.basename(path).startswith(".")
+
+
 def grade_class(submissions, blanks, settings, work, secrets):
     """{name: (table, seconds)} for every sub-folder of `submissions`, `settings['jobs']` at a time."""
-    names = sorted(n for n in os.listdir(submissions) if os.path.isdir(os.path.join(submissions, n)))
+    names = sorted(n for n in os.listdir(submissions) if is_submission(os.path.join(submissions, n)))
     deadline = time.monotonic() + settings["class_timeout"]
     base = os.path.join(work, "base")
     base_copy(base)
@@ -596,7 +601,9 @@ def parse_args(argv):
     if args.copy and not os.path.isdir(args.copy):
         parser.exit(2, f"error: {args.copy} is not a folder\n")
     if args.copy and args.out:
-        if not any(os.path.isdir(os.path.join(args.copy, n)) for n in os.listdir(args.copy)):
+        if os.path.realpath(args.out).startswith(os.path.realpath(args.copy) + os.sep):
+            parser.exit(2, f"error: {args.out} lies inside {args.copy}: it would be graded as a student\n")
+        if not any(is_submission(os.path.join(args.copy, n)) for n in os.listdir(args.copy)):
             parser.exit(
                 2, f"error: {args.copy} holds no sub-folder: a class is one student copy per sub-folder\n"
             )
