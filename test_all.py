@@ -2750,11 +2750,12 @@ def replaced(qualified, source, after=""):
     return edit
 
 
-def test_grading_takes_only_the_blanks_function_and_what_it_uses():
+def test_grading_takes_only_the_blanks_function_and_what_it_uses(tmp_path):
     """What grade.py carries from a student's file into graded/BLANK.py: the last definition, the imports,
     helpers and constants (annotated too) it uses wherever they are in the file, `from __future__` first;
     never another top-level statement (a line that changes pytest), never an import of the tests. grade.py
-    lists every blank's tests in advance (TESTS): they are the test_exercise_* tests of this file."""
+    lists every blank's tests in advance (TESTS): they are the test_exercise_* tests of this file. The grading
+    copy holds no teaching file and no reference function (every blank is blank in it)."""
     if not os.path.isfile(os.path.join(TEACHING, "grade.py")):
         pytest.skip("a student's copy: grading is the teacher's")
     from teaching import grade
@@ -2785,6 +2786,13 @@ def test_grading_takes_only_the_blanks_function_and_what_it_uses():
         SCALE: int = 2
         UNUSED = 3
         ''')
+    base = tmp_path / "base"
+    grade.base_copy(base)
+    assert not (base / "teaching").exists() and (base / "grade_plugin.py").exists()
+    for file, qualified, _ in grade.BLANKS.values():
+        assert grade.is_blank(grade.last_definition(ast.parse((base / file).read_text()), qualified)), (
+            qualified
+        )
     listed = {test for tests in grade.TESTS.values() for test in tests}
     assert listed == {name for name in globals() if name.startswith("test_exercise_")}, "TESTS, in advance"
     module = grade.carried(student, "f", "mine.py")
@@ -2816,20 +2824,12 @@ def test_a_class_is_graded_in_parallel_cheats_get_nothing_correct_code_in_any_st
     is in other styles (`from __future__`, an annotated constant below its use, a helper and an import at the
     bottom, the blank left above a second definition) gets every point; a placeholder (torch.ones(17)) gets at
     most a fifth of its blank. results.json is in Gradescope's format, without the key or the teacher's
-    environment in it, and a second run writes the same bytes. The grading copy holds no teaching file and
-    no reference function."""
+    environment in it, and a second run writes the same bytes."""
     if not os.path.isfile(os.path.join(TEACHING, "grade.py")):
         pytest.skip("a student's copy: grading is the teacher's")
     from teaching import grade
     from teaching.wrong_solutions import CHEATS, STYLES, TOKEN
 
-    base = tmp_path / "base"
-    grade.base_copy(base)
-    assert not (base / "teaching").exists() and (base / "grade_plugin.py").exists()
-    for file, qualified, _ in grade.BLANKS.values():
-        assert grade.is_blank(grade.last_definition(ast.parse((base / file).read_text()), qualified)), (
-            qualified
-        )
     cheats = {}
     for file, qualified, source, after in CHEATS.values():
         before = cheats.get(file, lambda t: t)
