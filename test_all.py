@@ -2879,10 +2879,11 @@ def test_a_class_is_graded_in_parallel_cheats_get_nothing_correct_code_in_any_st
     assert sorted(os.listdir(out)) == [".matsound-manifest.json", "cheater", "grades.csv", "placeholder"]
 
 
-def test_grade_one_copy_prints_its_table_stops_a_hang_and_refuses_in_one_line(tmp_path):
+def test_grade_one_copy_prints_its_table_stops_a_hang_and_refuses_in_one_line(tmp_path, monkeypatch):
     """The single-copy form: the points table (and JSON with the project's mark, never over a file that is
     not ours); a blank whose tests run past --timeout is stopped, its process group killed, 0 with the
-    reason; a copy that is not one, a missing copy, --timeout nan or inf end in one line."""
+    reason; a copy that is not one, a missing copy, --timeout nan or inf end in one line. Ctrl-C while a
+    class is graded exits 130 and writes nothing."""
     if not os.path.isfile(os.path.join(TEACHING, "grade.py")):
         pytest.skip("a student's copy: grading is the teacher's")
     hang = "def average_precision(similarity, relevant):\n    while True:\n        pass\n"
@@ -2898,6 +2899,16 @@ def test_grade_one_copy_prints_its_table_stops_a_hang_and_refuses_in_one_line(tm
     check_refused(run_here("teaching/grade.py"), "--check-kit")
     for value in ["nan", "inf", "-1"]:
         check_refused(run_here("teaching/grade.py", copy, "--timeout", value), "--timeout")
+    from teaching import grade
+
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(grade, "run_tests", interrupt)  # Ctrl-C as the first graded Python starts
+    with pytest.raises(SystemExit) as e:
+        grade.main([str(tmp_path), "--out", f"{tmp_path}-results", "--jobs", "2"])
+    assert e.value.code == 130 and not os.path.exists(f"{tmp_path}-results")
+    assert sorted(os.listdir(tmp_path)) == ["alice", "alice.json", "mine.json"], "nothing half-written"
 
 
 def test_the_notebook_runs_the_main_job_the_retrieval_and_plays_the_sounds(tmp_path):

@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import xml.etree.ElementTree as ElementTree
 
@@ -85,6 +86,8 @@ FORBIDDEN = (
     "teaching",
 )  # a blank may not import
 FILE_SIZE = 256 * 2**20  # the largest file the graded Python may write (the tests' toy is far smaller)
+RUNNING = set()  # the graded Pythons now running, killed at Ctrl-C
+STOP = threading.Event()  # set at Ctrl-C: no graded Python starts after it
 
 
 class NotGradable(Exception):
@@ -304,6 +307,8 @@ def run_tests(folder, blanks, settings, timeout):
     command += ["grade_plugin", "-k", tests, f"--junitxml=/dev/fd/{fd}", "--basetemp", env["TMPDIR"] + "/t"]
     stopped = ""
     try:
+        if STOP.is_set():
+            raise KeyboardInterrupt
         process = subprocess.Popen(
             command,
             cwd=project,
@@ -315,6 +320,7 @@ def run_tests(folder, blanks, settings, timeout):
             start_new_session=True,  # its own process group, killed whole below
             preexec_fn=limits(settings["memory"], settings["processes"]),
         )
+        RUNNING.add(process)
     finally:
         os.close(fd)
     try:
@@ -327,6 +333,7 @@ def run_tests(folder, blanks, settings, timeout):
         stopped = f"stopped at the time limit ({timeout:.0f} s)"
     finally:
         with_group_killed(process)
+        RUNNING.discard(process)
     return report, stopped
 
 
@@ -476,31 +483,42 @@ def is_submission(path):
     return os.path.isdir(path) and not os.path.basename(path).startswith(".")
 
 
+def in_parallel(jobs, calls, done):
+    """done(i, calls[i]()) for each call, in order, `jobs` calls at a time. At Ctrl-C (or an error) what has
+    not started is cancelled and the graded Pythons running are killed before it goes on up."""
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        futures = [pool.submit(call) for call in calls]
+        try:
+            return [done(i, future.result()) for i, future in enumerate(futures)]
+        except BaseException:
+            STOP.set()
+            for future in futures:
+                future.cancel()
+            for process in list(RUNNING):
+                with_group_killed(process)
+            raise
+
+
 def grade_class(submissions, blanks, settings, work, secrets):
     """{name: (table, seconds)} for every sub-folder of `submissions`, `settings['jobs']` at a time."""
     names = sorted(n for n in os.listdir(submissions) if is_submission(os.path.join(submissions, n)))
     deadline = time.monotonic() + settings["class_timeout"]
     base = os.path.join(work, "base")
     base_copy(base)
-    with concurrent.futures.ThreadPoolExecutor(settings["jobs"]) as pool:
-        futures = {
-            name: pool.submit(
-                grade_files,
-                copy_sources(os.path.join(submissions, name), blanks),
-                blanks,
-                base,
-                work,
-                settings,
-                secrets,
-                deadline,
-            )
-            for name in names
-        }
-        results = {}
-        for name, future in futures.items():
-            results[name] = future.result()
-            print_table(name, *results[name])
-    return results
+    calls = [
+        lambda name=name: grade_files(
+            copy_sources(os.path.join(submissions, name), blanks),
+            blanks,
+            base,
+            work,
+            settings,
+            secrets,
+            deadline,
+        )
+        for name in names
+    ]
+    results = in_parallel(settings["jobs"], calls, lambda i, result: print_table(names[i], *result) or result)
+    return dict(zip(names, results, strict=True))
 
 
 def write_results(out, results, blanks):
@@ -541,20 +559,20 @@ def check_kit(blanks, settings, work, secrets):
             reference = f.read()
         for expected, name, source in wrong_solutions.SOLUTIONS[b]:
             jobs.append((b, expected, name, {file: transplant(reference, source, qualified)}))
-    rows = []
-    with concurrent.futures.ThreadPoolExecutor(settings["jobs"]) as pool:
-        futures = [
-            pool.submit(grade_files, sources, [b], base, work, settings, secrets, math.inf)
-            for b, _, _, sources in jobs
-        ]
-        for (b, expected, name, _), future in zip(jobs, futures, strict=True):
-            row = future.result()[0][b]
-            ok = (expected == "right") == (row["points"] == row["of"])
-            rows.append({"blank": b, "expected": expected, "name": name, "points": row["points"]})
-            rows[-1].update({"reason": row["reason"], "as_expected": ok})
-            shown = row["reason"] or "passes"
-            print(f"{'ok ' if ok else 'BAD'} {b:18s} {expected:5s} {name}: {shown}", flush=True)
-    return rows
+
+    def done(i, result):
+        b, expected, name, _ = jobs[i]
+        row = result[0][b]
+        ok = (expected == "right") == (row["points"] == row["of"])
+        shown = row["reason"] or "passes"
+        print(f"{'ok ' if ok else 'BAD'} {b:18s} {expected:5s} {name}: {shown}", flush=True)
+        return {"blank": b, "expected": expected, "name": name, "points": row["points"], "as_expected": ok}
+
+    calls = [
+        lambda b=b, sources=sources: grade_files(sources, [b], base, work, settings, secrets, math.inf)
+        for b, _, _, sources in jobs
+    ]
+    return in_parallel(settings["jobs"], calls, done)
 
 
 def hide_from_children(hidden):
@@ -640,6 +658,7 @@ def main(argv=None):
         "threads": max(1, (os.cpu_count() or 1) // args.jobs),
     }
     secrets = key_texts()
+    STOP.clear()
     here = os.getcwd()
     work = tempfile.mkdtemp(prefix="matsound-grade-")  # ours: made here, removed at the end
     bad = []
