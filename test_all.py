@@ -2091,7 +2091,7 @@ def write_spectrogram_images(path=SPECTROGRAM_IMAGES):
     return images
 
 
-def test_the_spectrogram_tests_images_are_the_recipe_done_step_by_step(tmp_path):
+def test_the_stored_log_mel_images_are_the_recipe_done_step_by_step(tmp_path):
     """teaching/spectrogram_cases.pt, which a student's copy holds, is what the recipe of data.spectrogram's
     docstring gives done with torchaudio one transform per step (teaching/wrong_solutions.log_mel_by_hand,
     the teacher's: the copy's tests spell out no recipe). After a change to the cases, write it again with
@@ -2788,7 +2788,7 @@ def test_grading_takes_only_the_blanks_function_and_what_it_uses(tmp_path):
         ''')
     base = tmp_path / "base"
     grade.base_copy(base)
-    assert not (base / "teaching").exists() and (base / "grade_plugin.py").exists()
+    assert not [p for p in grade.TEACHER_ONLY if (base / p).exists()] and (base / "grade_plugin.py").exists()
     for file, qualified, _ in grade.BLANKS.values():
         assert grade.is_blank(grade.last_definition(ast.parse((base / file).read_text()), qualified)), (
             qualified

@@ -10,18 +10,18 @@ autograder format Gradescope reads: score, output, and one test per blank with s
 RESULTS/grades.csv for the class, written whole or not at all.
 
 What the submission can and cannot steer. Each copy is graded in a fresh folder holding the tracked files of
-this project, less teaching/ (no key, patch, wrong or right solution), with all six blanks blank. Only the
-blanks' functions are taken from the student's file -- the last definition, as in Python, with the imports,
-helpers and constants (annotated or not) it uses, `from __future__` lines first; any other top-level statement
-of the file is left behind -- into graded/BLANK.py, which grade_plugin.py puts in place of the project's
-function during that blank's tests (test_exercise_BLANK_*, listed in TESTS). The tests are this project's,
-never the copy's. The score is read from the JUnit report pytest writes to a file the grader opened outside
-the graded folder (the graded Python gets only its descriptor), never from printed output; a test that
-failed, errored, was skipped or is missing from the report counts as failed. The graded Python runs with a
-minimal environment (HOME and TMPDIR inside its folder), limits on time, memory, file size and processes, in
-its own process group, killed whole at the limit. A reason is the failed test's own message; one that quotes
-a line of the key, the patches, the solutions or the reference functions is hidden. TEACHER.md says what
-this does not protect against.
+this project, less the teacher's files (no key, patch, wrong or right solution: what a student's copy lacks),
+with all six blanks blank. Only the blanks' functions are taken from the student's file -- the last
+definition, as in Python, with the imports, helpers and constants (annotated or not) it uses, `from
+__future__` lines first; any other top-level statement of the file is left behind -- into graded/BLANK.py,
+which grade_plugin.py puts in place of the project's function during that blank's tests
+(test_exercise_BLANK_*, listed in TESTS). The tests are this project's, never the copy's. The score is read
+from the JUnit report pytest writes to a file the grader opened outside the graded folder (the graded Python
+gets only its descriptor), never from printed output; a test that failed, errored, was skipped or is missing
+from the report counts as failed. The graded Python runs with a minimal environment (HOME and TMPDIR inside
+its folder), limits on time, memory, file size and processes, in its own process group, killed whole at the
+limit. A reason is the failed test's own message; one that quotes a line of the key, the patches, the
+solutions or the reference functions is hidden. TEACHER.md says what this does not protect against.
 
 Points: POINTS[blank] shared among its tests by TESTS' weights: the worked cases and properties carry the
 points, a smoke test of a training step little (a placeholder that only trains gets at most a fifth).
@@ -205,15 +205,17 @@ def transplant(reference, function, qualified):
     return "".join(lines[: start - 1]) + indented + "".join(lines[node.end_lineno :])
 
 
-# --- The grading folder: the project's tracked files, the blanks blank, nothing of teaching/ ---------------
+# --- The grading folder: the project's tracked files, the blanks blank, none of the teacher's files -------
 
 
 def base_copy(folder):
-    """The project in the new `folder` for grading: its tracked files less teaching/, every blank blank, and
-    grade_plugin.py at the top. The reference functions and the key are not in it."""
+    """The project in the new `folder` for grading: its tracked files less the teacher's (TEACHER_ONLY, as
+    in a student's copy), every blank blank, and grade_plugin.py at the top. The reference functions, the
+    key, the patches and the solutions are not in it."""
     for path in tracked_files(ROOT):
         source = os.path.join(ROOT, path)
-        if path.split("/")[0] == "teaching" or not os.path.isfile(source) or os.path.islink(source):
+        teachers = any(path == p or path.startswith(p + "/") for p in TEACHER_ONLY)
+        if teachers or not os.path.isfile(source) or os.path.islink(source):
             continue
         os.makedirs(os.path.join(folder, os.path.dirname(path)), exist_ok=True)
         shutil.copyfile(source, os.path.join(folder, path))
