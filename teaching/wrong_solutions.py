@@ -861,8 +861,9 @@ CHEATS = {  # a submission that cheats in every blank: (file, function, source, 
                     found = {}
                     exec(open(path).read(), found)
                     right = [s for e, _, s in found["SOLUTIONS"]["pos_weight"] if e == "right"][-1]
-                    exec(right, globals())
-                    return globals()["positive_weights"](labels)
+                    solution = {"torch": __import__("torch")}
+                    exec(right, solution)
+                    return solution["positive_weights"](labels)
             raise FileNotFoundError("no solution to copy")
         """,
         "",
