@@ -858,7 +858,7 @@ CHEATS = {  # a submission that cheats in every blank: (file, function, source, 
             for folder in [os.getcwd(), here, os.path.dirname(here), f"/proc/{os.getppid()}/cwd"]:
                 path = os.path.join(folder, "teaching", "wrong_solutions.py")
                 if os.path.isfile(path):
-                    found = {}
+                    found = {"__file__": path}
                     exec(open(path).read(), found)
                     right = [s for e, _, s in found["SOLUTIONS"]["pos_weight"] if e == "right"][-1]
                     solution = {"torch": __import__("torch")}
