@@ -13,6 +13,8 @@ real video files, so that any other test runs without it.
 
 import ast
 import contextlib
+import csv
+import glob
 import io
 import itertools
 import json
@@ -26,6 +28,8 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
+import textwrap
 import time
 import types
 import wave
@@ -180,7 +184,7 @@ def loudest_row(image):
     return image.mean(1).argmax().item()
 
 
-def test_spectrogram_is_a_square_per_clip_normalised_log_mel_image_free_of_gain_pitch_shown_as_height():
+def test_the_log_mel_image_is_square_per_clip_normalised_free_of_gain_pitch_shown_as_height():
     rate, size = data.SAMPLE_RATE, 32
     s = data.spectrogram((torch.randn(2, 3, rate) * 3000).to(torch.int16), rate, size)
     assert s.shape == (2, 3, 1, 32, 32) and s.dtype == torch.float32 and torch.isfinite(s).all()
@@ -227,7 +231,7 @@ def test_a_last_batch_of_one_joins_the_one_before():
 
 
 @pytest.mark.parametrize("backbone", ["resnet", "vgg"])
-def test_towers_are_fresh_networks_mapping_frames_and_spectrograms_to_embeddings_or_logits(backbone):
+def test_towers_are_fresh_networks_mapping_frames_and_sounds_to_embeddings_or_logits(backbone):
     torch.manual_seed(0)
     for channels, out, size in [(3, 128, 32), (1, 128, 33), (3, 17, 64)] + [(1, 17, 224)] * (
         backbone == "resnet"
@@ -899,7 +903,7 @@ def brute_force(similarity, relevant):
     return found
 
 
-def test_precision_at_k_average_precision_and_recall_match_a_brute_force_count_and_scikit_learn():
+def test_ranking_metrics_and_recall_match_a_brute_force_count_and_scikit_learn():
     """On distinct, tied and constant similarities; a query with one relevant item, last, and one with
     none."""
     from sklearn.metrics import average_precision_score
@@ -924,7 +928,7 @@ def test_precision_at_k_average_precision_and_recall_match_a_brute_force_count_a
     assert (metrics.rank(distinct, relevant) == torch.argsort(-distinct, dim=1, stable=True)).all()
 
 
-def test_precision_at_k_and_average_precision_by_hand_ties_count_against_the_model():
+def test_ranking_metrics_by_hand_ties_count_against_the_model():
     """Worked by hand; a tie ranks the relevant item after the others, and a constant similarity ranks every
     relevant item last, never above a random ranking."""
     scores = [0.9, 0.1, 0.8, 0.3]  # ranks items 0, 2, 3, 1
@@ -2049,6 +2053,19 @@ def test_summary_names_missing_runs_with_their_commands_and_refuses_a_folder_wit
 TEACHING = os.path.join(HERE, "teaching")
 
 
+class StandInPairs(torch.nn.Module):
+    """A stand-in for tt_agg.TwoTower: (frames, spectrograms) -> (B,) in (0, 1) from each input's mean
+    channels, so that make_examples' pairs are trained on whether or not the student's forward is written."""
+
+    def __init__(self):
+        super().__init__()
+        self.image, self.sound = torch.nn.Linear(3, 1), torch.nn.Linear(1, 1)
+
+    def forward(self, image, sound):
+        logit = self.image(image.mean((2, 3))) + self.sound(sound.mean((2, 3)))  # (B, 1)
+        return torch.sigmoid(logit)[:, 0]
+
+
 class Flatten(torch.nn.Module):
     """A stand-in tower: (B, D, 1, 1) -> (B, D), so that a test chooses the embeddings exactly."""
 
@@ -2072,39 +2089,68 @@ def kit_dataset(tiny):
         return data.Dataset(data.read_dataset(tiny), tiny, torch.device("cpu"))
 
 
-def log_mel_by_hand(clips, rate, n_fft, size):
-    """The recipe of data.spectrogram's docstring, one torchaudio transform per step: power STFT (Hann window,
-    hop n_fft / 4), 64 mel bands, natural log of power + 1e-10, each clip standardised over all its bands and
-    frames, bilinear antialiased resize. `n_fft` is given by hand, not computed the way the code does."""
-    import torchaudio
-
-    power = torchaudio.transforms.Spectrogram(n_fft=n_fft, hop_length=n_fft // 4, power=2.0)(clips)
-    mel = torchaudio.transforms.MelScale(n_mels=64, sample_rate=rate, n_stft=n_fft // 2 + 1)(power)
-    log = torch.log(mel + 1e-10)  # (B, 64, T)
-    z = (log - log.mean(dim=(1, 2), keepdim=True)) / log.std(dim=(1, 2), keepdim=True)
-    return F.interpolate(z[:, None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+SPECTROGRAM_IMAGES = os.path.join(TEACHING, "spectrogram_cases.pt")  # the spectrogram test's expected images
 
 
-def test_exercise_spectrogram_matches_a_log_mel_computed_step_by_step():
-    """Three clips (a noisy tone, a decaying impact, a chirp) at three sample rates, against the recipe done
-    by hand with torchaudio (log_mel_by_hand). Catches: no log (or log1p instead), a
-    linear STFT instead of mel bands, amplitude instead of power, standardisation per time frame or per mel
-    band instead of per clip, standardising after the resize, no antialiasing, a hop other than n_fft / 4, and
-    an n_fft fixed at 1024 instead of ~46 ms at each rate (44,100 Hz: 2048; 8,000 Hz: 512)."""
+def spectrogram_cases():
+    """The spectrogram test's clips: {name: (clips, sample rate, its n_fft, image size)}. Three clips (a noisy
+    tone, a decaying impact, a chirp) at 22,050, 44,100 and 8,000 Hz, image size 32, with n_fft worked out by
+    hand (~46 ms: 1024, 2048, 512); and two of them as int16 with a leading dimension, image size 48."""
+    cases = {}
     for rate, n_fft in [(22050, 1024), (44100, 2048), (8000, 512)]:
         t = torch.arange(rate) / rate
         noise = torch.randn(rate, generator=torch.Generator().manual_seed(rate))
         tone = 0.3 * torch.sin(2 * math.pi * 440 * t) + 0.05 * noise
         impact = torch.sin(2 * math.pi * 1800 * t) * torch.exp(-12 * t) + 0.01 * noise
         chirp = 0.5 * torch.sin(2 * math.pi * (200 + 1500 * t) * t) + 0.02 * noise
-        clips = torch.stack([tone, impact, chirp])  # (3, rate): one second each
-        expected = log_mel_by_hand(clips, rate, n_fft, 32)
-        got = data.spectrogram(clips, rate, 32)
-        assert got.shape == (3, 1, 32, 32) and got.dtype == torch.float32, (rate, got.shape, got.dtype)
-        assert torch.allclose(got, expected, atol=2e-3), (rate, (got - expected).abs().max().item())
-    int16 = (clips[:2] * 20000).to(torch.int16)[None]  # (1, 2, 8000): int16 at 8 kHz, a leading dimension
-    expected = log_mel_by_hand(int16[0].float() / 32768, 8000, 512, 48)
-    assert torch.allclose(data.spectrogram(int16, 8000, 48)[0], expected, atol=2e-3), "int16 clips, size 48"
+        cases[str(rate)] = (torch.stack([tone, impact, chirp]), rate, n_fft, 32)  # (3, rate): one second each
+    int16 = (cases["8000"][0][:2] * 20000).to(torch.int16)[None]  # (1, 2, 8000)
+    cases["int16"] = (int16, 8000, 512, 48)
+    return cases
+
+
+def test_exercise_spectrogram_matches_a_log_mel_computed_step_by_step():
+    """The cases of spectrogram_cases() against the images torchaudio's transforms give when the recipe of
+    data.spectrogram's docstring is done one step at a time (stored in teaching/spectrogram_cases.pt; the
+    teacher's suite checks them against that recipe). Catches: no log (or log1p instead), a linear STFT
+    instead of mel bands, amplitude instead of power, standardisation per time frame or per mel band instead
+    of per clip, standardising after the resize, no antialiasing, a hop other than n_fft / 4, an n_fft fixed
+    at 1024 instead of ~46 ms at each rate (44,100 Hz: 2048; 8,000 Hz: 512), and int16 clips not scaled."""
+    expected = torch.load(SPECTROGRAM_IMAGES, weights_only=True)
+    for name, (clips, rate, _, size) in spectrogram_cases().items():
+        got = data.spectrogram(clips, rate, size)
+        shape = (*clips.shape[:-1], 1, size, size)
+        assert got.shape == shape and got.dtype == torch.float32, (
+            f"{name}: a float32 image of shape {shape}, not {got.dtype} {tuple(got.shape)}"
+        )
+        difference = (got.reshape(expected[name].shape) - expected[name]).abs().max().item()
+        assert difference < 2e-3, (
+            f"{name} Hz: the log-mel image differs from torchaudio's by up to {difference:.3g}"
+        )
+
+
+def write_spectrogram_images(path=SPECTROGRAM_IMAGES):
+    """The teacher's, after a change to spectrogram_cases(): the recipe's images of every case into `path`."""
+    from teaching.wrong_solutions import log_mel_by_hand
+
+    images = {}
+    for name, (clips, rate, n_fft, size) in spectrogram_cases().items():
+        flat = clips.reshape(-1, clips.shape[-1])
+        images[name] = log_mel_by_hand(flat.float() / 32768 if name == "int16" else flat, rate, n_fft, size)
+    torch.save(images, path)
+    return images
+
+
+def test_the_stored_log_mel_images_are_the_recipe_done_step_by_step(tmp_path):
+    """teaching/spectrogram_cases.pt, which a student's copy holds, is what the recipe of data.spectrogram's
+    docstring gives done with torchaudio one transform per step (teaching/wrong_solutions.log_mel_by_hand,
+    the teacher's: the copy's tests spell out no recipe). After a change to the cases, write it again with
+    `python -c "import test_all; test_all.write_spectrogram_images()"`."""
+    pytest.importorskip("teaching.wrong_solutions")  # the recipe is the teacher's
+    stored = torch.load(SPECTROGRAM_IMAGES, weights_only=True)
+    again = write_spectrogram_images(tmp_path / "images.pt")
+    assert stored.keys() == again.keys()
+    assert all(torch.allclose(stored[name], again[name], atol=1e-5) for name in stored)
 
 
 def test_exercise_spectrogram_properties_gain_compression_and_pitch():
@@ -2135,20 +2181,34 @@ def test_exercise_pos_weight_worked_cases():
     negatives; 1 for a material never seen. Catches: the ratio upside down (positives / negatives), all frames
     over positives (frames / positives instead of negatives / positives), a smoothed ratio (negatives /
     (positives + 1)), integer division, a sum over the wrong axis (one weight per frame), 0 or inf or NaN for
-    a material never seen, and weights rescaled to mean 1."""
+    a material never seen, weights rescaled to mean 1, and a weight capped (at 10, say, "so that rare
+    materials do not blow up the loss": a material in one frame of 36 weighs 35, as toy ones do)."""
     import visual_only
 
     labels = torch.tensor(
         [[1, 0, 0], [1, 1, 0], [0, 0, 0], [1, 0, 0]], dtype=torch.bool
     )  # 4 frames, 3 materials
     weight = visual_only.positive_weights(labels)
-    assert weight.shape == (3,) and weight.dtype.is_floating_point, (weight.shape, weight.dtype)
-    assert weight.tolist() == pytest.approx([1 / 3, 3.0, 1.0])
+    assert isinstance(weight, torch.Tensor), "the weights are a tensor (the loss takes a tensor, not a list)"
+    assert weight.shape == (3,), f"one weight per material (3 here), not {tuple(weight.shape)}"
+    assert weight.dtype.is_floating_point, f"float weights, not {weight.dtype} (integer division?)"
+    assert weight.tolist() == pytest.approx([1 / 3, 3.0, 1.0]), (
+        "4 frames, a material in 3 of them weighs 1/3, in 1 of them 3 (negatives / positives), in none 1"
+    )
     seven = torch.zeros(7, 17, dtype=torch.bool)  # 7 frames: material 0 in all, 1 in two, 2 in three
     seven[:, 0], seven[:2, 1], seven[2:5, 2] = True, True, True
     expected = [0.0, 5 / 2, 4 / 3] + [1.0] * 14  # counted by hand
-    assert visual_only.positive_weights(seven).tolist() == pytest.approx(expected)
-    assert visual_only.positive_weights(torch.zeros(5, 17, dtype=torch.bool)).tolist() == [1.0] * 17
+    assert visual_only.positive_weights(seven).tolist() == pytest.approx(expected), (
+        "7 frames: a material in all of them weighs 0, in 2 of them 5/2, in 3 of them 4/3, never seen 1"
+    )
+    assert visual_only.positive_weights(torch.zeros(5, 17, dtype=torch.bool)).tolist() == [1.0] * 17, (
+        "a material never seen weighs 1 (not 0, inf or NaN)"
+    )
+    rare = torch.zeros(36, 17, dtype=torch.bool)  # 36 frames: material 1 in one of them (rarer than 1 in 11)
+    rare[0, 1] = True
+    assert visual_only.positive_weights(rare)[1].item() == pytest.approx(35.0), (
+        "a material in 1 frame of 36 weighs 35: the weight is not capped"
+    )
 
 
 def test_exercise_pos_weight_trains_the_weighted_loss(kit_dataset):
@@ -2170,7 +2230,7 @@ def test_exercise_tt_agg_forward_worked_cases():
     towers choose the embeddings: parallel, opposite and orthogonal ones of any length, and pairs of non-unit,
     non-parallel vectors on both sides. Catches: no normalisation (a dot product), one tower normalised and
     not the other, normalising over the batch (dim 0) instead of each embedding, a sigmoid or no scaling
-    instead of (cos + 1) / 2, and a (B, 1) or (B, B) output."""
+    instead of (cos + 1) / 2, and a (B, 1) or (B, B) output, or a 0-d one for a batch of one (squeeze())."""
     import tt_agg
 
     model = tt_agg.TwoTower("resnet")
@@ -2178,9 +2238,13 @@ def test_exercise_tt_agg_forward_worked_cases():
     image = [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [3.0, 4.0], [2.0, 2.0], [3.0, 4.0], [0.0, 3.0], [-2.0, 1.0]]
     sound = [[5.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [6.0, 8.0], [0.0, 1.0], [1.0, 2.0], [4.0, 3.0], [1.0, 3.0]]
     p = model(torch.tensor(image)[:, :, None, None], torch.tensor(sound)[:, :, None, None])
-    assert p.shape == (8,), p.shape
+    assert p.shape == (8,), f"one probability per pair: shape (8,) for 8 pairs, not {tuple(p.shape)}"
     cosines = [1.0, -1.0, 0.0, 1.0, 2**-0.5, 11 / (5 * 5**0.5), 0.6, 1 / 50**0.5]  # by hand
-    assert p.tolist() == pytest.approx([(c + 1) / 2 for c in cosines], abs=1e-6)
+    assert p.tolist() == pytest.approx([(c + 1) / 2 for c in cosines], abs=1e-6), (
+        "(cosine + 1) / 2 of each pair's embeddings, whatever their lengths"
+    )
+    one = model(torch.tensor(image[3:4])[:, :, None, None], torch.tensor(sound[3:4])[:, :, None, None])
+    assert one.shape == (1,), f"a batch of one pair gives shape (1,), not {tuple(one.shape)} (a squeeze()?)"
 
 
 def test_exercise_tt_agg_forward_one_training_step_reaches_both_towers():
@@ -2274,10 +2338,11 @@ def test_exercise_negative_sampling_follows_the_generator_and_trains(kit_dataset
         "another seed draws other negatives"
     )
     torch.manual_seed(0)
-    model = tt_agg.TwoTower("resnet")
+    model = StandInPairs()  # not TwoTower, so that this blank is checked whether or not forward is written
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     two = tt_agg.make_examples(kit_dataset, videos[:2], torch.Generator().manual_seed(0))  # 40 pairs: quick
-    assert math.isfinite(tt_agg.train_epoch(model, optimizer, kit_dataset, two, 64, 1, "fp32"))
+    loss = tt_agg.train_epoch(model, optimizer, kit_dataset, two, 64, 1, "fp32")
+    assert math.isfinite(loss), "one training epoch on your examples gives a finite loss"
 
 
 def pessimistic_ranking(similarity, relevant):
@@ -2304,8 +2369,11 @@ def test_exercise_precision_at_k_worked_cases_and_ties():
     relevant = torch.tensor([[1, 0, 0, 1], [1, 1, 1, 1]], dtype=torch.bool)
     p = metrics.precision_at_k(similarity, relevant, 4)
     # query 0 ranks items 0 (relevant), 2, 3 (relevant), 1; query 1: everything is relevant
-    assert p.flatten().tolist() == pytest.approx([1.0, 0.5, 2 / 3, 0.5, 1.0, 1.0, 1.0, 1.0])
-    assert metrics.precision_at_k(similarity, relevant, 2).shape == (2, 2)
+    assert p.shape == (2, 4), f"(queries, k) = (2, 4), not {tuple(p.shape)}: precision@K for every K up to k"
+    assert p.flatten().tolist() == pytest.approx([1.0, 0.5, 2 / 3, 0.5, 1.0, 1.0, 1.0, 1.0]), (
+        "ranked 0 (relevant), 2, 3 (relevant), 1: precision@1..4 = 1, 1/2, 2/3, 1/2"
+    )
+    assert metrics.precision_at_k(similarity, relevant, 2).shape == (2, 2), "k = 2 gives 2 columns"
     for where in [0, 2, 4]:  # the one relevant item first, in the middle, last: all tied
         tied = torch.zeros(1, 5, dtype=torch.bool)
         tied[0, where] = True
@@ -2318,7 +2386,9 @@ def test_exercise_precision_at_k_worked_cases_and_ties():
     for q in range(50):
         order = pessimistic_ranking(similarity[q].tolist(), relevant[q].tolist())
         hits = [int(relevant[q, i]) for i in order]
-        assert got[q].tolist() == pytest.approx([sum(hits[:k]) / k for k in range(1, 7)]), q
+        assert got[q].tolist() == pytest.approx([sum(hits[:k]) / k for k in range(1, 7)]), (
+            f"random query {q} with ties: precision@1..6 differs from a count, ties against the model"
+        )
 
 
 def test_exercise_average_precision_worked_cases_and_ties():
@@ -2332,9 +2402,11 @@ def test_exercise_average_precision_worked_cases_and_ties():
     similarity = torch.tensor([[0.9, 0.1, 0.8, 0.3], [0.9, 0.1, 0.8, 0.3], [0.9, 0.1, 0.8, 0.3]])
     relevant = torch.tensor([[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 0, 0]], dtype=torch.bool)
     ap = metrics.average_precision(similarity, relevant)
-    assert (
-        ap.shape == (3,) and ap[:2].tolist() == pytest.approx([(1 + 2 / 3) / 2, 1 / 4]) and torch.isnan(ap[2])
+    assert ap.shape == (3,), f"one AP per query: shape (3,) for 3 queries, not {tuple(ap.shape)}"
+    assert ap[:2].tolist() == pytest.approx([(1 + 2 / 3) / 2, 1 / 4]), (
+        "relevant items at ranks 1 and 3: AP (1/1 + 2/3) / 2; one at rank 4: 1/4"
     )
+    assert torch.isnan(ap[2]), "a query with no relevant item: NaN (undefined), not 0"
     ranked = metrics.average_precision(torch.tensor([[0.9, 0.8, 0.7]]), torch.tensor([[False, True, True]]))
     assert ranked.item() == pytest.approx(7 / 12), "uninterpolated: (1/2 + 2/3) / 2"
     tied = metrics.average_precision(torch.zeros(1, 3), torch.tensor([[True, True, False]]))
@@ -2342,7 +2414,9 @@ def test_exercise_average_precision_worked_cases_and_ties():
     for where in [0, 2, 4]:
         one = torch.zeros(1, 5, dtype=torch.bool)
         one[0, where] = True
-        assert metrics.average_precision(torch.zeros(1, 5), one).item() == pytest.approx(0.2), where
+        assert metrics.average_precision(torch.zeros(1, 5), one).item() == pytest.approx(0.2), (
+            f"5 tied items, the relevant one at position {where}: AP 1/5 (ties rank it last)"
+        )
     similarity, relevant = random_ties(50, 12, seed=1)
     got = metrics.average_precision(similarity, relevant)
     for q in range(50):
@@ -2351,7 +2425,9 @@ def test_exercise_average_precision_worked_cases_and_ties():
         ]
         precisions = [sum(hits[: r + 1]) / (r + 1) for r in range(12) if hits[r]]
         if precisions:
-            assert got[q].item() == pytest.approx(sum(precisions) / len(precisions)), q
+            assert got[q].item() == pytest.approx(sum(precisions) / len(precisions)), (
+                f"random query {q} with ties: AP differs from a count, ties against the model"
+            )
         else:
             assert math.isnan(got[q].item()), q
     sklearn_metrics = pytest.importorskip("sklearn.metrics")
@@ -2360,7 +2436,9 @@ def test_exercise_average_precision_worked_cases_and_ties():
     got = metrics.average_precision(distinct, relevant)
     for q in range(20):
         expected = sklearn_metrics.average_precision_score(relevant[q].numpy(), distinct[q].numpy())
-        assert got[q].item() == pytest.approx(expected), q
+        assert got[q].item() == pytest.approx(expected), (
+            f"query {q} without ties: AP differs from scikit-learn's"
+        )
 
 
 def solution(module, qualified, source):
@@ -2541,6 +2619,66 @@ def test_the_student_copy_holds_no_key_and_is_a_git_repository_with_one_commit(t
     assert status.returncode == 0 and status.stdout == "", status
 
 
+def test_pytest_k_blank_selects_only_that_blanks_tests():
+    """`pytest test_all.py -k BLANK`, as a student runs it, selects that blank's tests (test_exercise_BLANK_*)
+    and no test that needs another blank (a name holding a blank's name is that blank's test), besides the
+    teacher's check of the wrong solutions, which a student's copy skips."""
+    from teaching import make_student_copy as msc
+
+    for name in [n for n in globals() if n.startswith("test_")]:
+        for blank in msc.BLANKS:
+            if blank in name and name != "test_the_kits_wrong_solutions_fail_and_right_ones_pass":
+                assert name.startswith(f"test_exercise_{blank}_"), f"-k {blank} selects {name}"
+
+
+def test_the_student_copy_is_made_from_the_commit_passes_its_own_ci_and_carries_classroom_grading(tmp_path):
+    """The copy holds what the teacher's last commit holds: not an untracked file of the teacher's (answers,
+    grades) nor an uncommitted change. After blanking it passes its own formatter and linter (no import left
+    unused, the raise laid out as the formatter does), its tests spell out no spectrogram recipe, its README
+    names no file it lacks, and it carries
+    GitHub Classroom's autograding: one test per blank with its points, running that blank's tests only."""
+    if not os.path.isfile(os.path.join(TEACHING, "KEY.md")):
+        pytest.skip("a student's copy: copies are made by the teacher")
+    from teaching import make_student_copy as msc
+
+    teacher = tmp_path / "teacher"
+    subprocess.run(["git", "clone", "-q", HERE, teacher], check=True, capture_output=True)
+    (teacher / "teaching" / "answers-2025.md").write_text("the answers\n")
+    (teacher / "grades.csv").write_text("alice,13\n")
+    with open(teacher / "data.py", "a") as f:
+        f.write("# uncommitted\n")
+    r = subprocess.run(
+        [sys.executable, "teaching/make_student_copy.py", tmp_path / "hw"],
+        cwd=teacher,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0 and "uncommitted" in r.stdout, r.stderr
+    out = tmp_path / "hw"
+    assert not (out / "teaching" / "answers-2025.md").exists() and not (out / "grades.csv").exists()
+    assert "# uncommitted" not in (out / "data.py").read_text()
+    ruff = pytest.importorskip("ruff")  # noqa: F841  (a dev dependency: CI has it)
+    for check in [["format", "--check", "."], ["check", "."]]:
+        lint = subprocess.run([sys.executable, "-m", "ruff", *check], cwd=out, capture_output=True, text=True)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+    used = {
+        n.attr for n in ast.walk(ast.parse((out / "test_all.py").read_text())) if isinstance(n, ast.Attribute)
+    }
+    assert not used & {"Spectrogram", "MelScale", "MelSpectrogram", "stft"}, (
+        "a recipe spelled out in the copy"
+    )
+    assert (out / "teaching" / "spectrogram_cases.pt").exists(), "the spectrogram test's stored images"
+    readme = (out / "README.md").read_text()
+    assert not [p for p in msc.TEACHER_ONLY if p in readme], "the README names a teacher's file"
+    for link in re.findall(r"\]\(([^)#:]+)\)", readme):
+        assert (out / link).exists(), f"the README links to {link}, which the copy does not hold"
+    autograding = json.loads((out / ".github" / "classroom" / "autograding.json").read_text())
+    assert {t["name"]: t["points"] for t in autograding["tests"]} == msc.POINTS
+    assert all(f"-k test_exercise_{t['name']}_" in t["run"] for t in autograding["tests"])
+    workflow = (out / ".github" / "workflows" / "classroom.yml").read_text()
+    assert all(f"max-score: {points}" in workflow for points in msc.POINTS.values())
+
+
 def test_make_student_copy_refuses_in_one_line_and_leaves_nothing_after_ctrl_c(tmp_path, monkeypatch):
     """An existing folder, a folder inside the project (directly or through a link) are refused before any
     work; a user's `OUT.partial` beside it is never touched; Ctrl-C leaves nothing behind and exits 130."""
@@ -2607,12 +2745,23 @@ def test_the_student_copy_blanks_functions_its_scripts_run_and_compare_measures_
     changed = source.replace("momentum=args.momentum)", "momentum=0.0)  # my change: no momentum")
     assert changed != source
     (partial / "sound_only.py").write_text(changed)
+    (partial / "my-notes.txt").write_text("untracked: not part of either arm")
     before = snapshot(partial)
-    r = in_copy(partial, "teaching/compare.py", "--seeds", "0", "1", "--", "sound_only.py", *flags)
+    relative = ["--epochs", "1", "--data", os.path.relpath(tiny, partial)]  # made absolute before the copies
+    r = in_copy(partial, "teaching/compare.py", "--seeds", "0", "1", "--", "sound_only.py", *relative)
     assert r.returncode == 0, r.stderr
     table = r.stdout[r.stdout.index("unchanged (HEAD)") :]
     assert "test.accuracy" in table and "±" in table and "too few seeds" in table, r.stdout
-    assert before == snapshot(partial), "the student's files are untouched"
+    kept = partial / "runs" / "compare"
+    assert before == {p: s for p, s in snapshot(partial).items() if not p.startswith(str(kept))}, "untouched"
+    assert "momentum=0.0)  # my change" in (kept / "changed" / "sound_only.py").read_text()
+    assert not (kept / "changed" / "my-notes.txt").exists(), "an untracked file in the changed arm"
+    assert len(glob.glob(str(kept / "*" / "runs-1" / "*" / "metrics.json"))) == 2
+    assert "test.accuracy" in (kept / "comparison.txt").read_text()
+    unwritten = in_copy(out, "teaching/compare.py", "--seeds", "0", "1", "--", "sound_only.py", *flags)
+    lines = unwritten.stderr.strip().splitlines()
+    assert unwritten.returncode == 1 and len(lines) == 1 and "spectrogram" in lines[0], unwritten.stderr
+    assert "-k spectrogram" in lines[0] and not (out / "runs" / "compare").exists(), "nothing kept"
     for argv, fact in [
         (["--seeds", "-1", "0", "--", "sound_only.py"], "--seeds"),
         (["--seeds", "0", "1", "--", "nothere.py"], "script"),
@@ -2622,53 +2771,194 @@ def test_the_student_copy_blanks_functions_its_scripts_run_and_compare_measures_
         check_refused(in_copy(partial, "teaching/compare.py", *argv), fact)
 
 
-def test_grade_scores_each_blank_by_the_projects_tests_and_gives_zero_with_a_reason(tmp_path):
-    """teaching/grade.py on a student's copy: a correct function gets its points even where the student
-    changed the copy's tests; a blank left, a file that does not parse and a function that hangs get 0 with
-    the reason; the table is also written as JSON with the project's mark, and an existing file not ours is
-    refused."""
+KIT_FILES = {"data.py", "visual_only.py", "tt_agg.py", "metrics.py"}  # the blanks' files
+
+
+def handed_in(folder, edits=None, blanked=()):
+    """A student's copy as handed in, in `folder`: the blanks' files of this project, the blanks in `blanked`
+    left blank, and `edits` ({file: text -> text}) applied."""
+    from teaching import make_student_copy as msc
+
+    folder.mkdir(parents=True)
+    for file in KIT_FILES:
+        text = open(os.path.join(HERE, file), encoding="utf-8").read()
+        for name in blanked:
+            if msc.BLANKS[name][0] == file:
+                text = msc.blank(text, msc.BLANKS[name][1], name, msc.BLANKS[name][2])
+        (folder / file).write_text((edits or {}).get(file, lambda t: t)(text))
+    return folder
+
+
+def replaced(qualified, source, after=""):
+    """An edit: the definition of `qualified` replaced by `source`, and `after` appended to the file."""
+
+    def edit(text):
+        from teaching import grade  # the teacher's, imported when a test edits (not in a student's copy)
+
+        return grade.transplant(text, textwrap.dedent(source), qualified) + after
+
+    return edit
+
+
+def test_grading_takes_only_the_blanks_function_and_what_it_uses(tmp_path):
+    """What grade.py carries from a student's file into graded/BLANK.py: the last definition, the imports,
+    helpers and constants (annotated too) it uses wherever they are in the file, `from __future__` first;
+    never another top-level statement (a line that changes pytest), never an import of the tests. grade.py
+    lists every blank's tests in advance (TESTS): they are the test_exercise_* tests of this file. The grading
+    copy holds no teaching file and no reference function (every blank is blank in it)."""
     if not os.path.isfile(os.path.join(TEACHING, "grade.py")):
         pytest.skip("a student's copy: grading is the teacher's")
     from teaching import grade
 
-    copy = tmp_path / "alice"
-    assert (
-        run("teaching/make_student_copy.py", copy, "--only", "pos_weight", "average_precision").returncode
-        == 0
+    student = textwrap.dedent('''
+        """My file."""
+        from __future__ import annotations
+
+        import os
+        import pytest
+
+        pytest.Function.runtest = lambda self: None
+        print("hello")
+
+
+        def f(x):
+            raise NotImplementedError("exercise f")
+
+
+        def f(x):
+            return helper(x) * SCALE
+
+
+        def helper(x):
+            return os.fspath(x)
+
+
+        SCALE: int = 2
+        UNUSED = 3
+        ''')
+    base = tmp_path / "base"
+    grade.base_copy(base)
+    assert not [p for p in grade.TEACHER_ONLY if (base / p).exists()] and (base / "grade_plugin.py").exists()
+    for file, qualified, _ in grade.BLANKS.values():
+        assert grade.is_blank(grade.last_definition(ast.parse((base / file).read_text()), qualified)), (
+            qualified
+        )
+    listed = {test for tests in grade.TESTS.values() for test in tests}
+    assert listed == {name for name in globals() if name.startswith("test_exercise_")}, "TESTS, in advance"
+    module = grade.carried(student, "f", "mine.py")
+    assert module.startswith("from __future__ import annotations\n"), module
+    assert "SCALE: int = 2" in module and "def helper" in module and "import os" in module, module
+    assert "runtest" not in module and "print" not in module and "UNUSED" not in module, module
+    assert "NotImplementedError" not in module, "the last definition of f only (the first is overridden)"
+    namespace = {}
+    exec(module, namespace)
+    assert namespace["f"]("ab") == "abab"
+    for source, fact in [
+        ("def f(x):\n    raise NotImplementedError('exercise f')\n", "not written"),
+        ("def g(x):\n    return x\n", "f is not in"),
+        ("def f(x:\n", "does not parse"),
+        ("from test_all import log_mel_by_hand\n\n\ndef f(x):\n    return log_mel_by_hand(x)\n", "test_all"),
+        ("import test_all\n\n\ndef f(x):\n    return test_all.log_mel_by_hand(x)\n", "test_all"),
+    ]:
+        with pytest.raises(grade.NotGradable, match=fact):
+            grade.carried(source, "f", "mine.py")
+
+
+def test_a_class_is_graded_in_parallel_cheats_get_nothing_correct_code_in_any_style_everything(
+    tmp_path, monkeypatch
+):
+    """`grade.py SUBMISSIONS --out RESULTS --jobs 2` on three students: one who cheats in every blank (a fake
+    pytest summary, a top-level line that turns tests into no-ops, a solution run from the teaching files,
+    a skip inside the test, files written through its parent process and the environment shown, a row of the
+    key in its reason) gets 0 in each and leaves no file outside its grading folder; one whose correct code
+    is in other styles (`from __future__`, an annotated constant below its use, a helper and an import at the
+    bottom, the blank left above a second definition) gets every point; a placeholder (torch.ones(17)) gets at
+    most a fifth of its blank. results.json is in Gradescope's format, without the key or the teacher's
+    environment in it, and a second run writes the same bytes."""
+    if not os.path.isfile(os.path.join(TEACHING, "grade.py")):
+        pytest.skip("a student's copy: grading is the teacher's")
+    from teaching import grade
+    from teaching.wrong_solutions import CHEATS, STYLES, TOKEN
+
+    cheats = {}
+    for file, qualified, source, after in CHEATS.values():
+        before = cheats.get(file, lambda t: t)
+        cheats[file] = lambda t, b=before, q=qualified, s=source, a=after: replaced(q, s, a)(b(t))
+    subs = tmp_path / "class"
+    handed_in(subs / "cheater", cheats)
+    handed_in(subs / "stylish", STYLES, blanked=["pos_weight"])
+    placeholder = replaced("positive_weights", "def positive_weights(labels):\n    return torch.ones(17)\n")
+    handed_in(subs / "placeholder", {"visual_only.py": placeholder}, blanked=grade.BLANKS)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "mine.csv").write_text("a user's file")
+    check_refused(run_here("teaching/grade.py", subs, "--out", tmp_path / "results"), "results")
+    for flags, fact in [(["--timeout", "nan"], "--timeout"), (["--timeout", "inf"], "--timeout")]:
+        check_refused(run_here("teaching/grade.py", subs, "--out", tmp_path / "r", *flags), fact)
+    check_refused(run_here("teaching/grade.py", tmp_path / "results", "--out", tmp_path / "r"), "sub-folder")
+    check_refused(run_here("teaching/grade.py", subs, "--out", subs / "results"), "inside")
+    monkeypatch.setenv("MATSOUND_TEACHERS_OWN", "secret")
+    monkeypatch.chdir(tmp_path)  # where a cheat that finds its grader's folder would write
+    r = run_here("teaching/grade.py", "class", "--out", "graded", "--jobs", "2")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "graded"
+    results = {name: json.loads((out / name / "results.json").read_text()) for name in os.listdir(subs)}
+    for result in results.values():
+        assert set(result) == {"score", "output", "tests"}, result
+        assert [t["name"] for t in result["tests"]] == list(grade.POINTS), result
+        assert all(set(t) == {"name", "score", "max_score", "output"} for t in result["tests"]), result
+    assert {t["name"]: t["score"] for t in results["cheater"]["tests"]} == dict.fromkeys(grade.POINTS, 0), (
+        results["cheater"]
     )
-    visual = (copy / "visual_only.py").read_text()
-    right = '''
-def positive_weights(labels):
-    """Mine."""
-    counts = Counter()
-    for row in labels.tolist():
-        counts.update(m for m, shown in enumerate(row) if shown)
-    materials = range(len(labels[0]))
-    return torch.tensor([(len(labels) - counts[m]) / counts[m] if counts[m] else 1.0 for m in materials])
-'''
-    visual = grade.transplant(visual, right, "positive_weights", ["from collections import Counter"])
-    (copy / "visual_only.py").write_text(visual)
-    (copy / "test_all.py").write_text("def test_exercise_pos_weight_mine():\n    assert False\n")
+    assert results["stylish"]["score"] == 13, results["stylish"]
+    placeholder_points = {t["name"]: t["score"] for t in results["placeholder"]["tests"]}
+    assert 0 < placeholder_points["pos_weight"] <= grade.POINTS["pos_weight"] / 5, results["placeholder"]
+    shown = json.dumps(results)
+    assert "not written" in shown and "the weight is not capped" not in shown
+    assert "environment: " in shown and "MATSOUND_TEACHERS_OWN" not in shown, "the teacher's environment"
+    assert not [a for a in measured_answers() if a in shown] and "| 02-" not in shown, "the key in a reason"
+    places = [tmp_path, HERE, os.path.expanduser("~"), tempfile.gettempdir(), os.getcwd()]
+    assert not [p for p in places if os.path.exists(os.path.join(p, TOKEN))], "a file outside its folder"
+    assert not os.path.exists(os.path.join(HERE, "teaching", TOKEN))
+    rows = list(csv.DictReader(open(out / "grades.csv")))
+    assert [row["name"] for row in rows] == ["cheater", "placeholder", "stylish"]
+    assert float(rows[2]["score"]) == 13 and float(rows[0]["score"]) == 0, rows
+    first = {name: (out / name / "results.json").read_bytes() for name in ["cheater", "placeholder"]}
+    shutil.rmtree(subs / "stylish")
+    assert run_here("teaching/grade.py", subs, "--out", out, "--jobs", "2").returncode == 0
+    assert first == {name: (out / name / "results.json").read_bytes() for name in first}, "a second run"
+    assert sorted(os.listdir(out)) == [".matsound-manifest.json", "cheater", "grades.csv", "placeholder"]
+
+
+def test_grade_one_copy_prints_its_table_stops_a_hang_and_refuses_in_one_line(tmp_path, monkeypatch):
+    """The single-copy form: the points table (and JSON with the project's mark, never over a file that is
+    not ours); a blank whose tests run past --timeout is stopped, its process group killed, 0 with the
+    reason; a copy that is not one, a missing copy, --timeout nan or inf end in one line. Ctrl-C while a
+    class is graded exits 130 and writes nothing."""
+    if not os.path.isfile(os.path.join(TEACHING, "grade.py")):
+        pytest.skip("a student's copy: grading is the teacher's")
+    hang = "def average_precision(similarity, relevant):\n    while True:\n        pass\n"
+    copy = handed_in(tmp_path / "alice", {"metrics.py": replaced("average_precision", hang)})
     (tmp_path / "mine.json").write_text('{"grades": 1}')
     check_refused(run_here("teaching/grade.py", copy, "--json", tmp_path / "mine.json"), "mine.json")
-    only = ["--only", "pos_weight", "average_precision"]
-    r = run_here("teaching/grade.py", copy, *only, "--json", tmp_path / "alice.json", "--timeout", "600")
-    assert r.returncode == 0, r.stderr
+    only = ["--only", "average_precision", "--timeout", "5"]
+    r = run_here("teaching/grade.py", copy, *only, "--json", tmp_path / "alice.json")
+    assert r.returncode == 0 and "0.00 / 2" in r.stdout and "time limit (5 s)" in r.stdout, r.stdout
     table = json.loads((tmp_path / "alice.json").read_text())
-    assert table["written_by"].startswith("matsound") and table["of"] == 3 and table["total"] == 1
-    assert table["blanks"]["pos_weight"]["points"] == grade.POINTS["pos_weight"] == 1, table
-    assert table["blanks"]["average_precision"]["points"] == 0
-    assert "not written" in table["blanks"]["average_precision"]["reason"]
-    metrics_source = (copy / "metrics.py").read_text()
-    hang = "def average_precision(similarity, relevant):\n    while True:\n        pass\n"
-    (copy / "metrics.py").write_text(grade.transplant(metrics_source, hang, "average_precision"))
-    r = run_here("teaching/grade.py", copy, "--only", "average_precision", "--timeout", "20")
-    assert r.returncode == 0 and "0.00 / 2" in r.stdout and "hung" in r.stdout, r.stdout
-    (copy / "metrics.py").write_text(metrics_source + "\ndef broken(:\n")
-    r = run_here("teaching/grade.py", copy, "--only", "average_precision")
-    assert "does not parse" in r.stdout and "0.00 / 2" in r.stdout, r.stdout
+    assert table["written_by"].startswith("matsound") and table["of"] == 2 and table["total"] == 0
     check_refused(run_here("teaching/grade.py", tmp_path / "nobody"), "nobody")
     check_refused(run_here("teaching/grade.py"), "--check-kit")
+    for value in ["nan", "inf", "-1"]:
+        check_refused(run_here("teaching/grade.py", copy, "--timeout", value), "--timeout")
+    from teaching import grade
+
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(grade, "run_tests", interrupt)  # Ctrl-C as the first graded Python starts
+    with pytest.raises(SystemExit) as e:
+        grade.main([str(tmp_path), "--out", f"{tmp_path}-results", "--jobs", "2"])
+    assert e.value.code == 130 and not os.path.exists(f"{tmp_path}-results")
+    assert sorted(os.listdir(tmp_path)) == ["alice", "alice.json", "mine.json"], "nothing half-written"
 
 
 def test_the_notebook_runs_the_main_job_the_retrieval_and_plays_the_sounds(tmp_path):

@@ -4,12 +4,15 @@
     python teaching/compare.py --seeds 0 1 2 --number test.accuracy macro_recall -- sound_only.py
 
 Run it in a git checkout of the project (a student copy is one) after changing the code and before committing
-the change: it copies the working tree as it is (the changed arm) and the last commit, HEAD (the unchanged
-arm), into a new temporary folder, runs `python SCRIPT FLAGS --seed S --out ...` in both for every seed, and
-prints, for each number watched, both arms' mean ± std over the seeds, the paired difference (changed -
-unchanged, seed by seed) with its 95% interval (Student's t) and the verdict: "up" or "down" when the interval
-excludes 0, else "within noise". Your files are never touched; the temporary folder is removed at the end, or
-kept, and named, when a run fails (its log is there).
+the change: it copies the files git tracks as they are now (the changed arm: your uncommitted changes, never
+an untracked file) and the last commit, HEAD (the unchanged arm), runs `python SCRIPT FLAGS --seed S --out
+...` in both for every seed, and prints, for each number watched, both arms' mean ± std over the seeds, the
+paired difference (changed - unchanged, seed by seed) with its 95% interval (Student's t) and the verdict:
+"up" or "down" when the interval excludes 0, else "within noise". Your files are never touched. Everything
+is kept in a folder of its own, --out (runs/compare by default): `changed/` and `unchanged/` with each seed's
+run folder (metrics.json, figures: the confusion matrix an exercise asks about), `log-ARM-seedS.txt` and the
+table in `comparison.txt`; a later comparison replaces it only if it is one of ours. A blank not yet written
+ends the comparison in one line naming it; a run that fails, in one line naming its log.
 
 Each arm trains on its own data: without --data, the script builds its default toy in that arm's folder, so a
 change to the toy generator counts. A number is a place in the run's metrics.json ("test.accuracy", "val.f1")
@@ -21,12 +24,12 @@ import glob
 import io
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,6 +39,7 @@ import data  # noqa: E402  (the project's modules, found from this folder)
 from metrics import MIN_SEEDS, mean_interval  # noqa: E402  (the 95% t-interval the study uses too)
 
 IGNORED = (".git", "data", "runs", "runs-*", "__pycache__", ".pytest_cache", "teaching-runs", ".tmp-*")
+PROGRAM = "teaching/compare.py"
 
 
 class Parser(argparse.ArgumentParser):
@@ -51,12 +55,32 @@ def copy_project(source, dest):
     shutil.copytree(source, dest, symlinks=True, ignore=shutil.ignore_patterns(*IGNORED), dirs_exist_ok=True)
 
 
+def tracked_files(repo):
+    """The paths git tracks in `repo` (its index: committed or added), relative."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=repo, capture_output=True, check=True).stdout
+    return [path for path in listed.decode().split("\0") if path]
+
+
+def copy_tracked(repo, dest):
+    """The files git tracks in `repo`, as they are in its working tree, into `dest`: uncommitted changes
+    included, untracked files (notes, answers, data) never."""
+    for path in tracked_files(repo):
+        source, target = os.path.join(repo, path), os.path.join(dest, path)
+        if not os.path.lexists(source):
+            continue  # deleted in the working tree: deleted in the copy
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if os.path.islink(source):
+            os.symlink(os.readlink(source), target)
+        else:
+            shutil.copy2(source, target)
+
+
 def export_commit(repo, commit, dest):
-    """The files of `commit` in the git repository `repo`, as committed, into the new folder `dest`."""
+    """The files of `commit` in the git repository `repo`, as committed, into `dest` (new, or empty)."""
     archive = subprocess.run(
         ["git", "archive", "--format=tar", commit], cwd=repo, capture_output=True, check=True
     )
-    os.makedirs(dest)
+    os.makedirs(dest, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(dest, filter="data")
 
@@ -111,17 +135,29 @@ def verdict(diff):
     return f"[{low:+.3f}, {high:+.3f}]", word
 
 
+class NotWritten(Exception):
+    """A run stopped at a blank the student has not written yet: the message names it."""
+
+
 def run_seed(folder, command, seed, log):
-    """`python *command --seed SEED --out runs-SEED` in `folder`; its metrics.json as a dict. A failed run:
-    one line naming the command and its log (a RuntimeError)."""
+    """`python *command --seed SEED --out runs-SEED` in `folder`; its metrics.json as a dict. A run that
+    reaches an unwritten blank: NotWritten; any other failed run: RuntimeError naming its log."""
     out = os.path.join(folder, f"runs-{seed}")
     argv = [sys.executable, *command, "--seed", str(seed), "--out", out]
     with open(log, "w") as f:
         code = subprocess.run(argv, cwd=folder, stdout=f, stderr=subprocess.STDOUT).returncode
     found = glob.glob(os.path.join(out, "*", "metrics.json"))
     if code != 0 or len(found) != 1:
+        with open(log, encoding="utf-8", errors="replace") as f:
+            blank = re.search(r"NotImplementedError: exercise (\w+)", f.read())
+        if blank:
+            raise NotWritten(
+                f"the blank {blank[1]} is not written yet (`python {command[0]}` needs it): write it, then "
+                f"check it with `pytest test_all.py -k {blank[1]}` and commit it"
+            )
+        arm = os.path.basename(folder)
         raise RuntimeError(
-            f"`python {' '.join(command)} --seed {seed}` failed in {folder}: its output is in {log}"
+            f"`python {' '.join(command)} --seed {seed}` failed ({arm}): its output is in {log}"
         )
     with open(found[0]) as f:
         return json.load(f)
@@ -141,9 +177,19 @@ def parse_args(argv):
         default=None,
         help="what to compare, places in metrics.json (default: test.accuracy, and test.f1 for tt_agg.py)",
     )
+    parser.add_argument(
+        "--out",
+        default=os.path.join(ROOT, "runs", "compare"),
+        help="the comparison's folder: both arms' runs, logs, the table (default: runs/compare)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the script and its flags")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    for i, flag in enumerate(command):  # your relative paths, made absolute: the runs start in the copies
+        if flag == "--data" and i + 1 < len(command):
+            command[i + 1] = os.path.abspath(command[i + 1])
+        elif flag.startswith("--data="):
+            command[i] = "--data=" + os.path.abspath(flag.split("=", 1)[1])
     if not command or not command[0].endswith(".py") or not os.path.isfile(os.path.join(ROOT, command[0])):
         parser.exit(
             2, "error: name a script of the project after --, e.g. `-- tt_agg.py --backbone resnet`\n"
@@ -170,6 +216,11 @@ def parse_args(argv):
     )
     if head.returncode != 0:
         parser.exit(2, f"error: {ROOT} has no commit yet: commit the unchanged code first\n")
+    try:
+        data.check_outside_project(args.out)
+        data.check_out(args.out, folder=True)
+    except data.DataError as e:
+        parser.exit(2, f"error: {e}\n")
     return parser, args, command
 
 
@@ -190,37 +241,51 @@ def report(command, seeds, results, numbers):
     return lines
 
 
+def compare(work, command, args):
+    """Both arms in `work`, every seed: the table's lines. Raises NotWritten or RuntimeError."""
+    copy_tracked(ROOT, os.path.join(work, "changed"))
+    export_commit(ROOT, "HEAD", os.path.join(work, "unchanged"))
+    results = {}
+    for seed in args.seeds:
+        for arm in ["unchanged", "changed"]:
+            tick = time.time()
+            folder = os.path.join(work, arm)
+            log = os.path.join(work, f"log-{arm}-seed{seed}.txt")
+            m = run_seed(folder, command, seed, log)
+            results[(arm, seed)] = m
+            shown = ", ".join(f"{w} {number(m, w):.4f}" for w in args.number)
+            print(f"{arm:9s} seed {seed}: {shown} ({time.time() - tick:.0f} s)", flush=True)
+    return report(command, args.seeds, results, args.number)
+
+
 def main(argv=None):
     parser, args, command = parse_args(argv)
-    work = tempfile.mkdtemp(prefix="matsound-compare-")  # a fresh folder: ours to delete
-    keep = False
+    failed = None
     try:
-        copy_project(ROOT, os.path.join(work, "changed"))
-        export_commit(ROOT, "HEAD", os.path.join(work, "unchanged"))
-        results = {}
-        for seed in args.seeds:
-            for arm in ["unchanged", "changed"]:
-                tick = time.time()
-                folder = os.path.join(work, arm)
-                m = run_seed(folder, command, seed, os.path.join(work, f"log-{arm}-seed{seed}.txt"))
-                results[(arm, seed)] = m
-                shown = ", ".join(f"{w} {number(m, w):.4f}" for w in args.number)
-                print(f"{arm:9s} seed {seed}: {shown} ({time.time() - tick:.0f} s)", flush=True)
-        print("\n".join(report(command, args.seeds, results, args.number)))
-    except RuntimeError as e:
-        keep = True
+        with data.atomic_folder(args.out, PROGRAM) as work:
+            try:
+                lines = compare(work, command, args)
+            except (RuntimeError, KeyError, ValueError, TypeError) as e:
+                failed = e  # kept: the logs say why
+                lines = [f"failed: {e}"]
+            with open(os.path.join(work, "comparison.txt"), "w", encoding="utf-8") as f:
+                f.write("\n".join(lines) + "\n")
+    except NotWritten as e:
         parser.exit(1, f"error: {e}\n")
-    except (KeyError, ValueError, TypeError) as e:
-        keep = True
-        parser.exit(1, f"error: a run's metrics.json lacks {e} (kept in {work})\n")
+    except data.DataError as e:
+        parser.exit(2, f"error: {e}\n")
     except subprocess.CalledProcessError:
-        parser.exit(1, "error: `git archive HEAD` failed: is this a git checkout with a commit?\n")
+        parser.exit(1, "error: git could not list or export the project: is this a git checkout?\n")
     except KeyboardInterrupt:
         print("interrupted: nothing kept (your files are unchanged)", file=sys.stderr)
         sys.exit(130)
-    finally:
-        if not keep:
-            shutil.rmtree(work, ignore_errors=True)
+    if isinstance(failed, RuntimeError):
+        log = re.sub(r"its output is in .*/(log-[^/]*)$", rf"its output is in {args.out}/\1", str(failed))
+        parser.exit(1, f"error: {log}\n")
+    if failed is not None:
+        parser.exit(1, f"error: a run's metrics.json lacks {failed} (kept in {args.out})\n")
+    print("\n".join(lines))
+    print(f"kept in {args.out}: both arms' runs (metrics.json, figures), the logs and comparison.txt")
 
 
 if __name__ == "__main__":

@@ -2,14 +2,20 @@
 
     python teaching/make_student_copy.py OUT_DIR      # then: cd OUT_DIR && pytest test_all.py -k pos_weight
 
-Writes the project's files into OUT_DIR (a new folder outside the project), without the teacher's material
-(TEACHER_ONLY: the key, the patches, the measuring and grading tools, the wrong solutions) and without data or
-runs, as a git repository with one commit, ready to push to a classroom host. In the copy, the body of each
+Writes the project's files as of its last commit (HEAD, through `git archive`: what git tracks, never an
+untracked or uncommitted file of the teacher's) into OUT_DIR (a new folder outside the project), without the
+teacher's material (TEACHER_ONLY: the key, the patches, the measuring and grading tools, the wrong solutions),
+as a git repository with one commit, ready to push to a classroom host. In the copy, the body of each
 function in BLANKS is replaced by `raise NotImplementedError(...)`; its signature, docstring and the rest of
-the file are kept. The functions are found through the code's structure (Python's `ast`: a function by its
-name, a method by Class.name), so the experiment scripts carry no exercise markers. Each blank has tests named
-after it in test_all.py (`pytest test_all.py -k <name>`): they check the function by its behaviour --
-properties and small worked cases -- so any correct solution passes, not only the reference one. On the full
+the file are kept, less the imports only the blanked bodies used (the copy passes its own formatter and
+linter), and the README's lines that name a teacher's file are left out. The copy carries GitHub
+Classroom's autograding (.github/classroom/autograding.json, .github/workflows/classroom.yml): the copy's
+tests blank by blank, each worth POINTS[blank] (feedback for the student; the grade is the teacher's
+grading, which uses the teacher's tests). The functions are found through the code's structure (Python's
+`ast`: a function by its name, a method by Class.name), so the experiment scripts carry no exercise markers.
+Each blank has tests named after it in test_all.py (`pytest test_all.py -k <name>`): they check the function
+by its behaviour -- properties and small worked cases -- so any correct solution passes, not only the
+reference one. On the full
 project they all pass; in the copy they fail until the blank is filled. The copy runs: the untouched scripts
 work, and a script that reaches a blank stops with the exercise's message. teaching/compare.py is in the copy:
 a student measures a change against the commit with it.
@@ -19,17 +25,19 @@ error or Ctrl-C nothing is left. An existing OUT_DIR, or one inside the project'
 """
 
 import ast
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 import data  # noqa: E402  (the project's modules, found from this folder)
-from teaching.compare import Parser, copy_project  # noqa: E402
+from teaching.compare import Parser, export_commit  # noqa: E402
 
 # name (for `pytest -k`) -> (file, function or Class.method, what to write)
 BLANKS = {
@@ -57,6 +65,14 @@ BLANKS = {
     ),
     "spectrogram": ("data.py", "spectrogram", "a square, per-clip normalised log-mel image"),
 }
+POINTS = {
+    "spectrogram": 3,
+    "pos_weight": 1,
+    "tt_agg_forward": 2,
+    "negative_sampling": 3,
+    "precision_at_k": 2,
+    "average_precision": 2,
+}  # 13 in all; the teacher's page says why each weighs what it does
 TEACHER_ONLY = [
     "teaching/patches",
     "teaching/KEY.md",
@@ -64,6 +80,7 @@ TEACHER_ONLY = [
     "teaching/TEACHER.md",
     "teaching/measure.py",
     "teaching/grade.py",
+    "teaching/grade_plugin.py",
     "teaching/wrong_solutions.py",
 ]  # the key and what grades: left out of a student's copy
 AUTHOR = ["-c", "user.name=matsound", "-c", "user.email=matsound@localhost"]  # works without a git config
@@ -79,38 +96,130 @@ def find(tree, qualified):
 
 
 def blank(source, qualified, name, hint):
-    """`source` with the body of `qualified` (after its docstring) replaced by one `raise`."""
+    """`source` with the body of `qualified` (after its docstring) replaced by one `raise`, laid out as the
+    formatter lays it out."""
     node = find(ast.parse(source), qualified)
     body = node.body[1:] if ast.get_docstring(node) is not None else node.body
     lines = source.splitlines(keepends=True)
     first, last = body[0].lineno - 1, node.end_lineno  # 0-based start of the body, end exclusive
     indent = " " * body[0].col_offset
-    raise_ = (
-        f"{indent}raise NotImplementedError({f'exercise {name}: {hint}. '!r}\n"
-        f"{indent}                          {f'Check it with: pytest test_all.py -k {name}'!r})\n"
-    )
+    message = textwrap.wrap(f"exercise {name}: {hint}.", 100 - len(indent), drop_whitespace=False)
+    message.append(f" Check it with: pytest test_all.py -k {name}")
+    quoted = "".join(f"{indent}    {json.dumps(part)}\n" for part in message)
+    raise_ = f"{indent}raise NotImplementedError(\n{quoted}{indent})\n"
     return "".join(lines[:first] + [raise_] + lines[last:])
 
 
+def without_unused_imports(source):
+    """`source` less the top-level imports of names it no longer uses (once its blanks are blanked)."""
+    tree = ast.parse(source)
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    lines = source.splitlines(keepends=True)
+    for node in reversed(tree.body):
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and node.col_offset == 0:
+            names = [alias.asname or alias.name.split(".")[0] for alias in node.names]
+            if not any(name in used for name in names):
+                del lines[node.lineno - 1 : node.end_lineno]
+    return "".join(lines)
+
+
+def readme_for_students(text):
+    """The README less its lines that name a file of TEACHER_ONLY (the copy does not hold them)."""
+    return "".join(
+        line for line in text.splitlines(keepends=True) if not any(p in line for p in TEACHER_ONLY)
+    )
+
+
+def classroom(only):
+    """GitHub Classroom's autograding for the copy: {path: text}, one test per blank with its points."""
+    tests = [
+        {
+            "name": name,
+            "setup": "",
+            "run": f"python -m pytest test_all.py -q -p no:cacheprovider -k test_exercise_{name}_",
+            "input": "",
+            "output": "",
+            "comparison": "included",
+            "timeout": 10,
+            "points": POINTS[name],
+        }
+        for name in only
+    ]
+    steps = "".join(
+        f"      - name: {name}\n"
+        f"        id: {name}\n"
+        "        uses: classroom-resources/autograding-command-grader@v1\n"
+        "        with:\n"
+        f"          test-name: {name}\n"
+        f"          command: python -m pytest test_all.py -q -p no:cacheprovider -k test_exercise_{name}_\n"
+        "          timeout: 10\n"
+        f"          max-score: {POINTS[name]}\n"
+        for name in only
+    )
+    results = "".join(
+        f"          {name.upper()}_RESULTS: ${{{{steps.{name}.outputs.result}}}}\n" for name in only
+    )
+    workflow = (
+        "# GitHub Classroom's autograding: each blank's tests (pytest -k test_exercise_BLANK_), its points.\n"
+        "name: Autograding Tests\n"
+        "on: [push, repository_dispatch]\n"
+        "permissions:\n  checks: write\n  actions: read\n  contents: read\n"
+        "jobs:\n"
+        "  run-autograding-tests:\n"
+        "    runs-on: ubuntu-latest\n"
+        "    if: github.actor != 'github-classroom[bot]'\n"
+        "    steps:\n"
+        "      - uses: actions/checkout@v4\n"
+        "      - uses: actions/setup-python@v5\n"
+        "        with:\n          python-version: '3.11'\n"
+        "      - name: Set up\n"
+        "        run: python -m pip install -r requirements.txt\n"
+        f"{steps}"
+        "      - name: Autograding Reporter\n"
+        "        uses: classroom-resources/autograding-grading-reporter@v1\n"
+        "        env:\n"
+        f"{results}"
+        "        with:\n"
+        f"          runners: {','.join(only)}\n"
+    )
+    return {
+        ".github/classroom/autograding.json": json.dumps({"tests": tests}, indent=2) + "\n",
+        ".github/workflows/classroom.yml": workflow,
+    }
+
+
 def write_copy(folder, only):
-    """The student's copy in the empty `folder`: the project less TEACHER_ONLY, `only` blanked, a commit."""
-    copy_project(ROOT, folder)  # no data, runs or git history
+    """The student's copy in the empty `folder`: the project's last commit less TEACHER_ONLY, `only` blanked,
+    the Classroom workflow, a commit."""
+    export_commit(ROOT, "HEAD", folder)  # what git tracks at HEAD: no untracked or uncommitted file
     for path in TEACHER_ONLY:
         target = os.path.join(folder, path)
         if os.path.isdir(target):
             shutil.rmtree(target)  # inside the staging folder this program made
         elif os.path.lexists(target):
             os.remove(target)
+    changed = {}
     for name in only:
         file, qualified, hint = BLANKS[name]
-        path = os.path.join(folder, file)
-        with open(path) as f:
-            source = blank(f.read(), qualified, name, hint)
-        with open(path, "w") as f:
-            f.write(source)
+        with open(os.path.join(folder, file), encoding="utf-8") as f:
+            changed[file] = blank(changed.get(file) or f.read(), qualified, name, hint)
+    with open(os.path.join(folder, "README.md"), encoding="utf-8") as f:
+        changed["README.md"] = readme_for_students(f.read())
+    changed = {file: without_unused_imports(t) if file.endswith(".py") else t for file, t in changed.items()}
+    changed.update(classroom(only))
+    for file, text in changed.items():
+        os.makedirs(os.path.dirname(os.path.join(folder, file)), exist_ok=True)
+        with open(os.path.join(folder, file), "w", encoding="utf-8") as f:
+            f.write(text)
     message = f"matsound, student copy: {len(only)} functions to write ({', '.join(only)})"
     for command in [["init", "-q"], ["add", "-A"], [*AUTHOR, "commit", "-q", "-m", message]]:
         subprocess.run(["git", *command], cwd=folder, check=True, capture_output=True)
+
+
+def uncommitted():
+    """The teacher's changes that the copy (made from HEAD) does not hold: `git status --porcelain` lines."""
+    r = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True)
+    return r.stdout.splitlines() if r.returncode == 0 else []
 
 
 def main(argv=None):
@@ -133,6 +242,13 @@ def main(argv=None):
         parser.exit(2, f"error: {e}\n")
     if shutil.which("git") is None:
         parser.exit(2, "error: git is not installed: the copy is made as a git repository\n")
+    try:
+        head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=ROOT, capture_output=True)
+    except KeyboardInterrupt:
+        print("interrupted: no copy written", file=sys.stderr)
+        sys.exit(130)
+    if head.returncode != 0:
+        parser.exit(2, f"error: {ROOT} is not a git checkout with a commit: the copy is made from HEAD\n")
     parent = os.path.dirname(out)
     if not os.path.isdir(parent):
         parser.exit(2, f"error: {parent} is not a folder: create it first\n")
@@ -151,6 +267,10 @@ def main(argv=None):
         shutil.rmtree(staging, ignore_errors=True)
         parser.exit(
             1, f"error: the copy could not be written ({type(e).__name__}: {e}); nothing left behind\n"
+        )
+    if uncommitted():
+        print(
+            f"note: {len(uncommitted())} uncommitted change(s) of the project are not in the copy (from HEAD)"
         )
     print(
         f"wrote {args.out}: {len(args.only)} functions to write ({', '.join(args.only)}), a git repository "

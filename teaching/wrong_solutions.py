@@ -8,6 +8,30 @@ SOLUTIONS maps each blank to (name, "wrong" or "right", source): the source is t
 student would write it in the blank's file, using only the names that file already imports. Each wrong one is
 a mistake an almost-right student makes; the docstrings of the blank's tests say which case catches it."""
 
+import os
+import textwrap
+
+import torch
+import torch.nn.functional as F
+import torchaudio
+
+from teaching.grade import transplant
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def log_mel_by_hand(clips, rate, n_fft, size):
+    """The recipe of data.spectrogram's docstring, one torchaudio transform per step: power STFT (Hann window,
+    hop n_fft / 4), 64 mel bands, natural log of power + 1e-10, each clip standardised over all its bands and
+    frames, bilinear antialiased resize. `n_fft` is given by hand, not computed the way the code does. The
+    spectrogram test's expected images (teaching/spectrogram_cases.pt) are made with it."""
+    power = torchaudio.transforms.Spectrogram(n_fft=n_fft, hop_length=n_fft // 4, power=2.0)(clips)
+    mel = torchaudio.transforms.MelScale(n_mels=64, sample_rate=rate, n_stft=n_fft // 2 + 1)(power)
+    log = torch.log(mel + 1e-10)  # (B, 64, T)
+    z = (log - log.mean(dim=(1, 2), keepdim=True)) / log.std(dim=(1, 2), keepdim=True)
+    return F.interpolate(z[:, None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
 SPECTROGRAM_WRONG = {
     "no log (the standardisation hides it: it is gain-invariant too)": """
 def spectrogram(clips, sample_rate, size):
@@ -279,6 +303,13 @@ def positive_weights(labels):
     weight = torch.where(positives > 0, negatives / positives.clamp(min=1), torch.ones_like(positives))
     return weight / weight.mean()
 """,
+    "capped at 10 so that rare materials do not blow up the loss": """
+def positive_weights(labels):
+    positives = labels.sum(0).float()
+    negatives = len(labels) - positives
+    weight = torch.where(positives > 0, negatives / positives.clamp(min=1), torch.ones_like(positives))
+    return weight.clamp(max=10)
+""",
     "a Python list": """
 def positive_weights(labels):
     weights = []
@@ -352,6 +383,12 @@ def forward(self, image, sound):
     image_embedding = F.normalize(self.image_tower(image), dim=1)
     sound_embedding = F.normalize(self.sound_tower(sound), dim=1)
     return ((image_embedding * sound_embedding).sum(1, keepdim=True) + 1) / 2
+""",
+    "squeezed: a 0-d output for a batch of one": """
+def forward(self, image, sound):
+    image_embedding = F.normalize(self.image_tower(image), dim=1)
+    sound_embedding = F.normalize(self.sound_tower(sound), dim=1)
+    return ((image_embedding @ sound_embedding.T).diagonal()[:, None].squeeze() + 1) / 2
 """,
     "every image against every sound: a (B, B) output": """
 def forward(self, image, sound):
@@ -783,4 +820,127 @@ SOLUTIONS = {
     + [("right", name, source) for name, source in PRECISION_RIGHT.items()],
     "average_precision": [("wrong", name, source) for name, source in AP_WRONG.items()]
     + [("right", name, source) for name, source in AP_RIGHT.items()],
+}
+
+
+# --- Whole submissions for the grader's tests (test_all.py's class test): a cheat in every blank, each of
+# which must get 0 and leave nothing outside its grading folder, and correct code in other styles, which must
+# get every point. Each cheat is one the grader once fell for.
+
+TOKEN = "matsound-cheat-was-here"
+CHEATS = {  # a submission that cheats in every blank: (file, function, source, top-level code added)
+    "average_precision": (  # (a) a fake pytest summary printed, zeros returned
+        "metrics.py",
+        "average_precision",
+        """
+        def average_precision(similarity, relevant):
+            print("=" * 30 + " 1000000 passed in 0.01s " + "=" * 30)
+            return torch.zeros(len(similarity))
+        """,
+        "",
+    ),
+    "precision_at_k": (  # (b) a top-level line that makes every pytest test a no-op
+        "metrics.py",
+        "precision_at_k",
+        """
+        def precision_at_k(similarity, relevant, k):
+            return torch.zeros(len(similarity), k)
+        """,
+        "\nimport _pytest.python\n\n_pytest.python.Function.runtest = lambda self: None\n",
+    ),
+    "pos_weight": (  # (c) a correct solution executed from the teaching files, wherever they are found
+        "visual_only.py",
+        "positive_weights",
+        """
+        def positive_weights(labels):
+            import os
+            here = os.path.dirname(os.path.abspath(__file__))
+            for folder in [os.getcwd(), here, os.path.dirname(here), f"/proc/{os.getppid()}/cwd"]:
+                path = os.path.join(folder, "teaching", "wrong_solutions.py")
+                if os.path.isfile(path):
+                    found = {"__file__": path}
+                    exec(open(path).read(), found)
+                    right = [s for e, _, s in found["SOLUTIONS"]["pos_weight"] if e == "right"][-1]
+                    solution = {"torch": __import__("torch")}
+                    exec(right, solution)
+                    return solution["positive_weights"](labels)
+            raise FileNotFoundError("no solution to copy")
+        """,
+        "",
+    ),
+    "tt_agg_forward": (  # (d) a wrong answer that skips the test that would catch it
+        "tt_agg.py",
+        "TwoTower.forward",
+        """
+        def forward(self, image, sound):
+            __import__("pytest").skip("nothing to see")
+            return torch.ones(len(image))
+        """,
+        "",
+    ),
+    "negative_sampling": (  # (e) files written outside its folder, found through its parent; the environment
+        "tt_agg.py",
+        "make_examples",
+        f"""
+        def make_examples(ds, videos, generator):
+            import os
+            import tempfile
+            places = [f"/proc/{{os.getppid()}}/cwd", os.path.expanduser("~"), tempfile.gettempdir()]
+            places += [os.environ.get("PWD", "/nowhere"), os.environ.get("OLDPWD", "/nowhere")]
+            for folder in places:
+                try:
+                    open(os.path.join(folder, "{TOKEN}"), "w").write("x")
+                except OSError:
+                    pass
+            raise AssertionError("environment: " + " ".join(sorted(os.environ)))
+        """,
+        "",
+    ),
+    "spectrogram": (  # (e) a row of the key put into its failure reason (its path found somehow)
+        "data.py",
+        "spectrogram",
+        f"""
+        def spectrogram(clips, sample_rate, size):
+            rows = [line for line in open({os.path.join(HERE, "KEY.md")!r}) if "| 02-" in line]
+            raise AssertionError("the key says " + rows[0])
+        """,
+        "",
+    ),
+}
+FORWARD_STYLED = """
+def forward(self, image, sound):
+    cosine = (unit(self.image_tower(image)) * unit(self.sound_tower(sound))).sum(dim=-1)
+    return 0.5 + 0.5 * cosine
+"""
+STYLES = {  # a correct submission in other styles than the project's: {file: edit}
+    "data.py": lambda text: (
+        text.replace(
+            '"""\n\nimport argparse', '"""\n\nfrom __future__ import annotations\n\nimport argparse', 1
+        ).replace("torch.log(mel(chunk) + 1e-10)", "torch.log(mel(chunk) + LOG_FLOOR)")
+        + "\n\nLOG_FLOOR: float = 1e-10  # annotated, defined below the function that uses it\n"
+    ),
+    "visual_only.py": lambda text: (
+        text  # the blank left as it was, a definition below it: the last counts
+        + textwrap.dedent('''
+
+        def positive_weights(labels):
+            """Mine: a Counter, a helper and an import at the bottom of the file."""
+            counts = Counter()
+            for row in labels.tolist():
+                counts.update(m for m, shown in enumerate(row) if shown)
+            return torch.tensor([ratio(len(labels), counts[m]) for m in range(len(labels[0]))])
+
+
+        def ratio(frames, positives):
+            return (frames - positives) / positives if positives else 1.0
+
+
+        from collections import Counter  # noqa: E402
+        ''')
+    ),
+    "tt_agg.py": lambda text: (
+        transplant(text, FORWARD_STYLED, "TwoTower.forward")  # a helper and an import below the class
+        + "\n\ndef unit(x):\n    return functional.normalize(x, dim=1)\n\n\n"
+        + "import torch.nn.functional as functional\n"
+    ),
 }
