@@ -238,6 +238,15 @@ def report(command, seeds, results, numbers):
         bounds, word = verdict(diff)
         row = f"{where:16s} {spread(before):>16s} {spread(after):>16s} {spread(diff, '+'):>20s}"
         lines.append(f"{row} {bounds:>18s}  {word}")
+    intervals = [m["test_interval"] for m in results.values() if isinstance(m.get("test_interval"), dict)]
+    if (
+        intervals
+    ):  # each run's own test-split interval (metrics.test_interval), kept beside the seeds' verdict
+        half = statistics.mean((i["high"] - i["low"]) / 2 for i in intervals)
+        lines.append(
+            f"one run's test {intervals[0]['name']} alone: ± {half:.3f} (95%, over its {intervals[0]['videos']} "
+            f"test videos; the paired interval over seeds is what decides)"
+        )
     return lines
 
 
