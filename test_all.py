@@ -41,6 +41,7 @@ import metrics
 import retrieve
 from benchmarks import throughput
 from dataset_sources import toy
+from safe_files import ownership
 from study import claims, figures, runs, summary
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -103,11 +104,11 @@ def snapshot(*folders):
 def tiny(tmp_path_factory):
     """A tiny toy dataset file: 24 videos (12 train / 6 val / 6 test) of 32x32 frames."""
     path = tmp_path_factory.mktemp("data") / "tiny.pt"
-    data.atomic_save(toy.make_toy(videos=24, size=32, seed=1), str(path))
+    ownership.atomic_save(toy.make_toy(videos=24, size=32, seed=1), str(path))
     return str(path)
 
 
-# --- data.py: Table 1, the dataset file, writing, spectrograms, the image transform, loading, batches -------
+# --- data.py: Table 1, the dataset file, spectrograms, the image transform, loading, batches ---------------
 
 
 def test_table_1_and_the_dataset_file_read_checked_and_loaded(tmp_path, tiny):
@@ -139,36 +140,6 @@ def test_table_1_and_the_dataset_file_read_checked_and_loaded(tmp_path, tiny):
         assert data.pick_device("auto").type == "cpu"
         with pytest.raises(data.DataError, match="no CUDA GPU"):
             data.pick_device("cuda")
-
-
-def failing_write(error):
-    """A writer (for data.atomic_write, or in torch.save's place) that writes part of a file, then fails."""
-
-    def write(*obj_and_file):
-        obj_and_file[-1].write(b"PK\x03\x04 half a file")
-        raise error
-
-    return write
-
-
-@pytest.mark.parametrize("error", [RuntimeError("disk full"), KeyboardInterrupt()])
-def test_a_failed_write_leaves_the_old_file_intact_and_no_temporary_file(tmp_path, error):
-    """Every file goes through data.atomic_write: datasets, checkpoints (atomic_save), metrics.json, figures,
-    WAVs."""
-    path = tmp_path / "d.pt"
-    dataset_like = {"format_version": data.FORMAT_VERSION, "source": "toy", "a": torch.arange(5)}
-    data.atomic_save(dataset_like, str(path))  # a dataset file: ours by its content
-    before = path.read_bytes()
-    with pytest.raises(type(error)):
-        data.atomic_write(str(path), failing_write(error))
-    with pytest.raises((AttributeError, pickle.PicklingError)):  # a lambda cannot be pickled
-        data.atomic_save({"a": lambda: 0}, str(path))  # so torch.save fails halfway
-    ours = {"written_by": "matsound test", "a": 1}
-    metrics.write_json(ours, str(tmp_path / "metrics.json"))
-    with pytest.raises(TypeError):
-        metrics.write_json({"a": object()}, str(tmp_path / "metrics.json"))
-    assert path.read_bytes() == before and json.load(open(tmp_path / "metrics.json")) == ours
-    assert sorted(os.listdir(tmp_path)) == ["d.pt", "metrics.json"]
 
 
 def tone(freq, rate=data.SAMPLE_RATE):
@@ -447,7 +418,7 @@ def test_the_bf16_path_and_flags_at_the_edges_of_their_range_train(script, flags
     name = data.run_name(script[:-3], "resnet", seed=seed)
     (tmp_path / name).mkdir()
     (tmp_path / name / "confusion.png").write_bytes(PNG)
-    data.write_manifest(str(tmp_path / name), "an earlier run")  # an earlier run folder of ours
+    ownership.write_manifest(str(tmp_path / name), "an earlier run")  # an earlier run folder of ours
     r = run_here(script, "--data", tiny, "--out", tmp_path, "--device", "cpu", "--epochs", 1, *flags)
     assert r.returncode == 0 and r.stderr == "" and f"device cpu, {precision};" in r.stdout, r.stderr
     m = json.load(open(tmp_path / name / "metrics.json"))
@@ -455,7 +426,7 @@ def test_the_bf16_path_and_flags_at_the_edges_of_their_range_train(script, flags
     assert math.isfinite(m["curves"][0]["train_loss"]) and 0 <= m["test"]["accuracy"] <= 1
     model = torch.load(tmp_path / name / "model.pt", weights_only=True)
     assert all(t.dtype == torch.float32 for t in model["image_tower"].values() if t.is_floating_point())
-    assert sorted(os.listdir(tmp_path / name)) == [data.MANIFEST, "metrics.json", "model.pt"]
+    assert sorted(os.listdir(tmp_path / name)) == [ownership.MANIFEST, "metrics.json", "model.pt"]
     assert os.listdir(tmp_path) == [name]
 
 
@@ -525,7 +496,7 @@ def put(name, make):
 def stranger_note(path):
     path.mkdir(parents=True)
     (path / "metrics.json").write_text("{}\n")
-    data.write_manifest(str(path), "an earlier run")  # an earlier run of ours...
+    ownership.write_manifest(str(path), "an earlier run")  # an earlier run of ours...
     (path / "notes.txt").write_text("mine\n")  # ...where the user left a note
 
 
@@ -670,7 +641,7 @@ def test_ctrl_c_in_a_training_script_exits_130_and_keeps_the_earlier_run(tiny, t
     earlier = tmp_path / "sound_only-resnet-seed0"
     earlier.mkdir()
     (earlier / "metrics.json").write_text('{"earlier": true}\n')
-    data.write_manifest(str(earlier), "an earlier run")
+    ownership.write_manifest(str(earlier), "an earlier run")
     before = snapshot(tmp_path)
     monkeypatch.setattr(metrics, "save_png", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
     r = run_here("sound_only.py", "--data", tiny, "--out", tmp_path, "--epochs", "1", "--device", "cpu")
@@ -994,8 +965,8 @@ def test_a_failed_retrieval_leaves_the_earlier_run_folder_as_it_was(error, tt_ru
     (earlier / "top5").mkdir(parents=True)
     (earlier / "metrics.json").write_text('{"earlier": true}\n')
     (earlier / "top5" / "1-wood.wav").write_bytes(b"RIFF earlier")
-    data.write_manifest(str(earlier), "an earlier retrieval")
-    before, saved, save_png = snapshot(tmp_path), [], metrics.save_png
+    ownership.write_manifest(str(earlier), "an earlier retrieval")
+    before, saved, save_png = snapshot(tmp_path), [], ownership.save_png
 
     def fail_second(fig, path):
         saved.append(path)
@@ -1131,7 +1102,7 @@ def test_retrieve_refuses_in_one_line_and_touches_nothing(case, tt_run, tmp_path
     (earlier / "top5").mkdir(parents=True)
     (earlier / "metrics.json").write_text('{"earlier": true}\n')
     (earlier / "top5" / "1-wood.wav").write_bytes(b"RIFF earlier")
-    data.write_manifest(str(earlier), "an earlier retrieval")
+    ownership.write_manifest(str(earlier), "an earlier retrieval")
     before = snapshot(tmp_path, tt_run[3])
     r = run_here("retrieve.py", "--run", run_flag, "--out", tmp_path / "out", "--device", "cpu", *flags)
     check_refused(r, *facts)
@@ -1149,7 +1120,38 @@ def test_a_plain_pickle_checkpoint_is_refused_without_a_warning(tmp_path):
     assert not (tmp_path / "MARKER").exists() and not (tmp_path / "out").exists()
 
 
-# --- What is ours: every program replaces or deletes only what it can prove it wrote (data.py's rule) -----
+# --- safe_files/ownership.py: nothing half-written; only what the project can prove it wrote is replaced ---
+
+
+def failing_write(error):
+    """A writer (for ownership.atomic_write, or in torch.save's place) that writes part of a file, then
+    fails."""
+
+    def write(*obj_and_file):
+        obj_and_file[-1].write(b"PK\x03\x04 half a file")
+        raise error
+
+    return write
+
+
+@pytest.mark.parametrize("error", [RuntimeError("disk full"), KeyboardInterrupt()])
+def test_a_failed_write_leaves_the_old_file_intact_and_no_temporary_file(tmp_path, error):
+    """Every file goes through ownership.atomic_write: datasets, checkpoints (atomic_save), metrics.json,
+    figures, WAVs."""
+    path = tmp_path / "d.pt"
+    dataset_like = {"format_version": data.FORMAT_VERSION, "source": "toy", "a": torch.arange(5)}
+    ownership.atomic_save(dataset_like, str(path))  # a dataset file: ours by its content
+    before = path.read_bytes()
+    with pytest.raises(type(error)):
+        ownership.atomic_write(str(path), failing_write(error))
+    with pytest.raises((AttributeError, pickle.PicklingError)):  # a lambda cannot be pickled
+        ownership.atomic_save({"a": lambda: 0}, str(path))  # so torch.save fails halfway
+    ours = {"written_by": "matsound test", "a": 1}
+    ownership.write_json(ours, str(tmp_path / "metrics.json"))
+    with pytest.raises(TypeError):
+        ownership.write_json({"a": object()}, str(tmp_path / "metrics.json"))
+    assert path.read_bytes() == before and json.load(open(tmp_path / "metrics.json")) == ours
+    assert sorted(os.listdir(tmp_path)) == ["d.pt", "metrics.json"]
 
 
 def contents(folder):
@@ -1178,7 +1180,7 @@ def test_a_run_folder_holding_a_users_file_is_left_byte_for_byte(name, tiny, tmp
     folder = tmp_path / "sound_only-resnet-seed0"
     folder.mkdir()
     (folder / "metrics.json").write_text('{"earlier": true}\n')
-    data.write_manifest(str(folder), "an earlier run")
+    ownership.write_manifest(str(folder), "an earlier run")
     (folder / name).write_bytes(USERS_FILES[name])
     before = contents(tmp_path)
     r = run_here("sound_only.py", "--data", tiny, "--out", tmp_path, "--epochs", 1, "--device", "cpu")
@@ -1193,10 +1195,12 @@ def test_a_folder_without_the_manifest_or_a_link_is_never_replaced(tiny, tmp_pat
     (tmp_path / "out" / "sound_only-resnet-seed0" / "metrics.json").write_text('{"written": "by hand"}\n')
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "metrics.json").write_text('{"elsewhere": true}\n')
-    data.write_manifest(str(tmp_path / "elsewhere"), "an earlier run")  # ours, but reached through a link
+    ownership.write_manifest(
+        str(tmp_path / "elsewhere"), "an earlier run"
+    )  # ours, but reached through a link
     os.symlink(tmp_path / "elsewhere", tmp_path / "out" / "fc_agg-resnet-seed0")
     before = contents(tmp_path)
-    for script, why in [("sound_only.py", data.MANIFEST), ("fc_agg.py", "is a link")]:
+    for script, why in [("sound_only.py", ownership.MANIFEST), ("fc_agg.py", "is a link")]:
         r = run_here(script, "--data", tiny, "--out", tmp_path / "out", "--epochs", 1, "--device", "cpu")
         check_refused(r, why)
     assert contents(tmp_path) == before
@@ -1206,15 +1210,17 @@ def test_a_file_that_appears_while_a_folder_is_written_stops_the_swap(tmp_path):
     """atomic_folder checks the earlier folder again before replacing it: a file the user put there meanwhile
     keeps the earlier folder whole, and the new one is dropped (no temporary folder left)."""
     out = tmp_path / "run"
-    with data.atomic_folder(str(out), "test") as folder:
+    with ownership.atomic_folder(str(out), "test") as folder:
         open(os.path.join(folder, "metrics.json"), "w").write("{}\n")
     before = contents(tmp_path)
     with pytest.raises(data.DataError, match="grades.xlsx"):
-        with data.atomic_folder(str(out), "test") as folder:
+        with ownership.atomic_folder(str(out), "test") as folder:
             open(os.path.join(folder, "metrics.json"), "w").write('{"new": 1}\n')
             (out / "grades.xlsx").write_bytes(USERS_FILES["grades.xlsx"])
     assert contents(tmp_path) == {**before, "run/grades.xlsx": USERS_FILES["grades.xlsx"]}
-    with data.atomic_folder(str(tmp_path / "other"), "test") as folder:  # and an ordinary replacement works
+    with ownership.atomic_folder(
+        str(tmp_path / "other"), "test"
+    ) as folder:  # and an ordinary replacement works
         (tmp_path / "other_file").write_text("not in the folder")
     assert sorted(os.listdir(tmp_path)) == ["other", "other_file", "run"]
 
@@ -1228,7 +1234,7 @@ def test_single_files_are_ours_by_their_manifest_or_their_own_content(tmp_path):
         "times.json": b'{"written_by": "matsound study/run.py"}\n',
         "key.md": b"<!-- written by matsound: teaching/measure.py -->\n# Key\n",
     }
-    data.atomic_save({"format_version": data.FORMAT_VERSION, "source": "toy"}, str(tmp_path / "d.pt"))
+    ownership.atomic_save({"format_version": data.FORMAT_VERSION, "source": "toy"}, str(tmp_path / "d.pt"))
     for name, body in ours.items():
         if body:
             (tmp_path / name).write_bytes(body)
@@ -1236,13 +1242,13 @@ def test_single_files_are_ours_by_their_manifest_or_their_own_content(tmp_path):
         (tmp_path / name).write_bytes(body)
     (tmp_path / "model.pt").write_bytes(b"PK\x03\x04 not a dataset")
     os.symlink(tmp_path / "d.pt", tmp_path / "link.pt")
-    assert [n for n in sorted(os.listdir(tmp_path)) if data.owned(str(tmp_path / n))] == sorted(ours)
+    assert [n for n in sorted(os.listdir(tmp_path)) if ownership.owned(str(tmp_path / n))] == sorted(ours)
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / "model.pt").write_bytes(b"PK\x03\x04 a checkpoint")
-    data.write_manifest(str(folder), "a run")
+    ownership.write_manifest(str(folder), "a run")
     (folder / "notes.json").write_bytes(USERS_FILES["notes.json"])
-    assert data.owned(str(folder / "model.pt")) and not data.owned(str(folder / "notes.json"))
+    assert ownership.owned(str(folder / "model.pt")) and not ownership.owned(str(folder / "notes.json"))
 
 
 def test_outputs_inside_the_projects_sources_are_refused_links_resolved(tmp_path):
@@ -1251,14 +1257,14 @@ def test_outputs_inside_the_projects_sources_are_refused_links_resolved(tmp_path
     os.symlink(os.path.join(HERE, "dataset_sources"), tmp_path / "link")
     for inside in [HERE, os.path.join(HERE, "dataset_sources", "student"), str(tmp_path / "link" / "copy")]:
         with pytest.raises(data.DataError, match="inside the project's sources"):
-            data.check_outside_project(inside)
+            ownership.check_outside_project(inside)
     for fine in [os.path.join(HERE, "runs", "x"), os.path.join(HERE, "teaching-runs"), str(tmp_path / "x")]:
-        data.check_outside_project(fine)
+        ownership.check_outside_project(fine)
 
 
 def test_the_summary_never_writes_through_a_link_or_over_a_users_figures(tmp_path):
-    """`python metrics.py RUNS` with RUNS/figures a link to the user's folder, or a folder of the user's:
-    refused in one line before reading the runs; the user's PNG unchanged."""
+    """`python study/summary.py RUNS` with RUNS/figures a link to the user's folder, or a folder of the
+    user's: refused in one line before reading the runs; the user's PNG unchanged."""
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "figure5_confusion.png").write_bytes(PNG + b" the user's own figure")
     (tmp_path / "runs").mkdir()
@@ -1266,8 +1272,8 @@ def test_the_summary_never_writes_through_a_link_or_over_a_users_figures(tmp_pat
     (tmp_path / "runs2" / "figures").mkdir(parents=True)
     (tmp_path / "runs2" / "figures" / "figure5_confusion.png").write_bytes(PNG + b" another")
     before = contents(tmp_path)
-    check_refused(run_here("metrics.py", tmp_path / "runs"), "is a link")
-    check_refused(run_here("metrics.py", tmp_path / "runs2"), data.MANIFEST)
+    check_refused(run_here("study/summary.py", tmp_path / "runs"), "is a link")
+    check_refused(run_here("study/summary.py", tmp_path / "runs2"), ownership.MANIFEST)
     assert contents(tmp_path) == before
 
 
@@ -1771,7 +1777,7 @@ def test_prepare_interrupted_while_writing_exits_130_and_writes_nothing(
     )
 
 
-# --- study/: `python metrics.py RUNS`, the paper's Tables 2-5 and Figures 2, 5-9 from a study's runs ------
+# --- study/: `python study/summary.py RUNS`, the paper's Tables 2-5 and Figures 2, 5-9 from the runs ------
 
 
 def fake_run(script, backbone, weighted, tiny, seed):
@@ -1823,7 +1829,7 @@ MISSING = ("fc_agg", "vgg", False)  # left out of the study: the summary must na
 @pytest.fixture(scope="module")
 def study(tt_run, retrieved, tiny, tmp_path_factory):
     """Two seeds of every run but MISSING (seed 0's tt_agg and retrieval real, the rest fake_run's) and a
-    broken one: (what `python metrics.py FOLDER` prints, FOLDER)."""
+    broken one: (what `python study/summary.py FOLDER` prints, FOLDER)."""
     folder = tmp_path_factory.mktemp("study")
     for seed in [0, 1]:
         for key in metrics.PAPER:
@@ -1831,16 +1837,16 @@ def study(tt_run, retrieved, tiny, tmp_path_factory):
                 shutil.copytree(tt_run[3], folder / data.run_name(*key, seed))
             elif key != MISSING:
                 path = folder / data.run_name(*key, seed) / "metrics.json"
-                metrics.write_json(fake_run(*key, tiny, seed=seed), str(path))
+                ownership.write_json(fake_run(*key, tiny, seed=seed), str(path))
         m = {
             **retrieved[1],
             "trained_seed": seed,
             "mean": [min(1.0, p + 0.02 * seed) for p in retrieved[1]["mean"]],
         }
-        metrics.write_json(m, str(folder / data.run_name("retrieve", "resnet", seed=seed) / "metrics.json"))
+        ownership.write_json(m, str(folder / data.run_name("retrieve", "resnet", seed=seed) / "metrics.json"))
     (folder / "broken").mkdir()
     (folder / "broken" / "metrics.json").write_text('{"script": "sound_only", ')  # an interrupted write
-    r = run_here("metrics.py", folder)
+    r = run_here("study/summary.py", folder)
     assert r.returncode == 0 and r.stderr == "", r.stderr
     return r.stdout, folder
 
@@ -1896,7 +1902,7 @@ def test_summary_prints_every_table_over_seeds_with_the_papers_rows_and_writes_e
     )
     numbers = out[out.index("Retrieval, image -> sound") :].split("\n\n")[0]
     assert all(s in numbers for s in ["library all", "seeds 0, 1", "mAP", "precision@50", "paper (Figure 8"])
-    assert sorted(os.listdir(folder / "figures")) == sorted([data.MANIFEST, *figures.FIGURES.values()])
+    assert sorted(os.listdir(folder / "figures")) == sorted([ownership.MANIFEST, *figures.FIGURES.values()])
     for name in figures.FIGURES.values():
         png = (folder / "figures" / name).read_bytes()
         assert png[:8] == PNG and len(png) > 10_000 and name in out, name
@@ -1965,7 +1971,7 @@ def test_summary_reads_hand_edited_or_foreign_runs_with_suspicion(case, tt_run, 
                 m = edit(m)
             (tmp_path / f"{folder}-seed{seed}").mkdir()
             (tmp_path / f"{folder}-seed{seed}" / "metrics.json").write_text(json.dumps(m))
-    r = run_here("metrics.py", tmp_path)
+    r = run_here("study/summary.py", tmp_path)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     notes = [line for line in r.stdout.splitlines() if line.startswith("note:") and name in line]
     assert len(notes) == 1 and field in notes[0], r.stdout[:2000]
@@ -1977,17 +1983,19 @@ def test_summary_names_missing_runs_with_their_commands_and_refuses_a_folder_wit
     how to make them."""
     (tmp_path / "tt_agg-resnet").mkdir()
     shutil.copy(tt_run[3] / "metrics.json", tmp_path / "tt_agg-resnet")
-    out = run_here("metrics.py", tmp_path).stdout
+    out = run_here("study/summary.py", tmp_path).stdout
     assert "1 run, seed 0" in out and "Missing runs (10)" in out
     for key in [*metrics.PAPER, ("retrieve", "resnet", False)]:
         if key != ("tt_agg", "resnet", False):
             assert f"\n  {runs.run_command(*key)}\n" in out, key
     assert "make it with `python visual_only.py --backbone resnet --weighted`" in out
     assert all((tmp_path / "figures" / name).read_bytes()[:8] == PNG for name in figures.FIGURES.values())
-    check_refused(run_here("metrics.py", tmp_path / "nowhere"), tmp_path / "nowhere")
+    check_refused(run_here("study/summary.py", tmp_path / "nowhere"), tmp_path / "nowhere")
     (tmp_path / "bad" / "broken").mkdir(parents=True)
     (tmp_path / "bad" / "broken" / "metrics.json").write_text("{")
-    check_refused(run_here("metrics.py", tmp_path / "bad"), tmp_path / "bad", "metrics.json")
+    check_refused(run_here("study/summary.py", tmp_path / "bad"), tmp_path / "bad", "metrics.json")
+    old = run("metrics.py", tmp_path)  # the summary's old command, from a user's notes: names the new one
+    assert old.returncode == 1 and len(old.stderr.splitlines()) == 1 and "study/summary.py" in old.stderr
 
 
 # --- teaching/: the student copy's blanks (pytest -k NAME), the kit's commands, the patches, the notebook ---
@@ -2437,7 +2445,7 @@ def test_the_kit_patches_apply_and_measure_refuses_before_any_work(tmp_path, mon
     assert sorted(os.listdir(copies)) == ["08-mel-bands", "baseline"], (
         "the earlier copy replaced: it was ours"
     )
-    assert all(data.read_manifest(copies / name) for name in os.listdir(copies)), "each copy whole"
+    assert all(ownership.read_manifest(copies / name) for name in os.listdir(copies)), "each copy whole"
 
 
 def measured_answers():
@@ -2819,18 +2827,33 @@ def test_the_project_refers_to_no_document_outside_it():
                 assert not pattern.search(open(path, errors="replace").read()), path
 
 
-# Imports run one way, bottom up: a module imports only from the floors below it, so the training path can be
-# read (and copied) without what is built around it, and no two modules import each other.
-FLOORS = {"data": 0, "backbones": 0, "metrics": 1, "retrieve": 2, **{s[:-3]: 2 for s in SCRIPTS}}
-SCRIPT_NAMES = [s[:-3] for s in SCRIPTS]
-FOLDERS = ["dataset_sources", "study", "teaching", "benchmarks"]  # floor 3: they may import anything below
-# The imports that run up a floor, each inside a function or `if __name__ == "__main__":`, never at module
-# level (so importing the module never runs them), with the reason each is kept.
-LAZY = {
-    ("data", "dataset_sources"): "the default toy is built on first use, and `python data.py toy` / "
-    "`prepare ROOT` are the known commands that make a dataset file",
-    ("metrics", "study"): "`python metrics.py runs/` is the summary's known command",
+# Imports run one way, bottom up: a module imports only from the floors below it (or, in a folder, from its
+# own folder), so the training path can be read (and copied) without what is built around it, and no two
+# modules import each other. The floors: the ownership rule; the dataset's sources and contract; data and
+# backbones; metrics; the experiment scripts and retrieve.py; the folders around them.
+FLOORS = {
+    "safe_files": 0,
+    "dataset_sources": 1,
+    "data": 2,
+    "backbones": 2,
+    "metrics": 3,
+    "retrieve": 4,
+    **{s[:-3]: 4 for s in SCRIPTS},
+    "study": 5,
+    "teaching": 5,
+    "benchmarks": 5,
 }
+SCRIPT_NAMES = [s[:-3] for s in SCRIPTS]
+FOLDERS = [
+    "safe_files",
+    "dataset_sources",
+    "study",
+    "teaching",
+    "benchmarks",
+]  # their modules import each other
+TOP = 5  # the folders around the training path: they may import anything below, and each other
+# The imports allowed to run up a floor (each inside a function, never at module level): none.
+LAZY = {}
 
 
 def project_imports():
@@ -2859,11 +2882,8 @@ def project_imports():
 
 
 def floor(module):
-    """0-3, or None for what is not the project's (the standard library, torch, ...)."""
-    first = module.split(".")[0]
-    if first in FOLDERS:
-        return 3
-    return FLOORS.get(first)
+    """The floor of a project module, or None for what is not the project's (the standard library, torch)."""
+    return FLOORS.get(module.split(".")[0])
 
 
 def import_problem(module, name, at_module_level):
@@ -2880,7 +2900,7 @@ def import_problem(module, name, at_module_level):
         if first in ("data", "backbones", "metrics"):
             return None
         return f"imports {name}: an experiment script imports only data, backbones and metrics"
-    if there < here or here == 3:
+    if there < here or here == TOP or (first in FOLDERS and first == module.split(".")[0]):
         return None
     if (module.split(".")[0], first) not in LAZY:
         return f"imports {name}, on floor {there}, from floor {here}"
@@ -2895,6 +2915,7 @@ def test_imports_run_one_way_bottom_up():
     training path import each other in no circle."""
     found = project_imports()
     assert {"data", "metrics", "retrieve", "tt_agg", "study.summary", "dataset_sources.toy"} <= set(found)
+    assert "safe_files.ownership" in found and "dataset_sources.contract" in found and not LAZY
     wrong = []
     for module, imports in found.items():
         for name, line, at_module_level in imports:
@@ -2902,7 +2923,9 @@ def test_imports_run_one_way_bottom_up():
             if problem:
                 wrong.append(f"{module.replace('.', '/')}.py:{line} {problem}")
     assert not wrong, "\n".join(wrong)
-    folders = {m: {n for n, _, _ in found[m] if n in found and n != m} for m in found if floor(m) == 3}
+    folders = {
+        m: {n for n, _, _ in found[m] if n in found and n != m} for m in found if "." in m or m in FOLDERS
+    }
     for module in folders:  # every module reachable from this one: never itself
         seen, todo = set(), list(folders[module])
         while todo:

@@ -41,7 +41,8 @@ import time
 import numpy as np
 import torch
 
-from data import (
+from dataset_sources import summary
+from dataset_sources.contract import (
     CLIPS_PER_VIDEO,
     FORMAT_VERSION,
     MATERIAL_ID,
@@ -49,13 +50,10 @@ from data import (
     NUM_MATERIALS,
     SAMPLE_RATE,
     TOY_DEFAULTS,
-    DataError,
-    atomic_save,
     check_flags,
-    check_out,
     toy_path,
 )
-from dataset_sources import summary
+from safe_files.ownership import DataError, atomic_save, check_out
 
 
 def split_sizes(videos):

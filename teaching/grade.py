@@ -30,6 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 import data  # noqa: E402  (the project's modules, found from this folder)
+from safe_files import ownership  # noqa: E402
 from teaching.compare import Parser, copy_project  # noqa: E402
 from teaching.make_student_copy import BLANKS, find  # noqa: E402
 
@@ -217,14 +218,14 @@ def main(argv=None):
         )
     try:
         if args.json:
-            data.check_outside_project(args.json)
-            data.check_out(args.json)
+            ownership.check_outside_project(args.json)
+            ownership.check_out(args.json)
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
     try:
         if args.check_kit:
             record = {
-                "written_by": f"{data.SIGNATURE} {PROGRAM}",
+                "written_by": f"{ownership.SIGNATURE} {PROGRAM}",
                 "check_kit": check_kit(args.only, args.timeout),
             }
             bad = [row for row in record["check_kit"] if not row["as_expected"]]
@@ -241,11 +242,11 @@ def main(argv=None):
             table = grade(args.copy, args.only, args.timeout)
             total = round(sum(row["points"] for row in table.values()), 2)
             print(f"  {'total':18s} {total:5.2f} / {sum(POINTS[b] for b in args.only)}")
-            record = {"written_by": f"{data.SIGNATURE} {PROGRAM}", "copy": os.path.abspath(args.copy)}
+            record = {"written_by": f"{ownership.SIGNATURE} {PROGRAM}", "copy": os.path.abspath(args.copy)}
             record.update({"blanks": table, "total": total, "of": sum(POINTS[b] for b in args.only)})
         if args.json:
             text = json.dumps(record, indent=1) + "\n"
-            data.atomic_write(args.json, lambda f: f.write(text.encode()))
+            ownership.atomic_write(args.json, lambda f: f.write(text.encode()))
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
     except KeyboardInterrupt:
