@@ -643,7 +643,7 @@ def test_ctrl_c_in_a_training_script_exits_130_and_keeps_the_earlier_run(tiny, t
     (earlier / "metrics.json").write_text('{"earlier": true}\n')
     ownership.write_manifest(str(earlier), "an earlier run")
     before = snapshot(tmp_path)
-    monkeypatch.setattr(metrics, "save_png", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(ownership, "save_png", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
     r = run_here("sound_only.py", "--data", tiny, "--out", tmp_path, "--epochs", "1", "--device", "cpu")
     assert r.returncode == 130 and r.stderr.startswith("interrupted: ") and r.stderr.count("\n") == 1, (
         r.stderr
@@ -960,7 +960,7 @@ def test_make_task_gives_each_query_its_library_less_its_own_video_when_asked(ti
 
 @pytest.mark.parametrize("error", [RuntimeError("disk full"), KeyboardInterrupt()])
 def test_a_failed_retrieval_leaves_the_earlier_run_folder_as_it_was(error, tt_run, tmp_path, monkeypatch):
-    """The error (or Ctrl-C) comes after the WAVs and the first figure are written: none of them appears."""
+    """The error (or Ctrl-C) comes after metrics.json and the first figure are written: neither appears."""
     earlier = tmp_path / "retrieve-resnet-seed0"
     (earlier / "top5").mkdir(parents=True)
     (earlier / "metrics.json").write_text('{"earlier": true}\n')
@@ -975,7 +975,7 @@ def test_a_failed_retrieval_leaves_the_earlier_run_folder_as_it_was(error, tt_ru
             raise error
         save_png(fig, path)
 
-    monkeypatch.setattr(metrics, "save_png", fail_second)
+    monkeypatch.setattr(ownership, "save_png", fail_second)
     argv = ["retrieve.py", "--run", tt_run[3], "--out", tmp_path, "--device", "cpu"]
     if isinstance(error, KeyboardInterrupt):
         r = run_here(*argv)
