@@ -221,7 +221,7 @@ def run_name(script, backbone, weighted=False, seed=0):
 def claim_run_folder(out):
     """Raise DataError unless a run can be saved at `out`: nothing there yet, or a run folder this project
     wrote (safe_files/ownership.py). Called before training, so that a folder in the way is found now."""
-    ownership.check_out(out, folder=True)
+    ownership.claim(out, folder=True)
 
 
 def save_run(out, record, checkpoint=None, figures=(), sounds=()):

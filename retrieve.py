@@ -129,6 +129,8 @@ def load_towers(run, device):
     make = f"`python tt_agg.py --backbone {backbone_of_folder(path)}`"
     if not os.path.exists(path):
         raise data.DataError(f"no checkpoint at {path}: train the two-tower model first with {make}")
+    if not os.path.isfile(path):  # a FIFO or a device would hang torch.load
+        raise data.DataError(f"{path} is not a regular file: point --run at a run folder made by {make}")
     try:
         checkpoint, towers = read_towers(path, device)
     except Exception as e:  # unreadable, refused (a pickle that would run code), another script's, or damaged
@@ -159,6 +161,7 @@ def read_towers(path, device):
         if checkpoint.get("script"):
             raise ValueError(f"made by {checkpoint['script']}.py")
         raise ValueError("it names no script")
+    check_checkpoint_args(checkpoint)
     towers = []
     for channels, key in [(3, "image_tower"), (1, "sound_tower")]:
         tower = backbones.tower(checkpoint["backbone"], channels, backbones.EMBEDDING_DIM)
@@ -167,6 +170,20 @@ def read_towers(path, device):
             raise ValueError("its towers hold NaN or infinite weights: the training diverged")
         towers.append(tower)
     return checkpoint, towers
+
+
+def check_checkpoint_args(checkpoint):
+    """ValueError naming the first field of a tt_agg checkpoint that is not of the kind tt_agg.py saves."""
+    args = checkpoint["args"]
+    kinds = {"seed": (int, type(None)), "epochs": (int, type(None)), "data": (str, type(None))}
+    for name, kind in kinds.items():
+        value = args.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError(f"its args.{name} is {value!r:.40}, not what tt_agg.py saves")
+    if checkpoint.get("backbone") not in backbones.BACKBONES:
+        raise ValueError(
+            f"its backbone is {checkpoint.get('backbone')!r:.40}, not one of {sorted(backbones.BACKBONES)}"
+        )
 
 
 def unusable(e):

@@ -418,7 +418,7 @@ def test_the_bf16_path_and_flags_at_the_edges_of_their_range_train(script, flags
     name = data.run_name(script[:-3], "resnet", seed=seed)
     (tmp_path / name).mkdir()
     (tmp_path / name / "confusion.png").write_bytes(PNG)
-    ownership.write_manifest(str(tmp_path / name), "an earlier run")  # an earlier run folder of ours
+    ownership.write_manifest(str(tmp_path / name), script)  # an earlier run folder of the script
     r = run_here(script, "--data", tiny, "--out", tmp_path, "--device", "cpu", "--epochs", 1, *flags)
     assert r.returncode == 0 and r.stderr == "" and f"device cpu, {precision};" in r.stdout, r.stderr
     m = json.load(open(tmp_path / name / "metrics.json"))
@@ -496,7 +496,7 @@ def put(name, make):
 def stranger_note(path):
     path.mkdir(parents=True)
     (path / "metrics.json").write_text("{}\n")
-    ownership.write_manifest(str(path), "an earlier run")  # an earlier run of ours...
+    ownership.write_manifest(str(path), "tt_agg.py")  # an earlier run of tt_agg.py...
     (path / "notes.txt").write_text("mine\n")  # ...where the user left a note
 
 
@@ -515,6 +515,10 @@ REFUSED = {  # case: (command line, what to make in OUT first (None: nothing), f
         put("tt_agg-resnet-seed0", stranger_note),
         ["notes.txt"],
     ),
+    # an output name that cannot be created: refused before the toy is made, not after
+    "--out ending in a slash": ([*TOY, f"{OUT}/new.pt/"], None, ["ends in '/'"]),
+    "--out with a 300-byte name": ([*TOY, f"{OUT}/{'n' * 300}.pt"], None, ["255 bytes"]),
+    "--out with a byte that is not UTF-8": ([*TOY, f"{OUT}/\udcff.pt"], None, ["UTF-8"]),
     "toy --out a source file": (
         [*TOY, f"{OUT}/data.py"],
         put("data.py", lambda p: shutil.copyfile(os.path.join(HERE, "data.py"), p)),
@@ -641,7 +645,7 @@ def test_ctrl_c_in_a_training_script_exits_130_and_keeps_the_earlier_run(tiny, t
     earlier = tmp_path / "sound_only-resnet-seed0"
     earlier.mkdir()
     (earlier / "metrics.json").write_text('{"earlier": true}\n')
-    ownership.write_manifest(str(earlier), "an earlier run")
+    ownership.write_manifest(str(earlier), "sound_only.py")
     before = snapshot(tmp_path)
     monkeypatch.setattr(ownership, "save_png", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
     r = run_here("sound_only.py", "--data", tiny, "--out", tmp_path, "--epochs", "1", "--device", "cpu")
@@ -965,7 +969,7 @@ def test_a_failed_retrieval_leaves_the_earlier_run_folder_as_it_was(error, tt_ru
     (earlier / "top5").mkdir(parents=True)
     (earlier / "metrics.json").write_text('{"earlier": true}\n')
     (earlier / "top5" / "1-wood.wav").write_bytes(b"RIFF earlier")
-    ownership.write_manifest(str(earlier), "an earlier retrieval")
+    ownership.write_manifest(str(earlier), "retrieve.py")
     before, saved, save_png = snapshot(tmp_path), [], ownership.save_png
 
     def fail_second(fig, path):
@@ -1046,6 +1050,19 @@ ERRORS = {
         ["model.pt", "NaN"],
     ),
     "a truncated checkpoint": ("tt_agg-resnet", "truncated", [], ["model.pt"]),
+    "a FIFO where model.pt should be": ("tt_agg-resnet", "fifo", [], ["model.pt", "not a regular file"]),
+    "a seed that is text": (
+        "tt_agg-resnet",
+        lambda t: {**t[2], "args": {**t[2]["args"], "seed": "0x1"}},
+        [],
+        ["args.seed", "0x1"],
+    ),
+    "a dataset path that is a list": (
+        "tt_agg-resnet",
+        lambda t: {**t[2], "args": {**t[2]["args"], "data": ["a", "b"]}},
+        [],
+        ["args.data"],
+    ),
     "a pickle that would run code": ("tt_agg-resnet", "evil", [], ["model.pt", "refused"]),
     "--k 0": ("tt_agg-resnet", "copy", ["--k", "0"], ["--k"]),
     "--seed -1": ("tt_agg-resnet", "copy", ["--seed", "-1"], ["--seed"]),
@@ -1096,13 +1113,15 @@ def test_retrieve_refuses_in_one_line_and_touches_nothing(case, tt_run, tmp_path
         (folder / "model.pt").write_bytes((tt_run[3] / "model.pt").read_bytes()[: 2**20])
     elif content == "evil":
         torch.save({"script": "tt_agg", "image_tower": RunsCode(tmp_path / "MARKER")}, folder / "model.pt")
+    elif content == "fifo":  # reading it would wait for a writer forever
+        os.mkfifo(folder / "model.pt")
     elif content not in (None, "copy"):
         torch.save(content(tt_run), folder / "model.pt")
     earlier = tmp_path / "out" / "retrieve-resnet-seed0"
     (earlier / "top5").mkdir(parents=True)
     (earlier / "metrics.json").write_text('{"earlier": true}\n')
     (earlier / "top5" / "1-wood.wav").write_bytes(b"RIFF earlier")
-    ownership.write_manifest(str(earlier), "an earlier retrieval")
+    ownership.write_manifest(str(earlier), "retrieve.py")
     before = snapshot(tmp_path, tt_run[3])
     r = run_here("retrieve.py", "--run", run_flag, "--out", tmp_path / "out", "--device", "cpu", *flags)
     check_refused(r, *facts)
@@ -1180,7 +1199,7 @@ def test_a_run_folder_holding_a_users_file_is_left_byte_for_byte(name, tiny, tmp
     folder = tmp_path / "sound_only-resnet-seed0"
     folder.mkdir()
     (folder / "metrics.json").write_text('{"earlier": true}\n')
-    ownership.write_manifest(str(folder), "an earlier run")
+    ownership.write_manifest(str(folder), "sound_only.py")
     (folder / name).write_bytes(USERS_FILES[name])
     before = contents(tmp_path)
     r = run_here("sound_only.py", "--data", tiny, "--out", tmp_path, "--epochs", 1, "--device", "cpu")
@@ -1195,9 +1214,7 @@ def test_a_folder_without_the_manifest_or_a_link_is_never_replaced(tiny, tmp_pat
     (tmp_path / "out" / "sound_only-resnet-seed0" / "metrics.json").write_text('{"written": "by hand"}\n')
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "metrics.json").write_text('{"elsewhere": true}\n')
-    ownership.write_manifest(
-        str(tmp_path / "elsewhere"), "an earlier run"
-    )  # ours, but reached through a link
+    ownership.write_manifest(str(tmp_path / "elsewhere"), "fc_agg.py")  # ours, but reached through a link
     os.symlink(tmp_path / "elsewhere", tmp_path / "out" / "fc_agg-resnet-seed0")
     before = contents(tmp_path)
     for script, why in [("sound_only.py", ownership.MANIFEST), ("fc_agg.py", "is a link")]:
@@ -1225,30 +1242,34 @@ def test_a_file_that_appears_while_a_folder_is_written_stops_the_swap(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["other", "other_file", "run"]
 
 
-def test_single_files_are_ours_by_their_manifest_or_their_own_content(tmp_path):
-    """owned(): a dataset file, a JSON object "written_by" matsound, a text whose first line says so, a file
-    named by its folder's manifest; not a user's JSON, zip, text or link, nor a file the manifest does not
-    name."""
+def test_single_files_are_ours_by_their_own_content_naming_a_program_of_the_project(tmp_path):
+    """owned(): a dataset file or a JSON object "written_by" "matsound PROGRAM", a text whose first line is
+    "<!-- written by matsound: PROGRAM -->", PROGRAM a .py file of the project; not a user's JSON, zip, text
+    or link, nor a look-alike ("matsound-fan club", "NOT written by matsound", a torch dict with the dataset's
+    keys), nor a file named by its folder's manifest (a folder is replaced whole, or not at all)."""
     ours = {
         "d.pt": None,
         "times.json": b'{"written_by": "matsound study/run.py"}\n',
         "key.md": b"<!-- written by matsound: teaching/measure.py -->\n# Key\n",
     }
-    ownership.atomic_save({"format_version": data.FORMAT_VERSION, "source": "toy"}, str(tmp_path / "d.pt"))
+    ownership.atomic_save({"written_by": "matsound data.py", "a": torch.arange(3)}, str(tmp_path / "d.pt"))
     for name, body in ours.items():
         if body:
             (tmp_path / name).write_bytes(body)
     for name, body in USERS_FILES.items():
         (tmp_path / name).write_bytes(body)
     (tmp_path / "model.pt").write_bytes(b"PK\x03\x04 not a dataset")
+    torch.save({"format_version": data.FORMAT_VERSION, "source": "toy"}, tmp_path / "users.pt")
+    (tmp_path / "roster.json").write_text('{"written_by": "matsound-fan club roster"}')
+    (tmp_path / "fans.json").write_text('{"written_by": "matsound fan club"}')
+    (tmp_path / "essay.txt").write_text("NOT written by matsound\n")
     os.symlink(tmp_path / "d.pt", tmp_path / "link.pt")
     assert [n for n in sorted(os.listdir(tmp_path)) if ownership.owned(str(tmp_path / n))] == sorted(ours)
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / "model.pt").write_bytes(b"PK\x03\x04 a checkpoint")
-    ownership.write_manifest(str(folder), "a run")
-    (folder / "notes.json").write_bytes(USERS_FILES["notes.json"])
-    assert ownership.owned(str(folder / "model.pt")) and not ownership.owned(str(folder / "notes.json"))
+    ownership.write_manifest(str(folder), "tt_agg.py")
+    assert not ownership.owned(str(folder / "model.pt"))
 
 
 def test_outputs_inside_the_projects_sources_are_refused_links_resolved(tmp_path):
@@ -1277,6 +1298,70 @@ def test_the_summary_never_writes_through_a_link_or_over_a_users_figures(tmp_pat
     assert contents(tmp_path) == before
 
 
+def figures_of(folder, program="study/summary.py", **edits):
+    """RUNS/figures as the summary wrote it (two PNGs and their manifest), then `edits` made to its manifest's
+    entries ({name: None} drops one, {name: record} sets one); returns the folder."""
+    figures = folder / "figures"
+    figures.mkdir(parents=True)
+    for name in ["figure2_class_distribution.png", "figure5_confusion.png"]:
+        (figures / name).write_bytes(PNG + name.encode())
+    ownership.write_manifest(str(figures), program)
+    manifest = json.loads((figures / ownership.MANIFEST).read_text())
+    for name, record in edits.items():
+        manifest["files"].pop(name.replace("__", "/"), None)
+        if record:
+            manifest["files"][name] = record
+    (figures / ownership.MANIFEST).write_text(json.dumps(manifest))
+    return figures
+
+
+def edit_figures(tmp_path, case):
+    """A figures folder whose proof fails in one way (MANIFEST_CASES); returns the fact its refusal names."""
+    thesis = tmp_path / "thesis.tex"
+    thesis.write_text("years of work")
+    record = {"size": thesis.stat().st_size, "sha256": ownership.sha256(str(thesis))}
+    runs = tmp_path / "runs"
+    if case == "names a file outside":
+        figures_of(runs, **{"../../thesis.tex": record})
+    elif case == "names an absolute path":
+        figures_of(runs, **{str(thesis): record})
+    elif case == "copied beside the user's own figures":
+        figures = figures_of(runs)
+        (figures / "figure5_confusion.png").write_bytes(PNG + b" the user's hand-edited figure")
+        return "figure5_confusion.png"
+    elif case == "an extra file":
+        (figures_of(runs) / "notes.txt").write_text("mine")
+        return "notes.txt"
+    elif case == "a link inside":
+        os.symlink(thesis, figures_of(runs) / "figure9_tt_agg_vs_visual.png")
+        return "is a link"
+    elif case == "another program's":
+        figures_of(runs, program="tt_agg.py")
+    return ownership.MANIFEST
+
+
+MANIFEST_CASES = [
+    "names a file outside",
+    "names an absolute path",
+    "copied beside the user's own figures",
+    "an extra file",
+    "a link inside",
+    "another program's",
+]
+
+
+@pytest.mark.parametrize("case", MANIFEST_CASES)
+def test_a_folder_is_replaced_only_when_its_manifest_proves_every_file(case, tmp_path):
+    """A folder's manifest is proof only when the same program wrote it, it names plain paths inside the
+    folder with their sizes and hashes, and the folder holds exactly those files: otherwise
+    `study/summary.py RUNS` refuses RUNS/figures in one line, and nothing changes (the user's thesis, named
+    in a forged manifest, included)."""
+    fact = edit_figures(tmp_path, case)
+    before = contents(tmp_path)
+    check_refused(run_here("study/summary.py", tmp_path / "runs"), fact)
+    assert contents(tmp_path) == before
+
+
 STUDY = os.path.join("study", "run.py")
 
 
@@ -1292,6 +1377,7 @@ STUDY = os.path.join("study", "run.py")
         (["--out", os.path.join(HERE, "docs")], "inside the project's sources"),
         (["--out", "{out}"], "study_times.json"),  # the user's study_times.json
         (["--out", "{out}/linked"], "study-logs"),  # study-logs a link
+        (["--out", "{out}/later", "--seeds", "0", "1"], "visual_only-vgg-seed1"),  # the 18th run's folder
     ],
 )
 def test_the_study_refuses_bad_arguments_and_what_is_not_its_own_before_any_run(flags, fact, tmp_path):
@@ -1299,6 +1385,8 @@ def test_the_study_refuses_bad_arguments_and_what_is_not_its_own_before_any_run(
     (tmp_path / "study_times.json").write_text('{"my": "times"}\n')
     (tmp_path / "linked").mkdir()
     os.symlink(tmp_path, tmp_path / "linked" / "study-logs")
+    (tmp_path / "later" / "visual_only-vgg-seed1").mkdir(parents=True)  # a folder of the user's, in the way
+    (tmp_path / "later" / "visual_only-vgg-seed1" / "notes.txt").write_text("mine")
     before = contents(tmp_path)
     flags = [f.replace("{out}", str(tmp_path)) for f in flags]
     r = run_here(STUDY, "--device", "cpu", "--out", tmp_path / "new", *flags)
@@ -1321,8 +1409,11 @@ def test_a_failed_run_ends_the_study_in_one_line_naming_the_command_and_its_log(
     assert sorted(os.listdir(out)) == ["study-logs", "study_times.json"], "no run folder, no temporary folder"
 
 
-def test_ctrl_c_in_the_study_exits_130_in_one_line_and_leaves_nothing_half_written(tiny, tmp_path):
-    """SIGINT to the study and its run (as Ctrl-C in a terminal sends it) while the first run trains."""
+@pytest.mark.parametrize("how", ["Ctrl-C", "SIGTERM"])
+def test_ctrl_c_or_sigterm_ends_the_study_in_one_line_and_leaves_nothing_half_written(how, tiny, tmp_path):
+    """Ctrl-C (SIGINT to the study and its run, as a terminal sends it) or SIGTERM (to the study alone, as
+    `kill` or a scheduler sends it) while the first run trains: exit code 130, one line, no run left training
+    (the study waits for it, so a run that went on would outlast the timeout), nothing half-written."""
     import signal
 
     out = tmp_path / "out"
@@ -1338,10 +1429,33 @@ def test_ctrl_c_in_the_study_exits_130_in_one_line_and_leaves_nothing_half_writt
     for line in process.stdout:
         if line.startswith("epoch  1/30"):  # the first run is training
             break
-    os.killpg(process.pid, signal.SIGINT)
+    if how == "Ctrl-C":
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and err.startswith("interrupted: ") and err.count("\n") == 1, err
     assert not os.path.exists(out) or os.listdir(out) == [], "no log folder, no run, no temporary folder"
+
+
+def test_a_second_writer_of_the_same_out_is_refused_in_one_line(tt_run, tmp_path, monkeypatch):
+    """Another retrieve.py writes the same --out while this one runs (simulated: the folder appears, made as
+    retrieve.py makes it, while this one draws its figures): this one is refused in one line, and the other's
+    folder is left as it is, not replaced."""
+    out = tmp_path / "runs" / "retrieve-resnet-seed0"
+    drawn = metrics.per_material_figure
+
+    def the_other_program_saves(m):
+        out.mkdir(parents=True)
+        (out / "metrics.json").write_text('{"the other": true}\n')
+        ownership.write_manifest(str(out), "retrieve.py")
+        return drawn(m)
+
+    monkeypatch.setattr(metrics, "per_material_figure", the_other_program_saves)
+    r = run_here("retrieve.py", "--run", tt_run[3], "--out", tmp_path / "runs", "--device", "cpu")
+    check_refused(r, out, "another program")
+    assert json.loads((out / "metrics.json").read_text()) == {"the other": True}
+    assert sorted(os.listdir(tmp_path / "runs")) == ["retrieve-resnet-seed0"]
 
 
 # --- dataset_sources/toy.py: `python data.py toy` ---------------------------------------------------------
@@ -2445,7 +2559,9 @@ def test_the_kit_patches_apply_and_measure_refuses_before_any_work(tmp_path, mon
     assert sorted(os.listdir(copies)) == ["08-mel-bands", "baseline"], (
         "the earlier copy replaced: it was ours"
     )
-    assert all(ownership.read_manifest(copies / name) for name in os.listdir(copies)), "each copy whole"
+    assert all(ownership.read_manifest(copies / name, measure.PROGRAM) for name in os.listdir(copies)), (
+        "each copy whole"
+    )
 
 
 def measured_answers():

@@ -263,7 +263,10 @@ def main():
 if __name__ == "__main__":
     try:
         main()
-    except FloatingPointError as e:  # a run that diverged (data.check_finite): nothing is saved
+    except (
+        FloatingPointError,
+        data.DataError,
+    ) as e:  # diverged, or its folder taken meanwhile: nothing saved
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; the run folder is saved whole or not at all

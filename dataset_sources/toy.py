@@ -53,7 +53,7 @@ from dataset_sources.contract import (
     check_flags,
     toy_path,
 )
-from safe_files.ownership import DataError, atomic_save, check_out
+from safe_files.ownership import SIGNATURE, DataError, atomic_save, check_out
 
 
 def split_sizes(videos):
@@ -450,6 +450,7 @@ def make_toy(
         "materials": list(MATERIALS),
         "source": "toy",
         "format_version": FORMAT_VERSION,
+        "written_by": f"{SIGNATURE} data.py",  # the mark that lets data.py replace it (safe_files/)
         "seed": seed,
         "size": size,
         "outdoor": torch.from_numpy(outdoor),

@@ -61,7 +61,13 @@ def parse_args(argv):
         data.pick_device(args.device)  # --device cuda without a GPU: refused now, not after the first run
         ownership.check_outside_project(args.out)
         ownership.check_out(os.path.join(args.out, "study_times.json"))
-        ownership.check_out(os.path.join(args.out, "study-logs"), folder=True)
+        ownership.check_out(os.path.join(args.out, "study-logs"), folder=True, program=PROGRAM)
+        for seed in args.seeds:  # every run's folder, before the first run: not found out after hours
+            for script, backbone, weighted in RUNS:
+                name = data.run_name(script, backbone, weighted, seed)
+                ownership.check_out(os.path.join(args.out, name), folder=True, program=f"{script}.py")
+            name = data.run_name("retrieve", "resnet", seed=seed)
+            ownership.check_out(os.path.join(args.out, name), folder=True, program="retrieve.py")
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
     return args, extra
@@ -69,19 +75,20 @@ def parse_args(argv):
 
 def commands(seed, args, extra):
     """The study's commands for one seed: the ten training runs, then the retrieval with the ResNet towers."""
-    common = ["--epochs", str(args.epochs), "--device", args.device, "--out", args.out]
+    # Each flag and its value as one word (--out=VALUE): a value that begins with '-' stays a value.
+    common = [f"--epochs={args.epochs}", f"--device={args.device}", f"--out={args.out}"]
     if args.data:
-        common += ["--data", args.data]
+        common.append(f"--data={args.data}")
     found = []
     for script, backbone, weighted in RUNS:
         flags = ["--backbone", backbone]
         if weighted:
             flags.append("--weighted")
-        found.append([f"{script}.py", *flags, "--seed", str(seed), *common, *extra])
+        found.append([f"{script}.py", *flags, f"--seed={seed}", *common, *extra])
     tt_agg_run = os.path.join(args.out, data.run_name("tt_agg", "resnet", seed=seed))
     found.append(
-        ["retrieve.py", "--k", str(args.k), "--run", tt_agg_run, "--seed", str(seed)]
-        + ["--device", args.device, "--out", args.out]
+        ["retrieve.py", f"--k={args.k}", f"--run={tt_agg_run}", f"--seed={seed}"]
+        + [f"--device={args.device}", f"--out={args.out}"]
     )
     return found
 
@@ -101,7 +108,12 @@ def run_logged(command, log_path):
             for line in process.stdout:
                 print(line, end="", flush=True)
                 log.write(line)
-        finally:  # Ctrl-C reaches the run too (same terminal): wait until it has ended
+        except (
+            BaseException
+        ):  # Ctrl-C reaches the run from the terminal, SIGTERM only this runner: pass it on
+            process.terminate()
+            raise
+        finally:  # wait until the run has ended: no run goes on training behind the study's back
             process.wait()
     return process.returncode
 

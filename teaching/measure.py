@@ -184,7 +184,7 @@ def parse_args(argv):
         data.pick_device(args.device)  # --device cuda without a GPU: refused now, not after the copying
         ownership.check_outside_project(args.out)
         for name in ["baseline", *args.exercises]:
-            ownership.check_out(os.path.join(args.out, "copies", name), folder=True)
+            ownership.check_out(os.path.join(args.out, "copies", name), folder=True, program=PROGRAM)
         for name in ["key.md", "key.json"]:
             ownership.check_out(os.path.join(args.out, name))
     except data.DataError as e:
