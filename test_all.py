@@ -2888,6 +2888,14 @@ def test_gpu_study_refuses_an_out_it_must_not_write_before_any_work(case, tmp_pa
     assert snapshot(HERE, tmp_path) == before
 
 
+@pytest.mark.parametrize("budget", ["nan", "inf", "-1"])
+def test_gpu_study_refuses_a_budget_that_is_not_a_number_of_seconds(budget, tmp_path):
+    """NaN passes every `< 0` check: refused in one line, like infinity and a negative budget."""
+    r = run_here("benchmarks/gpu_study.py", "--budget", budget, "--out", tmp_path / "gpu", "--device", "cpu")
+    check_refused(r, "--budget", budget)
+    assert not (tmp_path / "gpu").exists()
+
+
 def test_gpu_study_keeps_earlier_results_when_a_call_fails(tmp_path):
     """A call that fails (the study part before the toy is built) says so in one line and in a results file of
     its own; an earlier call's results file and times file are left byte for byte."""

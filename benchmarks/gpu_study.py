@@ -31,6 +31,7 @@ its settings, precision included.
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import signal
@@ -94,8 +95,10 @@ def parse_args():
             "error: --videos must be 10 or more, --size 32 or more, --epochs 1 or more, "
             "--throughput-epochs 2 or more and --k 1 or more\n",
         )
-    if any(s < 0 for s in args.seeds) or len(set(args.seeds)) < len(args.seeds) or args.budget < 0:
-        parser.exit(2, "error: --seeds must be distinct and not negative, --budget not negative\n")
+    if any(s < 0 for s in args.seeds) or len(set(args.seeds)) < len(args.seeds):
+        parser.exit(2, "error: --seeds must be distinct and not negative\n")
+    if not 0 <= args.budget < math.inf:  # NaN, which no comparison stops, is refused too
+        parser.exit(2, f"error: --budget must be a number of seconds, 0 or more, got {args.budget}\n")
     return parser, args
 
 
