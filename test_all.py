@@ -1158,7 +1158,7 @@ def test_a_failed_write_leaves_the_old_file_intact_and_no_temporary_file(tmp_pat
     """Every file goes through ownership.atomic_write: datasets, checkpoints (atomic_save), metrics.json,
     figures, WAVs."""
     path = tmp_path / "d.pt"
-    dataset_like = {"format_version": data.FORMAT_VERSION, "source": "toy", "a": torch.arange(5)}
+    dataset_like = {"written_by": "matsound data.py", "source": "toy", "a": torch.arange(5)}
     ownership.atomic_save(dataset_like, str(path))  # a dataset file: ours by its content
     before = path.read_bytes()
     with pytest.raises(type(error)):
