@@ -8,15 +8,17 @@ Every script counts with these functions, so that numbers in different tables me
   for the two-tower model it is the usual binary score over image-sound pairs (Table 5).
 - `confusion_matrix` (Figure 5), `coappearance` (Figure 6).
 - Ranking (retrieve.py, Figure 8): `rank`, `precision_at_k`, `average_precision`, `recall_at_k`,
-  `first_relevant_rank`, and what a random ranking scores on each.
+  `first_relevant_rank`, and what a random ranking scores on each; `retrieval_scores`, all of them for one
+  retrieval, and `per_material`.
 - Trivial baselines: majority class, all-negative, chance.
 - `print_row`: one results row in the paper's table layout, beside the paper's own row and the baseline
-  (retrieval's table, over one run or several seeds, is `format_retrieval_table`).
+  (retrieval's table, over one run or several seeds, is `format_retrieval_table`); retrieve.py's printout
+  and figures (`format_retrieval`, `precision_at_k_figure` with Figure 8's band `draw_precision_at_k`, which
+  the study's summary draws too, `top_sheet_figure`, `per_material_figure`).
 
-`python metrics.py runs/` (a whole study's Tables 2-5 and Figures 2, 5-9) hands over to study/summary.py.
+A whole study's Tables 2-5 and Figures 2, 5-9 are `python study/summary.py runs/`.
 """
 
-import json
 import math
 import resource
 import statistics
@@ -65,6 +67,30 @@ PAPER = {
 }
 DIRECTIONS = {"image-to-sound": ("image", "sound"), "sound-to-image": ("sound", "image")}  # (query, item)
 PAPER_FIGURE_8 = "the top 25 sounds all good, the share of good sounds no lower than about 75% up to K = 50"
+TABLE_K = [1, 5, 10, 25, 50]  # the K of precision@K in the printed table (and retrieve.py's --k itself)
+RECALL_K = [1, 5, 10]  # the K of recall@K of the own recording
+MATERIAL_K = 10  # the K of the per-material precision@K
+# What retrieve.py's --help prints under its flags: the ranking metrics below and their tie rule.
+RETRIEVAL_DEFINITIONS = """\
+Each query ranks a library of N items by cosine similarity. An item is relevant ("good", paper 4.4.1) when
+the sound's material is among the frame's labels. "Random" is the expectation of a uniformly random ranking.
+  precision@K   share of relevant items among the top K; random: the share r/N of relevant items in the
+                library (for every K)
+  AP, mAP       AP: the mean of precision@rank over the ranks of a query's relevant items; mAP: the mean
+                over queries (a query with no relevant item left out and counted); random: the exact
+                expected AP, (r-1)/(N-1) + (N-r)/(N(N-1)) * (1 + 1/2 + ... + 1/N), for r relevant of N
+  R@K           recall@K of the own recording: share of queries with at least one item of their own video
+                (an image's ten sounds; a sound's frame) in the top K; random: 1 - C(N-r, K)/C(N, K), r own
+                items; only measured when the own video is in the library (not with --exclude-own-video or
+                --library train)
+  median rank   of each query's first own item (1 = first), median over queries (the mean of the two middle
+                values for an even count); random: the median of a random ranking's first own rank, the
+                smallest m with P(rank <= m) >= 1/2 (what the median over many queries tends to). Also the
+                mean rank; random: (N+1)/(r+1)
+  per material  precision@10 and AP of the queries of each material, beside random AP: an image counts
+                toward each material it shows, a sound toward its one material
+Ties are pessimistic: among equal similarities the non-relevant items rank first, so the result does not
+depend on the library's order and a constant similarity scores the worst possible, below random."""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -220,12 +246,6 @@ def source_name(source):
     return {"toy": "toy data", "greatest-hits": "Greatest Hits data"}.get(source, f"{source} data")
 
 
-def write_json(obj, path):
-    """JSON through data.atomic_write: never a half-written metrics.json."""
-    text = json.dumps(obj, indent=1) + "\n"  # fails here, before any file is made, on what JSON cannot hold
-    data.atomic_write(path, lambda f: f.write(text.encode()))
-
-
 def peak_memory_mb(device):
     """The most memory this run has held: on CUDA the tensors' peak on the GPU, on the CPU the process's peak
     resident size (which includes Python and the libraries, about 0.5 GB before any data)."""
@@ -242,16 +262,6 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def save_png(fig, path):
-    """Write a figure as a PNG through data.atomic_write (never a half-written PNG), then close it."""
-    try:  # bbox "tight": whatever sticks out of the axes (long tick labels, a legend below) is kept, not cut
-        data.atomic_write(
-            path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight", pad_inches=0.15)
-        )
-    finally:
-        pyplot().close(fig)
 
 
 def draw_confusion(ax, matrix, names, title, name_rows=True, name_columns=True):
@@ -280,14 +290,15 @@ def draw_confusion(ax, matrix, names, title, name_rows=True, name_columns=True):
     return im
 
 
-def save_confusion_png(matrix, names, title, path):
-    """A confusion matrix as a PNG (paper Figure 5): rows true class, columns predicted, row-normalised."""
+def confusion_figure(matrix, names, title):
+    """A confusion matrix as a figure (paper Figure 5), for a PNG: rows true class, columns predicted,
+    row-normalised."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 6.5))
     im = draw_confusion(ax, matrix, names, title)
     fig.colorbar(im, ax=ax, label="share of the true class's clips")
     fig.tight_layout()
-    save_png(fig, path)
+    return fig
 
 
 def format_confusion(matrix):
@@ -375,6 +386,74 @@ def random_first_rank(n, r):
     return mean, median
 
 
+def retrieval_scores(similarity, relevant, own, query, k):
+    """Every metric of one retrieval (retrieve.py). similarity, relevant, own (Q, N), own[q, n]: item n is
+    from query q's own video; query: the position of the single query shown (the paper's view). Returns:
+    - the precision@K curves, K = 1..k ("single": that query, "mean" and "std" over the queries, "random");
+    - the table {row: {"single", "all", "std", "random"}}, "all" over every query (the mean; the median for
+      "median rank"), "std" its spread where it means something;
+    - the number of queries without a relevant item;
+    - per query: precision@MATERIAL_K, AP, random AP.
+    """
+    n = relevant.shape[1]
+    precision = precision_at_k(similarity, relevant, k).cpu()  # (Q, k)
+    ap = average_precision(similarity, relevant).cpu()  # (Q,), NaN: undefined
+    random_precision = relevant.float().mean(1).mean().item()  # for every K
+    random_ap = torch.tensor([random_average_precision(n, r) for r in relevant.sum(1).tolist()])  # (Q,)
+    curves = {
+        "single": precision[query].tolist(),
+        "mean": precision.mean(0).tolist(),
+        "std": precision.std(0, correction=0).tolist(),  # the spread of these queries (defined for one too)
+        "random": [random_precision] * k,
+    }
+
+    def row(single, values, random, spread=True):
+        return {
+            "single": float(single),
+            "all": values.mean().item(),
+            "std": values.std(correction=0).item() if spread else None,
+            "random": float(random),
+        }
+
+    table = {
+        f"precision@{K}": row(precision[query, K - 1], precision[:, K - 1], random_precision)
+        for K in sorted({K for K in TABLE_K + [k] if K <= k})
+    }
+    defined = ~ap.isnan()  # AP is undefined for a query with no relevant item: left out of mAP, and counted
+    table["mAP"] = row(ap[query], ap[defined], random_ap[defined].mean())
+    if own.any(1).all():  # every query's own video is in its library: recall@K of the own recording
+        first = first_relevant_rank(similarity, own).double().cpu()  # (Q,)
+        r = int(own[0].sum())  # the same for every query: an image's ten sounds, a sound's one frame
+        for K in [K for K in RECALL_K if K <= n]:
+            table[f"R@{K}"] = row(
+                first[query] <= K, (first <= K).double(), random_recall_at_k(n, r, K), False
+            )
+        random_mean, random_median = random_first_rank(n, r)
+        table["median rank"] = {
+            **row(first[query], first, random_median, False),
+            "all": first.quantile(0.5).item(),
+        }  # an even count: the two middle ones' mean
+        table["mean rank"] = row(first[query], first, random_mean, False)
+    material_precision = precision_at_k(similarity, relevant, min(MATERIAL_K, n))[:, -1].cpu()  # (Q,)
+    return curves, table, int((~defined).sum()), (material_precision, ap, random_ap)
+
+
+def per_material(query_materials, material_precision, ap, random_ap):
+    """P@MATERIAL_K, AP (mean over the queries where defined) and random AP averaged over the queries of each
+    material; query_materials (Q, 17) bool, so an image showing several materials counts toward each."""
+    return [
+        {
+            "material": name,
+            "queries": int(of.sum()),
+            "precision": material_precision[of].mean().item(),
+            "ap": ap[of].nanmean().item(),
+            "random_ap": random_ap[of].nanmean().item(),
+        }
+        for name, of in zip(data.MATERIALS, query_materials.cpu().T, strict=True)
+        if of.any()
+    ]
+
+
 def format_retrieval_table(ms, source=None):
     """The retrieval table of metrics.json dicts `ms` (one per seed of the towers) as lines, each row beside
     random retrieval. One run: the single query and the value over every test query ± its spread; several:
@@ -443,6 +522,213 @@ def format_retrieval_row(name, rows, item):
 
 
 # ----------------------------------------------------------------------------------------------------------
+# What retrieve.py prints and draws: its printout, Figure 8, the top five, per material
+# ----------------------------------------------------------------------------------------------------------
+
+
+def format_per_material(m):
+    """The per-material table: queries, precision@K, AP and random AP for each query material."""
+    counted = "a sound counts toward its material"
+    if m["direction"] == "image-to-sound":
+        counted = "an image counts toward each material it shows"
+    lines = [
+        f"Per query material ({counted}; AP: mean over its queries with a relevant item)",
+        f"{'material':<13}{'queries':>8}{'P@' + str(m['per_material_k']):>8}{'AP':>8}{'random AP':>11}",
+    ]
+    for r in m["per_material"]:
+        ap = number_or_dash(r["ap"])
+        random_ap = number_or_dash(r["random_ap"])
+        lines.append(f"{r['material']:<13}{r['queries']:>8}{r['precision']:>8.3f}{ap:>8}{random_ap:>11}")
+    return lines
+
+
+def number_or_dash(x):
+    """'0.123', or '-' for NaN: AP is undefined when none of a material's queries has a relevant item."""
+    if math.isnan(x):
+        return "-"
+    return f"{x:.3f}"
+
+
+def library_words(m):
+    """'all, 240 sounds, the query's own video included', as the figures say it."""
+    if m["library"] == "train":
+        return f"train, {m['library_size']} sounds, none from a test video"
+    item = DIRECTIONS[m["direction"]][1]
+    own = "left out" if m["exclude_own_video"] else "included"
+    return f"{m['library']}, {m['library_size']} {item}s, the query's own video {own}"
+
+
+def where(x):
+    """A query or an item of json as its video, and its clip for a sound: 'toy-0-0021 clip 0'."""
+    return x["video_id"] + (f" clip {x['clip']}" if "clip" in x else "")
+
+
+def format_retrieval(m, source):
+    """retrieve.py's printout: the single query's top items, the retrieval table beside random retrieval (and
+    the paper's words), and the per-material table."""
+    query_kind, item_kind = DIRECTIONS[m["direction"]]
+    q = m["query"]
+    top = f"its top {len(m['top5'])} {item_kind}s"
+    lines = [f"query: test {query_kind} {where(q)} ({', '.join(q['labels'])}); {top}:"]
+    for hit in m["top5"]:
+        good = "good" if hit["good"] else "not good"
+        own = "  (own video)" if hit["video_id"] == q["video_id"] else ""
+        lines.append(
+            f"  {hit['rank']}. {hit.get('material') or ', '.join(hit['labels']):<20} {good:<9} {where(hit)}  "
+            f"cosine {hit['similarity']:.3f}{own}"
+        )
+    lines += format_retrieval_table([m], source_name(source))
+    if query_kind == "image":
+        lines.append(f"paper (one test image, ResNet): {PAPER_FIGURE_8}")
+    return lines + format_per_material(m)
+
+
+def draw_precision_at_k(ax, mean, std, label, band_label):
+    """Figure 8's curve on `ax`: the mean share of good items in the top K, K = 1.., (K,) tensors `mean` and
+    `std`, with a band of ± one std (clipped to [0, 1]) where `std` is not None. retrieve.py draws it over
+    the test queries, the study's summary over seeds."""
+    k = torch.arange(1, len(mean) + 1)
+    if std is not None:
+        ax.fill_between(
+            k,
+            (mean - std).clamp(0, 1),
+            (mean + std).clamp(0, 1),
+            color="tab:blue",
+            alpha=0.2,
+            label=band_label,
+        )
+    ax.plot(k, mean, color="tab:blue", label=label)
+
+
+def precision_at_k_figure(m, source):
+    """retrieve.py's precision_at_k.png: Figure 8's curve for the single query, beside the mean ± std over
+    every test query and random retrieval."""
+    from matplotlib.ticker import MaxNLocator
+
+    query, item = DIRECTIONS[m["direction"]]
+    k = torch.arange(1, m["k"] + 1)
+    mean = torch.tensor(m["mean"])  # (k,) over the test queries
+    std = torch.tensor(m["std"])
+    single = f"one test {query} ({m['query']['video_id']}: {', '.join(m['query']['labels'])})"
+    if query == "image":
+        single += ", as in the paper"
+    fig, ax = pyplot().subplots(figsize=(9, 6), layout="constrained")
+    draw_precision_at_k(
+        ax,
+        mean,
+        std,
+        f"mean over the {m['queries']} test {query}s (mAP {m['table']['mAP']['all']:.3f})",
+        f"± std over the {m['queries']} test {query}s",
+    )
+    ax.plot(
+        k,
+        m["single"],
+        color="tab:orange",
+        marker=".",
+        label=single,
+    )
+    ax.plot(k, m["random"], color="0.4", linestyle="--", label=f"random retrieval (mean over test {query}s)")
+    ax.set(
+        xlim=(0.5, m["k"] + 0.5),
+        ylim=(-0.02, 1.02),  # a curve at 0 stays visible above the axis
+        xlabel=f"K ({item}s retrieved)",
+        ylabel=f"share of good {item}s in the top K",
+    )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # K counts items: no K = 2.5
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside lower center", ncol=2, fontsize=9)  # below the axes: never over a curve
+    title = f"share of good {item}s in the top K"
+    if query == "image":
+        title = "Figure 8: " + title
+    ax.set_title(
+        f"{title}, {backbones.BACKBONES[m['backbone']]} TT_AGG, {source_name(source)}\nlibrary: "
+        f"{library_words(m)}; good: the sound's material is in the frame",
+        fontsize=10,
+    )
+    return fig
+
+
+def top_sheet_figure(m, pictures):
+    """retrieve.py's top5_sheet.png: the query, then its five best items, framed green when good and red
+    when not. pictures: the query's and the items', each a frame (3, S, S) uint8 or a spectrogram
+    (1, H, W)."""
+    plt = pyplot()
+    query, item = DIRECTIONS[m["direction"]]
+    q = m["query"]
+    shows = "material"
+    if query == "image":
+        shows = "shows"
+    titles = [(f"query: {where(q)}\n{shows}: {', '.join(q['labels'])}", "black")]
+    for h in m["top5"]:
+        own = " (own video)" if h["video_id"] == q["video_id"] else ""
+        verdict = "not good"
+        color = "tab:red"
+        if h["good"]:
+            verdict = "good"
+            color = "tab:green"
+        what = h.get("material") or ", ".join(h["labels"])
+        titles.append(
+            (f"{h['rank']}. {what}: {verdict}\n{where(h)}{own}\ncosine {h['similarity']:.3f}", color)
+        )
+    fig, axes = plt.subplots(1, len(pictures), figsize=(2.9 * len(pictures), 3.6), layout="constrained")
+    for ax, picture, (title, color) in zip(axes, pictures, titles, strict=True):
+        if len(picture) == 3:  # a frame
+            ax.imshow(picture.permute(1, 2, 0).cpu().numpy())
+        else:  # a spectrogram, one second wide
+            ax.imshow(
+                picture[0].cpu().numpy(),
+                origin="lower",
+                aspect="auto",
+                cmap="magma",
+                extent=(0, 1, 0, picture.shape[-2]),
+            )
+            ax.set_xlabel("time (s); mel frequency up", fontsize=8)
+        ax.set_title(title, fontsize=9, color=color)
+        ax.set(yticks=[], xticks=[] if len(picture) == 3 else [0, 1])
+        if color != "black":
+            plt.setp(list(ax.spines.values()), color=color, linewidth=3)
+    fig.suptitle(
+        f"Top {len(pictures) - 1} {item}s for one test {query}, {backbones.BACKBONES[m['backbone']]} "
+        f"TT_AGG (library: {library_words(m)})\ngreen: the sound's material is in the frame (good), "
+        f"red: it is not",
+        fontsize=10,
+    )
+    return fig
+
+
+def per_material_figure(m):
+    """retrieve.py's per_material.png: precision@K and AP per query material, random AP marked beside them."""
+    query = DIRECTIONS[m["direction"]][0]
+    rows = m["per_material"]
+    y = torch.arange(len(rows)).float()
+    fig, ax = pyplot().subplots(figsize=(8, 1.5 + 0.35 * len(rows)), layout="constrained")
+    ax.barh(
+        y - 0.2,
+        [r["precision"] for r in rows],
+        0.4,
+        color="tab:blue",
+        label=f"precision@{m['per_material_k']}",
+    )
+    ax.barh(y + 0.2, [r["ap"] for r in rows], 0.4, color="tab:orange", label="AP")
+    ax.plot([r["random_ap"] for r in rows], y + 0.2, "k|", markersize=12, label="random AP")
+    ax.set_yticks(y, [f"{r['material']} ({r['queries']})" for r in rows])
+    ax.invert_yaxis()  # Table 1's order, top to bottom
+    ax.set(
+        xlim=(0, 1),
+        xlabel="mean over the test queries of the material",
+        ylabel=f"query material (number of test {query}s)",
+    )
+    ax.grid(axis="x", alpha=0.3)
+    fig.legend(loc="outside lower center", ncol=3, fontsize=9)  # below the axes: never over a bar
+    ax.set_title(
+        f"Retrieval per material, {query} queries, {backbones.BACKBONES[m['backbone']]} TT_AGG\n"
+        f"library: {library_words(m)}",
+        fontsize=10,
+    )
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------------
 # Over seeds: the 95% interval of a mean, for paired differences (the study's claims, the kit's comparisons)
 # ----------------------------------------------------------------------------------------------------------
 
@@ -471,9 +757,5 @@ def mean_interval(values):
     return mean, T95.get(n - 1, 1.96) * sd / math.sqrt(n), n
 
 
-if __name__ == "__main__":
-    # `python metrics.py runs/` is the summary's known command; study/ sits above this module and imports it,
-    # so it is imported here, when metrics.py runs as a command, never when it is imported.
-    from study import summary
-
-    summary.main()
+if __name__ == "__main__":  # the summary's old command, which a user may have in their notes
+    raise SystemExit("`python metrics.py runs/` is now `python study/summary.py runs/`: run that instead")

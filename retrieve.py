@@ -11,7 +11,7 @@ product). A retrieved sound is "good", relevant, when its material is among the 
 - Beyond the paper, over every test image and each beside what a random ranking scores: precision@K, mean
   average precision, recall@K of the image's own recording and the rank of its first own clip, and the
   same per material. `--exclude-own-video` leaves the query's own ten sounds out of its library.
-  DEFINITIONS below (printed by --help) defines each metric and the tie rule.
+  metrics.RETRIEVAL_DEFINITIONS (printed by --help) defines each metric and the tie rule.
 - `--direction sound-to-image`: every test sound ranks the test frames, measured the same way.
 - Writes runs/retrieve-<backbone>[-sound-to-image]-seed<k>/ (k: the seed the towers were trained with):
   metrics.json, precision_at_k.png, per_material.png, top5_sheet.png and WAVs (the five best sounds for
@@ -20,10 +20,8 @@ product). A retrieved sound is "good", relevant, when its material is among the 
 """
 
 import argparse
-import math
 import os
 import warnings
-import wave
 
 import torch
 import torch.nn.functional as F
@@ -33,31 +31,8 @@ import data
 import metrics
 
 SCRIPT = "retrieve"
-TABLE_K = [1, 5, 10, 25, 50]  # the K of precision@K in the printed table (and --k itself)
-RECALL_K = [1, 5, 10]  # the K of recall@K of the own recording
-MATERIAL_K = 10  # the K of the per-material precision@K
 TOP = 5  # the items drawn on the sheet (and, image-to-sound, written as WAV files)
 BATCH_SIZE = 128  # examples per forward pass: embedding needs no gradients, only bounded memory
-DEFINITIONS = """\
-Each query ranks a library of N items by cosine similarity. An item is relevant ("good", paper 4.4.1) when
-the sound's material is among the frame's labels. "Random" is the expectation of a uniformly random ranking.
-  precision@K   share of relevant items among the top K; random: the share r/N of relevant items in the
-                library (for every K)
-  AP, mAP       AP: the mean of precision@rank over the ranks of a query's relevant items; mAP: the mean
-                over queries (a query with no relevant item left out and counted); random: the exact
-                expected AP, (r-1)/(N-1) + (N-r)/(N(N-1)) * (1 + 1/2 + ... + 1/N), for r relevant of N
-  R@K           recall@K of the own recording: share of queries with at least one item of their own video
-                (an image's ten sounds; a sound's frame) in the top K; random: 1 - C(N-r, K)/C(N, K), r own
-                items; only measured when the own video is in the library (not with --exclude-own-video or
-                --library train)
-  median rank   of each query's first own item (1 = first), median over queries (the mean of the two middle
-                values for an even count); random: the median of a random ranking's first own rank, the
-                smallest m with P(rank <= m) >= 1/2 (what the median over many queries tends to). Also the
-                mean rank; random: (N+1)/(r+1)
-  per material  precision@10 and AP of the queries of each material, beside random AP: an image counts
-                toward each material it shows, a sound toward its one material
-Ties are pessimistic: among equal similarities the non-relevant items rank first, so the result does not
-depend on the library's order and a constant similarity scores the worst possible, below random."""
 
 
 def parse_args(argv=None):
@@ -67,7 +42,7 @@ def parse_args(argv=None):
         pass  # the defaults after each flag's help, and DEFINITIONS kept as laid out
 
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], epilog=DEFINITIONS, formatter_class=Formatter
+        description=__doc__.split("\n\n")[0], epilog=metrics.RETRIEVAL_DEFINITIONS, formatter_class=Formatter
     )
     parser.add_argument(
         "--k",
@@ -154,6 +129,8 @@ def load_towers(run, device):
     make = f"`python tt_agg.py --backbone {backbone_of_folder(path)}`"
     if not os.path.exists(path):
         raise data.DataError(f"no checkpoint at {path}: train the two-tower model first with {make}")
+    if not os.path.isfile(path):  # a FIFO or a device would hang torch.load
+        raise data.DataError(f"{path} is not a regular file: point --run at a run folder made by {make}")
     try:
         checkpoint, towers = read_towers(path, device)
     except Exception as e:  # unreadable, refused (a pickle that would run code), another script's, or damaged
@@ -184,6 +161,7 @@ def read_towers(path, device):
         if checkpoint.get("script"):
             raise ValueError(f"made by {checkpoint['script']}.py")
         raise ValueError("it names no script")
+    check_checkpoint_args(checkpoint)
     towers = []
     for channels, key in [(3, "image_tower"), (1, "sound_tower")]:
         tower = backbones.tower(checkpoint["backbone"], channels, backbones.EMBEDDING_DIM)
@@ -192,6 +170,20 @@ def read_towers(path, device):
             raise ValueError("its towers hold NaN or infinite weights: the training diverged")
         towers.append(tower)
     return checkpoint, towers
+
+
+def check_checkpoint_args(checkpoint):
+    """ValueError naming the first field of a tt_agg checkpoint that is not of the kind tt_agg.py saves."""
+    args = checkpoint["args"]
+    kinds = {"seed": (int, type(None)), "epochs": (int, type(None)), "data": (str, type(None))}
+    for name, kind in kinds.items():
+        value = args.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError(f"its args.{name} is {value!r:.40}, not what tt_agg.py saves")
+    if checkpoint.get("backbone") not in backbones.BACKBONES:
+        raise ValueError(
+            f"its backbone is {checkpoint.get('backbone')!r:.40}, not one of {sorted(backbones.BACKBONES)}"
+        )
 
 
 def unusable(e):
@@ -270,7 +262,7 @@ def pick_query(ds, query_video, video_id, seed):
 
 def check_k(args, n):
     """--k, or by default 50 (the paper's) or the library size `n` when smaller; DataError above `n`."""
-    k = args.k or min(TABLE_K[-1], n)
+    k = args.k or min(metrics.TABLE_K[-1], n)
     if k > n:
         library = "the test frames"
         if args.direction == "image-to-sound":
@@ -325,81 +317,6 @@ def score(ds, towers, direction, queries, items, candidates):
     return similarity, relevant, own, query_materials
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Ranking: every metric, over every query and for the single query shown
-# ----------------------------------------------------------------------------------------------------------
-
-
-def measure(similarity, relevant, own, query, k):
-    """Every metric of one retrieval. similarity, relevant, own (Q, N), own[q, n]: item n is from query q's
-    own video; query: the position of the single query shown (the paper's view). Returns:
-    - the precision@K curves, K = 1..k ("single": that query, "mean" and "std" over the queries, "random");
-    - the table {row: {"single", "all", "std", "random"}}, "all" over every query (the mean; the median for
-      "median rank"), "std" its spread where it means something;
-    - the number of queries without a relevant item;
-    - per query: precision@MATERIAL_K, AP, random AP.
-    """
-    n = relevant.shape[1]
-    precision = metrics.precision_at_k(similarity, relevant, k).cpu()  # (Q, k)
-    ap = metrics.average_precision(similarity, relevant).cpu()  # (Q,), NaN: undefined
-    random_precision = relevant.float().mean(1).mean().item()  # for every K
-    random_ap = torch.tensor(
-        [metrics.random_average_precision(n, r) for r in relevant.sum(1).tolist()]
-    )  # (Q,)
-    curves = {
-        "single": precision[query].tolist(),
-        "mean": precision.mean(0).tolist(),
-        "std": precision.std(0, correction=0).tolist(),  # the spread of these queries (defined for one too)
-        "random": [random_precision] * k,
-    }
-
-    def row(single, values, random, spread=True):
-        return {
-            "single": float(single),
-            "all": values.mean().item(),
-            "std": values.std(correction=0).item() if spread else None,
-            "random": float(random),
-        }
-
-    table = {
-        f"precision@{K}": row(precision[query, K - 1], precision[:, K - 1], random_precision)
-        for K in sorted({K for K in TABLE_K + [k] if K <= k})
-    }
-    defined = ~ap.isnan()  # AP is undefined for a query with no relevant item: left out of mAP, and counted
-    table["mAP"] = row(ap[query], ap[defined], random_ap[defined].mean())
-    if own.any(1).all():  # every query's own video is in its library: recall@K of the own recording
-        first = metrics.first_relevant_rank(similarity, own).double().cpu()  # (Q,)
-        r = int(own[0].sum())  # the same for every query: an image's ten sounds, a sound's one frame
-        for K in [K for K in RECALL_K if K <= n]:
-            table[f"R@{K}"] = row(
-                first[query] <= K, (first <= K).double(), metrics.random_recall_at_k(n, r, K), False
-            )
-        random_mean, random_median = metrics.random_first_rank(n, r)
-        table["median rank"] = {
-            **row(first[query], first, random_median, False),
-            "all": first.quantile(0.5).item(),
-        }  # an even count: the two middle ones' mean
-        table["mean rank"] = row(first[query], first, random_mean, False)
-    material_precision = metrics.precision_at_k(similarity, relevant, min(MATERIAL_K, n))[:, -1].cpu()  # (Q,)
-    return curves, table, int((~defined).sum()), (material_precision, ap, random_ap)
-
-
-def per_material(query_materials, material_precision, ap, random_ap):
-    """P@MATERIAL_K, AP (mean over the queries where defined) and random AP averaged over the queries of each
-    material; query_materials (Q, 17) bool, so an image showing several materials counts toward each."""
-    return [
-        {
-            "material": name,
-            "queries": int(of.sum()),
-            "precision": material_precision[of].mean().item(),
-            "ap": ap[of].nanmean().item(),
-            "random_ap": random_ap[of].nanmean().item(),
-        }
-        for name, of in zip(data.MATERIALS, query_materials.cpu().T, strict=True)
-        if of.any()
-    ]
-
-
 def describe(ds, video, clip):
     """A query or an item as metrics.json and the sheet say it: its video and, for a frame, the materials it
     shows; for a sound (a clip), its clip and material."""
@@ -440,220 +357,13 @@ def top_items(ds, similarity, relevant, query, items, candidates):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The printed table
-# ----------------------------------------------------------------------------------------------------------
-
-
-def format_per_material(m):
-    """The per-material table: queries, precision@K, AP and random AP for each query material."""
-    counted = "a sound counts toward its material"
-    if m["direction"] == "image-to-sound":
-        counted = "an image counts toward each material it shows"
-    lines = [
-        f"Per query material ({counted}; AP: mean over its queries with a relevant item)",
-        f"{'material':<13}{'queries':>8}{'P@' + str(m['per_material_k']):>8}{'AP':>8}{'random AP':>11}",
-    ]
-    for r in m["per_material"]:
-        ap = number_or_dash(r["ap"])
-        random_ap = number_or_dash(r["random_ap"])
-        lines.append(f"{r['material']:<13}{r['queries']:>8}{r['precision']:>8.3f}{ap:>8}{random_ap:>11}")
-    return lines
-
-
-def number_or_dash(x):
-    """'0.123', or '-' for NaN: AP is undefined when none of a material's queries has a relevant item."""
-    if math.isnan(x):
-        return "-"
-    return f"{x:.3f}"
-
-
-def library_words(m):
-    """'all, 240 sounds, the query's own video included', as the figures say it."""
-    if m["library"] == "train":
-        return f"train, {m['library_size']} sounds, none from a test video"
-    item = metrics.DIRECTIONS[m["direction"]][1]
-    own = "left out" if m["exclude_own_video"] else "included"
-    return f"{m['library']}, {m['library_size']} {item}s, the query's own video {own}"
-
-
-def where(x):
-    """A query or an item of metrics.json as its video, and its clip for a sound: 'toy-0-0021 clip 0'."""
-    return x["video_id"] + (f" clip {x['clip']}" if "clip" in x else "")
-
-
-def print_results(m, source):
-    """The single query's top items, the retrieval table beside random retrieval (and the paper's words), and
-    the per-material table."""
-    query_kind, item_kind = metrics.DIRECTIONS[m["direction"]]
-    q = m["query"]
-    top = f"its top {len(m['top5'])} {item_kind}s"
-    print(f"query: test {query_kind} {where(q)} ({', '.join(q['labels'])}); {top}:")
-    for hit in m["top5"]:
-        good = "good" if hit["good"] else "not good"
-        own = "  (own video)" if hit["video_id"] == q["video_id"] else ""
-        print(
-            f"  {hit['rank']}. {hit.get('material') or ', '.join(hit['labels']):<20} {good:<9} {where(hit)}  "
-            f"cosine {hit['similarity']:.3f}{own}"
-        )
-    print("\n".join(metrics.format_retrieval_table([m], metrics.source_name(source))))
-    if query_kind == "image":
-        print(f"paper (one test image, ResNet): {metrics.PAPER_FIGURE_8}")
-    print("\n".join(format_per_material(m)))
-
-
-# ----------------------------------------------------------------------------------------------------------
 # Figures and saving
 # ----------------------------------------------------------------------------------------------------------
 
 
-def plot_curves(m, source, path):
-    """precision_at_k.png: Figure 8's curve for the single query, beside the mean ± std over every test query
-    and random retrieval."""
-    from matplotlib.ticker import MaxNLocator
-
-    query, item = metrics.DIRECTIONS[m["direction"]]
-    k = torch.arange(1, m["k"] + 1)
-    mean = torch.tensor(m["mean"])  # (k,) over the test queries
-    std = torch.tensor(m["std"])
-    single = f"one test {query} ({m['query']['video_id']}: {', '.join(m['query']['labels'])})"
-    if query == "image":
-        single += ", as in the paper"
-    fig, ax = metrics.pyplot().subplots(figsize=(9, 6), layout="constrained")
-    ax.fill_between(
-        k,
-        (mean - std).clamp(0, 1),
-        (mean + std).clamp(0, 1),
-        color="tab:blue",
-        alpha=0.2,
-        label=f"± std over the {m['queries']} test {query}s",
-    )
-    ax.plot(
-        k,
-        mean,
-        color="tab:blue",
-        label=f"mean over the {m['queries']} test {query}s (mAP {m['table']['mAP']['all']:.3f})",
-    )
-    ax.plot(
-        k,
-        m["single"],
-        color="tab:orange",
-        marker=".",
-        label=single,
-    )
-    ax.plot(k, m["random"], color="0.4", linestyle="--", label=f"random retrieval (mean over test {query}s)")
-    ax.set(
-        xlim=(0.5, m["k"] + 0.5),
-        ylim=(-0.02, 1.02),  # a curve at 0 stays visible above the axis
-        xlabel=f"K ({item}s retrieved)",
-        ylabel=f"share of good {item}s in the top K",
-    )
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # K counts items: no K = 2.5
-    ax.grid(alpha=0.3)
-    fig.legend(loc="outside lower center", ncol=2, fontsize=9)  # below the axes: never over a curve
-    title = f"share of good {item}s in the top K"
-    if query == "image":
-        title = "Figure 8: " + title
-    ax.set_title(
-        f"{title}, {backbones.BACKBONES[m['backbone']]} TT_AGG, {metrics.source_name(source)}\nlibrary: "
-        f"{library_words(m)}; good: the sound's material is in the frame",
-        fontsize=10,
-    )
-    metrics.save_png(fig, path)
-
-
-def plot_sheet(m, pictures, path):
-    """top5_sheet.png: the query, then its five best items, framed green when good and red when not. pictures:
-    the query's and the items', each a frame (3, S, S) uint8 or a spectrogram (1, H, W)."""
-    plt = metrics.pyplot()
-    query, item = metrics.DIRECTIONS[m["direction"]]
-    q = m["query"]
-    shows = "material"
-    if query == "image":
-        shows = "shows"
-    titles = [(f"query: {where(q)}\n{shows}: {', '.join(q['labels'])}", "black")]
-    for h in m["top5"]:
-        own = " (own video)" if h["video_id"] == q["video_id"] else ""
-        verdict = "not good"
-        color = "tab:red"
-        if h["good"]:
-            verdict = "good"
-            color = "tab:green"
-        what = h.get("material") or ", ".join(h["labels"])
-        titles.append(
-            (f"{h['rank']}. {what}: {verdict}\n{where(h)}{own}\ncosine {h['similarity']:.3f}", color)
-        )
-    fig, axes = plt.subplots(1, len(pictures), figsize=(2.9 * len(pictures), 3.6), layout="constrained")
-    for ax, picture, (title, color) in zip(axes, pictures, titles, strict=True):
-        if len(picture) == 3:  # a frame
-            ax.imshow(picture.permute(1, 2, 0).cpu().numpy())
-        else:  # a spectrogram, one second wide
-            ax.imshow(
-                picture[0].cpu().numpy(),
-                origin="lower",
-                aspect="auto",
-                cmap="magma",
-                extent=(0, 1, 0, picture.shape[-2]),
-            )
-            ax.set_xlabel("time (s); mel frequency up", fontsize=8)
-        ax.set_title(title, fontsize=9, color=color)
-        ax.set(yticks=[], xticks=[] if len(picture) == 3 else [0, 1])
-        if color != "black":
-            plt.setp(list(ax.spines.values()), color=color, linewidth=3)
-    fig.suptitle(
-        f"Top {len(pictures) - 1} {item}s for one test {query}, {backbones.BACKBONES[m['backbone']]} "
-        f"TT_AGG (library: {library_words(m)})\ngreen: the sound's material is in the frame (good), "
-        f"red: it is not",
-        fontsize=10,
-    )
-    metrics.save_png(fig, path)
-
-
-def plot_per_material(m, path):
-    """per_material.png: precision@K and AP per query material, random AP marked beside them."""
-    query = metrics.DIRECTIONS[m["direction"]][0]
-    rows = m["per_material"]
-    y = torch.arange(len(rows)).float()
-    fig, ax = metrics.pyplot().subplots(figsize=(8, 1.5 + 0.35 * len(rows)), layout="constrained")
-    ax.barh(
-        y - 0.2,
-        [r["precision"] for r in rows],
-        0.4,
-        color="tab:blue",
-        label=f"precision@{m['per_material_k']}",
-    )
-    ax.barh(y + 0.2, [r["ap"] for r in rows], 0.4, color="tab:orange", label="AP")
-    ax.plot([r["random_ap"] for r in rows], y + 0.2, "k|", markersize=12, label="random AP")
-    ax.set_yticks(y, [f"{r['material']} ({r['queries']})" for r in rows])
-    ax.invert_yaxis()  # Table 1's order, top to bottom
-    ax.set(
-        xlim=(0, 1),
-        xlabel="mean over the test queries of the material",
-        ylabel=f"query material (number of test {query}s)",
-    )
-    ax.grid(axis="x", alpha=0.3)
-    fig.legend(loc="outside lower center", ncol=3, fontsize=9)  # below the axes: never over a bar
-    ax.set_title(
-        f"Retrieval per material, {query} queries, {backbones.BACKBONES[m['backbone']]} TT_AGG\n"
-        f"library: {library_words(m)}",
-        fontsize=10,
-    )
-    metrics.save_png(fig, path)
-
-
-def write_wav(clip, sample_rate, path):
-    """(N,) int16 clip -> mono 16-bit PCM WAV (little-endian samples)."""
-
-    def write(f):
-        with wave.open(f, "wb") as w:
-            w.setparams((1, 2, sample_rate, 0, "NONE", "not compressed"))
-            w.writeframes(clip.cpu().numpy().astype("<i2").tobytes())
-
-    data.atomic_write(path, write)
-
-
 def save(out, m, ds):
     """The run folder: metrics.json, the three figures and the WAVs (the single query's top five sounds, or
-    the query sound), all or none (data.atomic_folder). Returns the names of the WAVs."""
+    the query sound), all or none (data.save_run). Returns the names of the WAVs."""
     query_kind = metrics.DIRECTIONS[m["direction"]][0]
     q = m["query"]
     if query_kind == "image":  # the query's frame, its top five sounds
@@ -674,13 +384,12 @@ def save(out, m, ds):
         pictures = pictures + spectrograms
     else:
         pictures = spectrograms + pictures
-    with data.atomic_folder(out) as folder:  # the run's files appear together or not at all
-        for name, clip in zip(names, clips, strict=True):
-            write_wav(clip, ds.sample_rate, os.path.join(folder, name))
-        plot_sheet(m, pictures, os.path.join(folder, "top5_sheet.png"))
-        plot_curves(m, ds.source, os.path.join(folder, "precision_at_k.png"))
-        plot_per_material(m, os.path.join(folder, "per_material.png"))
-        metrics.write_json(m, os.path.join(folder, "metrics.json"))
+    figures = [
+        ("top5_sheet.png", metrics.top_sheet_figure(m, pictures)),
+        ("precision_at_k.png", metrics.precision_at_k_figure(m, ds.source)),
+        ("per_material.png", metrics.per_material_figure(m)),
+    ]
+    data.save_run(out, m, figures=figures, sounds=zip(names, clips, strict=True))  # together, or not at all
     return names
 
 
@@ -699,7 +408,7 @@ def retrieve(args):
     if args.direction == "sound-to-image":
         script = f"{SCRIPT}-sound-to-image"
     out = os.path.join(args.out, data.run_name(script, checkpoint["backbone"], seed=trained_seed))
-    data.check_out(out, folder=True)  # where the results go: found out now, not after the work
+    data.claim_run_folder(out)  # where the results go: found out now, not after the work
     trained_on = checkpoint["args"].get("data")
     ds = load_dataset(args, checkpoint, device)
     queries, items, candidates = make_task(ds, args.direction, args.library, args.exclude_own_video)
@@ -727,7 +436,9 @@ def retrieve(args):
 
     towers = {"image": image_tower, "sound": sound_tower}
     similarity, relevant, own, query_materials = score(ds, towers, args.direction, queries, items, candidates)
-    curves, table, without_relevant, per_query = measure(similarity, relevant, own, query, args.k)
+    curves, table, without_relevant, per_query = metrics.retrieval_scores(
+        similarity, relevant, own, query, args.k
+    )
     q = describe(ds, queries[0][query], clip_of(queries, query))
     q.setdefault("labels", [q.get("material")])  # a sound query: its one material
     m = {
@@ -751,11 +462,11 @@ def retrieve(args):
         "table": table,
         "queries_without_relevant": without_relevant,
         "top5": top_items(ds, similarity, relevant, query, items, candidates),
-        "per_material_k": min(MATERIAL_K, n),
-        "per_material": per_material(query_materials, *per_query),
+        "per_material_k": min(metrics.MATERIAL_K, n),
+        "per_material": metrics.per_material(query_materials, *per_query),
         "data_fingerprint": ds.fingerprint,
     }
-    print_results(m, ds.source)
+    print("\n".join(metrics.format_retrieval(m, ds.source)))
     names = save(out, m, ds)
     saved = "top5/*.wav"
     if query_kind == "sound":

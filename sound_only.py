@@ -23,7 +23,7 @@ SCRIPT = "sound_only"
 METRICS = ["accuracy"]
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
@@ -74,7 +74,7 @@ def parse_args():
         help="auto: bf16 autocast and channels-last on CUDA, fp32 on the CPU; fp32 turns both off",
     )
     parser.add_argument("--out", default="runs", help="the run is saved in OUT/sound_only-BACKBONE-seedSEED/")
-    return parser, parser.parse_args()
+    return parser, parser.parse_args(argv)
 
 
 def make_examples(ds, videos):
@@ -131,7 +131,7 @@ def main():
     out = os.path.join(args.out, data.run_name(SCRIPT, args.backbone, seed=args.seed))
     try:
         data.check_flags(args)
-        data.check_out(out, folder=True)  # where the run goes: found out now, not after training
+        data.claim_run_folder(out)  # where the run goes: found out now, not after training
         device = data.pick_device(args.device, args.deterministic)
         args.precision = backbones.precision(args.precision, device)  # recorded with the run
         torch.manual_seed(args.seed)
@@ -198,49 +198,42 @@ def main():
         interval,
     )
 
-    with data.atomic_folder(out) as folder:  # the run's files appear together or not at all
-        metrics.write_json(
-            {
-                "script": SCRIPT,
-                "backbone": args.backbone,
-                "args": vars(args),
-                "data": ds.describe(),
-                "data_fingerprint": ds.fingerprint,
-                "source": ds.source,
-                "val": val,
-                "test": test,
-                "test_interval": interval,
-                "curves": curves,
-                "paper": paper,
-                "baseline": baseline,
-                "test_confusion": confusion.tolist(),
-                "peak_memory_mb": metrics.peak_memory_mb(device),
-            },
-            os.path.join(folder, "metrics.json"),
-        )
-        data.atomic_save(
-            {
-                "script": SCRIPT,
-                "backbone": args.backbone,
-                "args": vars(args),
-                "data_fingerprint": ds.fingerprint,
-                "sound_tower": model.state_dict(),
-            },
-            os.path.join(folder, "model.pt"),
-        )
-        metrics.save_confusion_png(
-            confusion,
-            data.MATERIALS,
-            f"Figure 5: sound only, {backbones.BACKBONES[args.backbone]}, test set, {ds.source} data",
-            os.path.join(folder, "confusion.png"),
-        )
+    run = {
+        "script": SCRIPT,
+        "backbone": args.backbone,
+        "args": vars(args),
+        "data_fingerprint": ds.fingerprint,
+    }
+    record = {
+        **run,
+        "data": ds.describe(),
+        "source": ds.source,
+        "val": val,
+        "test": test,
+        "test_interval": interval,
+        "curves": curves,
+        "paper": paper,
+        "baseline": baseline,
+        "test_confusion": confusion.tolist(),
+        "peak_memory_mb": metrics.peak_memory_mb(device),
+    }
+    checkpoint = {**run, "sound_tower": model.state_dict()}
+    figure = metrics.confusion_figure(
+        confusion,
+        data.MATERIALS,
+        f"Figure 5: sound only, {backbones.BACKBONES[args.backbone]}, test set, {ds.source} data",
+    )
+    data.save_run(out, record, checkpoint, [("confusion.png", figure)])  # together, or not at all
     print(f"saved {out}/metrics.json, model.pt and confusion.png")
 
 
 if __name__ == "__main__":
     try:
         main()
-    except FloatingPointError as e:  # a run that diverged (data.check_finite): nothing is saved
+    except (
+        FloatingPointError,
+        data.DataError,
+    ) as e:  # diverged, or its folder taken meanwhile: nothing saved
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; the run folder is saved whole or not at all

@@ -27,7 +27,7 @@ SCRIPT = "tt_agg"
 METRICS = ["accuracy", "precision", "recall", "f1"]
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
@@ -78,7 +78,7 @@ def parse_args():
         help="auto: bf16 autocast and channels-last on CUDA, fp32 on the CPU; fp32 turns both off",
     )
     parser.add_argument("--out", default="runs", help="the run is saved in OUT/tt_agg-BACKBONE-seedSEED/")
-    return parser, parser.parse_args()
+    return parser, parser.parse_args(argv)
 
 
 class TwoTower(nn.Module):
@@ -107,19 +107,26 @@ def make_examples(ds, videos, generator):
     clip_index = torch.arange(n, device=videos.device).repeat(len(videos))
     clip_material = ds.clip_materials[clip_video, clip_index]  # (M,)
     absent = ~ds.image_labels[videos][:, clip_material]  # (V, M) clip's material not in frame
-    if not absent.any(1).all():
-        bad = ds.video_ids[videos[~absent.any(1)][0]]
-        raise data.DataError(
-            f"video {bad} shows every material heard in its split ({len(videos)} in all), so it has "
-            f"no negative sound: the split needs videos of other materials (more recordings in "
-            f"its list, or a larger toy: `python data.py toy --videos 70`)"
-        )
     negative = torch.multinomial(absent.float(), n, replacement=True, generator=generator).flatten()  # (M,)
     frame_video = torch.cat([clip_video, clip_video])
     sound_video = torch.cat([clip_video, clip_video[negative]])
     sound_clip = torch.cat([clip_index, clip_index[negative]])
     label = torch.cat([torch.ones(len(clip_video)), torch.zeros(len(clip_video))]).to(videos.device)
     return frame_video, sound_video, sound_clip, label
+
+
+def check_negative_sounds(ds, split):
+    """Raise DataError if a frame of `split` shows every material heard in that split: it has no negative."""
+    videos = ds.videos(split)
+    heard = torch.zeros(data.NUM_MATERIALS, dtype=torch.bool, device=videos.device)
+    heard[ds.clip_materials[videos].flatten()] = True  # (17,) the materials heard in the split
+    hopeless = (ds.image_labels[videos] | ~heard).all(1)  # (V,) frames showing every heard material
+    if hopeless.any():
+        video = ds.video_ids[videos[hopeless][0]]
+        raise data.DataError(
+            f"video {video} has no negative sound: it shows every material heard in its split; use more "
+            f"videos (e.g. `python data.py toy --videos 70`)"
+        )
 
 
 def batch(ds, examples, idx, train):
@@ -168,18 +175,13 @@ def main():
     out = os.path.join(args.out, data.run_name(SCRIPT, args.backbone, seed=args.seed))
     try:
         data.check_flags(args)
-        data.check_out(out, folder=True)  # where the run goes: found out now, not after training
+        data.claim_run_folder(out)  # where the run goes: found out now, not after training
         device = data.pick_device(args.device, args.deterministic)
         args.precision = backbones.precision(args.precision, device)  # recorded with the run
         torch.manual_seed(args.seed)
         ds = data.load(args.data, device)
-        val_examples = make_examples(ds, ds.videos("val"), torch.Generator(device).manual_seed(args.seed + 1))
-        test_examples = make_examples(
-            ds, ds.videos("test"), torch.Generator(device).manual_seed(args.seed + 2)
-        )
-        # The training negatives are drawn anew every epoch; drawn once now, so that a split where a video has
-        # no negative sound is refused before training, not at epoch 1.
-        make_examples(ds, ds.videos("train"), torch.Generator(device))
+        for split in data.SPLITS:
+            check_negative_sounds(ds, split)  # before training, not at epoch 1
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
     deterministic = " (deterministic)" if args.deterministic else ""
@@ -191,6 +193,8 @@ def main():
 
     model = TwoTower(args.backbone).to(device, memory_format=backbones.memory_format(args.precision))
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    val_examples = make_examples(ds, ds.videos("val"), torch.Generator(device).manual_seed(args.seed + 1))
+    test_examples = make_examples(ds, ds.videos("test"), torch.Generator(device).manual_seed(args.seed + 2))
     generator = torch.Generator(device).manual_seed(args.seed)  # the training negatives, new every epoch
     curves = []
     start = time.time()
@@ -235,43 +239,40 @@ def main():
         interval,
     )
 
-    with data.atomic_folder(out) as folder:  # the run's files appear together or not at all
-        metrics.write_json(
-            {
-                "script": SCRIPT,
-                "backbone": args.backbone,
-                "args": vars(args),
-                "data": ds.describe(),
-                "data_fingerprint": ds.fingerprint,
-                "source": ds.source,
-                "val": val,
-                "test": test,
-                "test_interval": interval,
-                "curves": curves,
-                "paper": paper,
-                "baseline": baseline,
-                "peak_memory_mb": metrics.peak_memory_mb(device),
-            },
-            os.path.join(folder, "metrics.json"),
-        )
-        data.atomic_save(
-            {
-                "script": SCRIPT,
-                "backbone": args.backbone,
-                "args": vars(args),
-                "data_fingerprint": ds.fingerprint,
-                "image_tower": model.image_tower.state_dict(),
-                "sound_tower": model.sound_tower.state_dict(),
-            },
-            os.path.join(folder, "model.pt"),
-        )
+    run = {
+        "script": SCRIPT,
+        "backbone": args.backbone,
+        "args": vars(args),
+        "data_fingerprint": ds.fingerprint,
+    }
+    record = {
+        **run,
+        "data": ds.describe(),
+        "source": ds.source,
+        "val": val,
+        "test": test,
+        "test_interval": interval,
+        "curves": curves,
+        "paper": paper,
+        "baseline": baseline,
+        "peak_memory_mb": metrics.peak_memory_mb(device),
+    }
+    checkpoint = {
+        **run,
+        "image_tower": model.image_tower.state_dict(),
+        "sound_tower": model.sound_tower.state_dict(),
+    }
+    data.save_run(out, record, checkpoint)  # the run's files appear together or not at all
     print(f"saved {out}/metrics.json and model.pt")
 
 
 if __name__ == "__main__":
     try:
         main()
-    except FloatingPointError as e:  # a run that diverged (data.check_finite): nothing is saved
+    except (
+        FloatingPointError,
+        data.DataError,
+    ) as e:  # diverged, or its folder taken meanwhile: nothing saved
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; the run folder is saved whole or not at all

@@ -26,7 +26,7 @@ SCRIPT = "visual_only"
 METRICS = ["accuracy", "precision", "recall", "f1"]
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
@@ -85,7 +85,7 @@ def parse_args():
     parser.add_argument(
         "--out", default="runs", help="the run is saved in OUT/visual_only-BACKBONE[-weighted]-seedSEED/"
     )
-    return parser, parser.parse_args()
+    return parser, parser.parse_args(argv)
 
 
 def positive_weights(labels):
@@ -150,7 +150,7 @@ def main():
     out = os.path.join(args.out, data.run_name(SCRIPT, args.backbone, args.weighted, args.seed))
     try:
         data.check_flags(args)
-        data.check_out(out, folder=True)  # where the run goes: found out now, not after training
+        data.claim_run_folder(out)  # where the run goes: found out now, not after training
         device = data.pick_device(args.device, args.deterministic)
         args.precision = backbones.precision(args.precision, device)  # recorded with the run
         torch.manual_seed(args.seed)
@@ -220,44 +220,38 @@ def main():
         interval,
     )
 
-    with data.atomic_folder(out) as folder:  # the run's files appear together or not at all
-        metrics.write_json(
-            {
-                "script": SCRIPT,
-                "backbone": args.backbone,
-                "weighted": args.weighted,
-                "args": vars(args),
-                "data": ds.describe(),
-                "data_fingerprint": ds.fingerprint,
-                "source": ds.source,
-                "val": val,
-                "test": test,
-                "test_interval": interval,
-                "curves": curves,
-                "paper": paper,
-                "baseline": baseline,
-                "peak_memory_mb": metrics.peak_memory_mb(device),
-                "pos_weight": pos_weight.tolist() if args.weighted else None,
-            },
-            os.path.join(folder, "metrics.json"),
-        )
-        data.atomic_save(
-            {
-                "script": SCRIPT,
-                "backbone": args.backbone,
-                "args": vars(args),
-                "data_fingerprint": ds.fingerprint,
-                "image_tower": model.state_dict(),
-            },
-            os.path.join(folder, "model.pt"),
-        )
+    run = {
+        "script": SCRIPT,
+        "backbone": args.backbone,
+        "args": vars(args),
+        "data_fingerprint": ds.fingerprint,
+    }
+    record = {
+        **run,
+        "weighted": args.weighted,
+        "data": ds.describe(),
+        "source": ds.source,
+        "val": val,
+        "test": test,
+        "test_interval": interval,
+        "curves": curves,
+        "paper": paper,
+        "baseline": baseline,
+        "peak_memory_mb": metrics.peak_memory_mb(device),
+        "pos_weight": pos_weight.tolist() if args.weighted else None,
+    }
+    checkpoint = {**run, "image_tower": model.state_dict()}
+    data.save_run(out, record, checkpoint)  # the run's files appear together or not at all
     print(f"saved {out}/metrics.json and model.pt")
 
 
 if __name__ == "__main__":
     try:
         main()
-    except FloatingPointError as e:  # a run that diverged (data.check_finite): nothing is saved
+    except (
+        FloatingPointError,
+        data.DataError,
+    ) as e:  # diverged, or its folder taken meanwhile: nothing saved
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; the run folder is saved whole or not at all

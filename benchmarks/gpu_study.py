@@ -12,7 +12,7 @@ The parts, in order (`--part all` runs them one after the other):
 3. study: the ten training runs of the study (30 epochs each) and the retrieval, each run as a user runs it
    (`python tt_agg.py --backbone resnet --seed 0 --data ... --out OUT`), timed;
 4. summary: a table of every run (wall time, rate, ratio to the model-only step, fraction of the peak, peak
-   memory), the whole study's time, then `python metrics.py OUT` (Tables 2-5, the claims).
+   memory), the whole study's time, then `python study/summary.py OUT` (Tables 2-5, the claims).
 
 A GPU session may end at any moment, so every part keeps what it finished and a second call continues where
 the first stopped: the toy is reused when its file is there; a training run is skipped when its folder holds
@@ -31,6 +31,7 @@ its settings, precision included.
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import signal
@@ -45,22 +46,10 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)  # the project's modules, wherever this is run from
 import backbones  # noqa: E402 (after the path is set)
 import data  # noqa: E402
-import metrics  # noqa: E402
+from safe_files import ownership  # noqa: E402
+from study.runs import RUNS, SCRIPTS  # noqa: E402  (the study's runs, defined once)
 
 PARTS = ["toy", "throughput", "study", "summary"]
-SCRIPTS = ["sound_only", "visual_only", "fc_agg", "tt_agg"]
-# The study's ten training runs per seed, in the order they are run: (script, backbone, weighted).
-RUNS = [
-    (script, backbone, weighted)
-    for backbone in ["resnet", "vgg"]
-    for script, weighted in [
-        ("sound_only", False),
-        ("visual_only", False),
-        ("visual_only", True),
-        ("fc_agg", False),
-        ("tt_agg", False),
-    ]
-]
 PER_VIDEO = {"sound_only": 10, "visual_only": 1, "fc_agg": 10, "tt_agg": 20}  # training samples per video
 SIGNATURE = "matsound benchmarks/gpu_study.py"
 
@@ -106,8 +95,10 @@ def parse_args():
             "error: --videos must be 10 or more, --size 32 or more, --epochs 1 or more, "
             "--throughput-epochs 2 or more and --k 1 or more\n",
         )
-    if any(s < 0 for s in args.seeds) or len(set(args.seeds)) < len(args.seeds) or args.budget < 0:
-        parser.exit(2, "error: --seeds must be distinct and not negative, --budget not negative\n")
+    if any(s < 0 for s in args.seeds) or len(set(args.seeds)) < len(args.seeds):
+        parser.exit(2, "error: --seeds must be distinct and not negative\n")
+    if not 0 <= args.budget < math.inf:  # NaN, which no comparison stops, is refused too
+        parser.exit(2, f"error: --budget must be a number of seconds, 0 or more, got {args.budget}\n")
     return parser, args
 
 
@@ -184,7 +175,7 @@ class Study:
         sys.exit(1)
 
     def save_times(self):
-        metrics.write_json(self.times, self.times_path)
+        ownership.write_json(self.times, self.times_path)
 
 
 def end_child(child):
@@ -200,7 +191,7 @@ def end_child(child):
 
 def read_ours(path):
     """The JSON object at `path` when it is there and was written by this project, else None."""
-    if not data.owned(path):
+    if not ownership.owned(path):
         return None
     return read_json(path)
 
@@ -214,9 +205,9 @@ def check_places(args):
         raise data.DataError(f"--out {args.out} is the top of the file system: give a folder of its own")
     if os.path.islink(args.out) or (os.path.lexists(args.out) and not os.path.isdir(args.out)):
         raise data.DataError(f"--out {args.out} is a link or a file, not a folder: give a folder")
-    data.check_outside_project(out)
-    data.check_out(os.path.join(out, "gpu_study_times.json"))
-    data.check_out(os.path.join(out, "throughput.json"))
+    ownership.check_outside_project(out)
+    ownership.check_out(os.path.join(out, "gpu_study_times.json"))
+    ownership.check_out(os.path.join(out, "throughput.json"))
     return data.pick_device(args.device)
 
 
@@ -460,7 +451,7 @@ def median_rate(m):
 
 def part_summary(study):
     """A row per run: wall time, rate, ratio to the model-only step, fraction of the peak, peak memory; the
-    whole study's time; then the tables, by `python metrics.py OUT`."""
+    whole study's time; then the tables, by `python study/summary.py OUT`."""
     a = study.args
     fingerprint, _ = dataset(study)
     kept = read_throughput(study, fingerprint) or {"rows": [], "peak_tflops": None}
@@ -489,7 +480,7 @@ def part_summary(study):
         study.say(f"not finished with these settings (run the study part): {', '.join(missing)}")
     if "toy" in study.times:
         study.say(f"the toy's build took {study.times['toy']['build_s']:.0f} s (not counted above)")
-    study.run(["metrics.py", study.out], screen=True)
+    study.run(["study/summary.py", study.out], screen=True)
 
 
 def summary_row(name, script, m, wall, model, peak):

@@ -39,10 +39,10 @@ sys.path.insert(0, HERE)  # the project's modules, wherever this is run from
 import backbones  # noqa: E402 (after the path is set)
 import data  # noqa: E402
 import fc_agg  # noqa: E402
-import metrics  # noqa: E402
 import tt_agg  # noqa: E402
+from safe_files import ownership  # noqa: E402
+from study.runs import SCRIPTS  # noqa: E402  (the four experiment scripts, defined once)
 
-EXPERIMENTS = ["sound_only", "visual_only", "fc_agg", "tt_agg"]
 SAMPLE = {"sound_only": "clip", "visual_only": "frame", "fc_agg": "clip", "tt_agg": "pair"}
 
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, from NVIDIA's data sheets, which give them "with
@@ -190,12 +190,22 @@ def script_rate(experiment, backbone, args, out):
     return rates[len(rates) // 2], peak, m["args"]["batch_size"]
 
 
+def add_script_flags(parser, names):
+    """Add the flags `names` as the scripts define them (tt_agg.py's parser: choices, default and help), so
+    that what the benchmark passes on to every script means what it means there."""
+    script_parser, _ = tt_agg.parse_args([])
+    for action in script_parser._actions:  # argparse keeps a parser's flags here
+        if action.option_strings[:1] in [[name] for name in names]:
+            parser.add_argument(
+                *action.option_strings, default=action.default, choices=action.choices, help=action.help
+            )
+
+
 def parse_args():
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--data", default=None, help="dataset file (default: the toy dataset)")
-    parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    add_script_flags(parser, ["--data", "--device", "--precision"])
     parser.add_argument(
         "--epochs",
         type=int,
@@ -204,18 +214,12 @@ def parse_args():
     )
     parser.add_argument("--steps", type=int, default=10, help="timed steps of the model-only loop")
     parser.add_argument(
-        "--precision",
-        choices=["auto", "bf16", "fp32"],
-        default="auto",
-        help="as the scripts' flag: auto is bf16 and channels-last on CUDA, fp32 on the CPU",
-    )
-    parser.add_argument(
         "--compile",
         action="store_true",
         help="run the model-only step through torch.compile (a trial: the scripts do not compile); its "
         "warm-up column then holds the compile time, to weigh against the time it saves",
     )
-    parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=EXPERIMENTS)
+    parser.add_argument("--experiments", nargs="+", choices=SCRIPTS, default=SCRIPTS)
     parser.add_argument(
         "--backbones", nargs="+", choices=sorted(backbones.BACKBONES), default=sorted(backbones.BACKBONES)
     )
@@ -234,7 +238,7 @@ def check_inputs(parser, args):
     try:
         device = data.pick_device(args.device)
         if args.json:
-            data.check_out(args.json)
+            ownership.check_out(args.json)
         path = args.data or data.default_toy()  # the default toy is built on first use, as by every script
         d = data.read_dataset(path)
     except data.DataError as e:
@@ -336,7 +340,7 @@ def main():
             "torch": torch.__version__,
             "rows": rows,
         }
-        metrics.write_json(result, args.json)
+        ownership.write_json(result, args.json)
         print(f"saved {args.json}")
 
 

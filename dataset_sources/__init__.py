@@ -4,14 +4,16 @@
 - greatest_hits.py: the real Greatest Hits archive turned into the same kind of file (the only code of the
   project that decodes video, with PyAV).
 
-Both write the dataset file described in data.py, and nothing on the training path imports them (data.load
-calls the toy generator once, to build the default toy on first use). The folder is not named `datasets`:
+Both write the dataset file described in contract.py (Table 1's IDs, the sample rate, the splits, the
+file's tensors and their check), which data.py reads too. The folder sits below data.py: data.load calls the
+toy generator to build the default toy on first use, and `python data.py toy` / `prepare ROOT` hand over to
+these modules. The folder is not named `datasets`:
 that is the name of a widely installed package, which a folder of that name would shadow or be shadowed by.
 """
 
 import torch
 
-from data import MATERIALS, NUM_MATERIALS, SPLITS
+from dataset_sources.contract import MATERIALS, NUM_MATERIALS, SPLITS
 
 
 def summary(d):

@@ -1,4 +1,4 @@
 """A study's results read back from its run folders: the paper's tables (summary.py) and figures (figures.py).
 
-Run as `python metrics.py runs/`. Nothing on the training path imports this folder.
+Run as `python study/summary.py runs/`. Nothing on the training path imports this folder.
 """

@@ -1,4 +1,4 @@
-"""The paper's figures from a study's runs: Figures 2 and 5-9 as PNGs (what `python metrics.py runs/` draws).
+"""The paper's figures from a study's runs: Figures 2 and 5-9 as PNGs (`python study/summary.py runs/`).
 
 Each figure shows both backbones, as the paper's do; a run not made yet is named in its panel with the command
 that makes it, and a figure that cannot be drawn at all is replaced by one saying why, so that no stale PNG of
@@ -12,7 +12,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 import data
-from metrics import PAPER, coappearance, draw_confusion, pyplot, save_png, source_name
+from metrics import PAPER, coappearance, draw_confusion, draw_precision_at_k, pyplot, source_name
+from safe_files import ownership
 from study.runs import PAPER_EPOCHS, RETRIEVE_COMMAND, backbone_name, is_numbers, run_command, study_backbones
 
 SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
@@ -60,7 +61,7 @@ def figure_class_distribution(d, path):
     fig.suptitle(
         f"Figure 2: distribution of material IDs in train, validation and test, {source_name(d['source'])}"
     )
-    save_png(fig, path)
+    ownership.save_png(fig, path)
 
 
 def figure_confusion(runs, source, path):
@@ -94,7 +95,7 @@ def figure_confusion(runs, source, path):
         f"Figure 5: confusion matrices on the test set, sound only (top) and FC_AGG (bottom), "
         f"{source}\nrows: true material, columns: predicted; IDs as in Table 1"
     )
-    save_png(fig, path)
+    ownership.save_png(fig, path)
 
 
 def figure_coappearance(d, path):
@@ -127,7 +128,7 @@ def figure_coappearance(d, path):
     bar.locator = MaxNLocator(integer=True)  # counts of frames: no 0.25 ticks on a small dataset
     bar.update_ticks()
     fig.suptitle(f"Figure 6: co-appearances of materials in the training frames, {source_name(d['source'])}")
-    save_png(fig, path)
+    ownership.save_png(fig, path)
 
 
 def plot_curves(axes_by_metric, runs, backbone, series, missing):
@@ -224,7 +225,7 @@ def figure_curves(runs, source, path, number, series, names, title, baseline=Non
     if note:
         suptitle += f"\n{note}"
     fig.suptitle(suptitle)
-    save_png(fig, path)
+    ownership.save_png(fig, path)
 
 
 def first_run(runs, backbone, series):
@@ -255,7 +256,7 @@ def figure_retrieval(runs, source, path):
         f"Figure 8: percentage of good sounds in the top K predictions, {source}\n"
         f"a sound is good when its material is in the query frame's labels (paper 4.4.1)"
     )
-    save_png(fig, path)
+    ownership.save_png(fig, path)
 
 
 def plot_retrieval(ax, ms):
@@ -274,29 +275,20 @@ def plot_retrieval(ax, ms):
     length = min(len(r["mean"]) for r in ms)
     means = torch.tensor([r["mean"][:length] for r in ms], dtype=torch.float)  # (seeds, K)
     mean = means.mean(0)
-    k = torch.arange(1, length + 1)
     std = None  # the band: over the seeds, else over the test images, else none (an older run)
+    over = None
     if len(ms) > 1:
         std = means.std(0)
         over = f"{len(ms)} seeds"
     elif is_numbers(m.get("std")) and len(m["std"]) >= length:
         std = torch.tensor(m["std"][:length], dtype=torch.float)
         over = "test images"
-    if std is not None:
-        ax.fill_between(
-            k,
-            (mean - std).clamp(0, 1),
-            (mean + std).clamp(0, 1),
-            color="tab:blue",
-            alpha=0.2,
-            label=f"± std over {over}",
-        )
     mean_label = "mean over test images"
     single_label = f"one test image ({about})"
     if len(ms) > 1:
         mean_label += f", {len(ms)} seeds"
         single_label = f"one test image ({about}, seed {m.get('trained_seed', 0)})"
-    ax.plot(k, mean, color="tab:blue", label=mean_label)
+    draw_precision_at_k(ax, mean, std, mean_label, f"± std over {over}")
     ax.plot(range(1, len(m["single"]) + 1), m["single"], color="tab:orange", marker=".", label=single_label)
     plot_random(ax, m, query)
     ax.set_ylim(-0.02, 1.02)  # a curve at 0 (no good sound at K = 1) stays visible
@@ -342,7 +334,7 @@ def figure_placeholder(number, text, path):
     fig, ax = plt.subplots(figsize=(8, 3), layout="constrained")
     say_missing(ax, text)
     fig.suptitle(f"Figure {number}: not drawn")
-    save_png(fig, path)
+    ownership.save_png(fig, path)
 
 
 def write_figures(runs, dataset, source, folder):

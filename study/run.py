@@ -7,7 +7,7 @@ Each run is the script run as a user runs it (`python tt_agg.py --backbone resne
 after the other, so that its output is what a student would see; it goes to the screen and into a log in
 OUT/study-logs/, and its run folder is OUT/<script>-<backbone>[-weighted]-seed<k>/, so that seeds never
 overwrite each other. The wall time of every run is printed as it ends and saved in OUT/study_times.json; at
-the end `python metrics.py OUT` prints every table as mean ± std over the seeds, with the paper's claims
+the end `python study/summary.py OUT` prints every table as mean ± std over the seeds, with the paper's claims
 checked as paired differences.
 
 What it writes follows the project's rule: study_times.json and study-logs/ are replaced only when this
@@ -25,20 +25,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run as `python study/run.py`: the project's modules are one folder up
 
 import data  # noqa: E402 (after the path is set)
-import metrics  # noqa: E402
+from safe_files import ownership  # noqa: E402
+from study.runs import RUNS  # noqa: E402
 
 PROGRAM = "study/run.py"
-RUNS = [
-    (script, backbone, flags)
-    for backbone in ["resnet", "vgg"]
-    for script, flags in [
-        ("sound_only", []),
-        ("visual_only", []),
-        ("visual_only", ["--weighted"]),
-        ("fc_agg", []),
-        ("tt_agg", []),
-    ]
-]
 
 
 def parse_args(argv):
@@ -69,9 +59,15 @@ def parse_args(argv):
                 f"no dataset file at {args.data}: make one with `python data.py toy --out ...`"
             )
         data.pick_device(args.device)  # --device cuda without a GPU: refused now, not after the first run
-        data.check_outside_project(args.out)
-        data.check_out(os.path.join(args.out, "study_times.json"))
-        data.check_out(os.path.join(args.out, "study-logs"), folder=True)
+        ownership.check_outside_project(args.out)
+        ownership.check_out(os.path.join(args.out, "study_times.json"))
+        ownership.check_out(os.path.join(args.out, "study-logs"), folder=True, program=PROGRAM)
+        for seed in args.seeds:  # every run's folder, before the first run: not found out after hours
+            for script, backbone, weighted in RUNS:
+                name = data.run_name(script, backbone, weighted, seed)
+                ownership.check_out(os.path.join(args.out, name), folder=True, program=f"{script}.py")
+            name = data.run_name("retrieve", "resnet", seed=seed)
+            ownership.check_out(os.path.join(args.out, name), folder=True, program="retrieve.py")
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
     return args, extra
@@ -79,17 +75,20 @@ def parse_args(argv):
 
 def commands(seed, args, extra):
     """The study's commands for one seed: the ten training runs, then the retrieval with the ResNet towers."""
-    common = ["--epochs", str(args.epochs), "--device", args.device, "--out", args.out]
+    # Each flag and its value as one word (--out=VALUE): a value that begins with '-' stays a value.
+    common = [f"--epochs={args.epochs}", f"--device={args.device}", f"--out={args.out}"]
     if args.data:
-        common += ["--data", args.data]
-    found = [
-        [f"{script}.py", "--backbone", backbone, *flags, "--seed", str(seed), *common, *extra]
-        for script, backbone, flags in RUNS
-    ]
+        common.append(f"--data={args.data}")
+    found = []
+    for script, backbone, weighted in RUNS:
+        flags = ["--backbone", backbone]
+        if weighted:
+            flags.append("--weighted")
+        found.append([f"{script}.py", *flags, f"--seed={seed}", *common, *extra])
     tt_agg_run = os.path.join(args.out, data.run_name("tt_agg", "resnet", seed=seed))
     found.append(
-        ["retrieve.py", "--k", str(args.k), "--run", tt_agg_run, "--seed", str(seed)]
-        + ["--device", args.device, "--out", args.out]
+        ["retrieve.py", f"--k={args.k}", f"--run={tt_agg_run}", f"--seed={seed}"]
+        + [f"--device={args.device}", f"--out={args.out}"]
     )
     return found
 
@@ -109,7 +108,12 @@ def run_logged(command, log_path):
             for line in process.stdout:
                 print(line, end="", flush=True)
                 log.write(line)
-        finally:  # Ctrl-C reaches the run too (same terminal): wait until it has ended
+        except (
+            BaseException
+        ):  # Ctrl-C reaches the run from the terminal, SIGTERM only this runner: pass it on
+            process.terminate()
+            raise
+        finally:  # wait until the run has ended: no run goes on training behind the study's back
             process.wait()
     return process.returncode
 
@@ -139,11 +143,11 @@ def main(argv=None):
     logs = os.path.join(args.out, "study-logs")
     start = time.time()
     try:
-        with data.atomic_folder(logs, PROGRAM) as staged:
+        with ownership.atomic_folder(logs, PROGRAM) as staged:
             times, failed = run_study(args, extra, staged)
         total = round(time.time() - start, 1)
-        record = {"written_by": f"{data.SIGNATURE} {PROGRAM}", "seeds": args.seeds, "total_s": total}
-        metrics.write_json({**record, "runs": times}, os.path.join(args.out, "study_times.json"))
+        record = {"written_by": f"{ownership.SIGNATURE} {PROGRAM}", "seeds": args.seeds, "total_s": total}
+        ownership.write_json({**record, "runs": times}, os.path.join(args.out, "study_times.json"))
     except KeyboardInterrupt:
         message = (
             f"interrupted: the runs finished so far are kept in {args.out}; nothing half-written is left"
@@ -156,7 +160,7 @@ def main(argv=None):
         line, code, log_name = failed
         sys.exit(f"error: `{line}` failed (exit code {code}); its log: {os.path.join(logs, log_name)}")
     print(f"\nthe study took {time.time() - start:.0f} s; summary:", flush=True)
-    sys.exit(subprocess.run([sys.executable, os.path.join(ROOT, "metrics.py"), args.out]).returncode)
+    sys.exit(subprocess.run([sys.executable, os.path.join(ROOT, "study", "summary.py"), args.out]).returncode)
 
 
 if __name__ == "__main__":

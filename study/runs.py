@@ -23,6 +23,11 @@ TABLE_METRICS = {
     4: ["accuracy"],
     5: ["accuracy", "precision", "recall", "f1"],
 }
+# The study's training runs for one seed, (script, backbone, weighted) in the order study/run.py runs them:
+# each backbone's rows of the paper's Tables 2-5, the keys of metrics.PAPER. Read by study/run.py and the
+# benchmarks.
+RUNS = [key for backbone in backbones.BACKBONES for key in PAPER if key[1] == backbone]
+SCRIPTS = list(dict.fromkeys(script for script, _, _ in RUNS))  # the four experiment scripts, in order
 RETRIEVE_COMMAND = "python retrieve.py --k 50"  # its run folder is runs/retrieve-<backbone>-seed<k>/
 STUDY_COMMAND = "python study/run.py --seeds 0 1 2"  # the whole study, every seed
 

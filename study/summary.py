@@ -1,4 +1,4 @@
-"""The whole study at a glance: `python metrics.py runs/`.
+"""The whole study at a glance: `python study/summary.py runs/`.
 
 It prints the paper's Tables 2-5 from the saved runs, each number as mean ± std over the seeds found, beside
 the paper's numbers and the trivial baselines; then the paper's conclusions checked as paired differences over
@@ -9,12 +9,16 @@ the seeds (study/claims.py); names the runs still missing with the command that 
 import argparse
 import os
 import statistics
+import sys
 
-from data import DataError, atomic_folder, check_out
-from metrics import PAPER, PAPER_FIGURE_8, format_retrieval_table, mean_interval
-from study import claims
-from study.figures import write_figures
-from study.runs import (
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # run as `python study/summary.py`: the project's modules are one folder up
+
+from metrics import PAPER, PAPER_FIGURE_8, format_retrieval_table, mean_interval  # noqa: E402 (after the path is set)
+from safe_files import ownership  # noqa: E402
+from study import claims  # noqa: E402
+from study.figures import write_figures  # noqa: E402
+from study.runs import (  # noqa: E402
     PAPER_EPOCHS,
     STUDY_COMMAND,
     TABLE_METRICS,
@@ -179,9 +183,9 @@ def summarize(folder, runs, notes):
         for key, seed in missing:
             print(f"  {run_command(*key, seed)}")
         print(f"(or every seed's study at once: {STUDY_COMMAND})")
-        print(f"then run `python metrics.py {folder}` again.")
+        print(f"then run `python study/summary.py {folder}` again.")
     figures = os.path.join(folder, "figures")
-    with atomic_folder(figures, "metrics.py") as staged:  # all the figures or none, in a folder of ours
+    with ownership.atomic_folder(figures, "study/summary.py") as staged:  # all the figures, or none
         paths = write_figures(runs, dataset, source, staged)
     print(
         f"\nFigures 2, 5, 6, 7, 8, 9 written to {figures}/: " + ", ".join(os.path.basename(p) for p in paths)
@@ -203,8 +207,8 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     try:  # the figures' folder: found out now, before the work
-        check_out(os.path.join(args.runs, "figures"), folder=True)
-    except DataError as e:
+        ownership.claim(os.path.join(args.runs, "figures"), folder=True, program="study/summary.py")
+    except ownership.DataError as e:
         parser.exit(2, f"error: {e}\n")
     runs, notes = read_runs(args.runs)
     if not runs:  # no folder, no <run>/metrics.json in it, or none readable
@@ -219,3 +223,7 @@ def main(argv=None):
             f"give the folder the scripts' --out pointed to\n",
         )
     summarize(args.runs, runs, notes)
+
+
+if __name__ == "__main__":
+    main()

@@ -37,6 +37,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 import data  # noqa: E402  (the project's modules, found from this folder)
 from metrics import MIN_SEEDS, mean_interval  # noqa: E402  (the 95% t-interval the study uses too)
+from safe_files import ownership  # noqa: E402
 
 IGNORED = (".git", "data", "runs", "runs-*", "__pycache__", ".pytest_cache", "teaching-runs", ".tmp-*")
 PROGRAM = "teaching/compare.py"
@@ -217,8 +218,8 @@ def parse_args(argv):
     if head.returncode != 0:
         parser.exit(2, f"error: {ROOT} has no commit yet: commit the unchanged code first\n")
     try:
-        data.check_outside_project(args.out)
-        data.check_out(args.out, folder=True)
+        ownership.check_outside_project(args.out)
+        ownership.check_out(args.out, folder=True)
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
     return parser, args, command
@@ -238,14 +239,14 @@ def report(command, seeds, results, numbers):
         bounds, word = verdict(diff)
         row = f"{where:16s} {spread(before):>16s} {spread(after):>16s} {spread(diff, '+'):>20s}"
         lines.append(f"{row} {bounds:>18s}  {word}")
+    # Each run's own test-split interval (metrics.test_interval), kept beside the seeds' verdict.
     intervals = [m["test_interval"] for m in results.values() if isinstance(m.get("test_interval"), dict)]
-    if (
-        intervals
-    ):  # each run's own test-split interval (metrics.test_interval), kept beside the seeds' verdict
+    if intervals:
         half = statistics.mean((i["high"] - i["low"]) / 2 for i in intervals)
+        name, videos = intervals[0]["name"], intervals[0]["videos"]
         lines.append(
-            f"one run's test {intervals[0]['name']} alone: ± {half:.3f} (95%, over its {intervals[0]['videos']} "
-            f"test videos; the paired interval over seeds is what decides)"
+            f"one run's test {name} alone: ± {half:.3f} (95%, over its {videos} test videos; the paired "
+            f"interval over seeds is what decides)"
         )
     return lines
 
@@ -271,7 +272,7 @@ def main(argv=None):
     parser, args, command = parse_args(argv)
     failed = None
     try:
-        with data.atomic_folder(args.out, PROGRAM) as work:
+        with ownership.atomic_folder(args.out, PROGRAM) as work:
             try:
                 lines = compare(work, command, args)
             except (RuntimeError, KeyError, ValueError, TypeError) as e:

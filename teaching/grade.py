@@ -53,6 +53,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 import data  # noqa: E402  (the project's modules, found from this folder)
+from safe_files import ownership  # noqa: E402
 from teaching.compare import Parser, tracked_files  # noqa: E402
 from teaching.make_student_copy import BLANKS, POINTS, TEACHER_ONLY, blank, find  # noqa: E402
 
@@ -525,7 +526,7 @@ def grade_class(submissions, blanks, settings, work, secrets):
 
 def write_results(out, results, blanks):
     """RESULTS/NAME/results.json and RESULTS/grades.csv, in a folder that replaces `out` whole (ours only)."""
-    with data.atomic_folder(out, PROGRAM) as folder:
+    with ownership.atomic_folder(out, PROGRAM) as folder:
         rows = io.StringIO()
         writer = csv.writer(rows, lineterminator="\n")
         writer.writerow(["name", "score", "max_score", *blanks, "seconds", "not run"])
@@ -635,8 +636,8 @@ def parse_args(argv):
         tracked_files(ROOT)
         for path in (args.out, args.json):
             if path:
-                data.check_outside_project(path)
-                data.check_out(path, folder=path == args.out)
+                ownership.check_outside_project(path)
+                ownership.check_out(path, folder=path == args.out)
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
     except (OSError, subprocess.CalledProcessError):
@@ -671,7 +672,7 @@ def main(argv=None):
             rows = check_kit(args.only, settings, work, secrets)
             bad = [row for row in rows if not row["as_expected"]]
             print(f"{len(rows) - len(bad)} of {len(rows)} solutions as expected")
-            record = {"written_by": f"{data.SIGNATURE} {PROGRAM}", "check_kit": rows}
+            record = {"written_by": f"{ownership.SIGNATURE} {PROGRAM}", "check_kit": rows}
         elif args.out:
             results = grade_class(args.copy, args.only, settings, work, secrets)
             write_results(args.out, results, args.only)
@@ -684,11 +685,11 @@ def main(argv=None):
             )
             print_table(args.copy, table, seconds)
             total = round(sum(row["points"] for row in table.values()), 2)
-            record = {"written_by": f"{data.SIGNATURE} {PROGRAM}", "copy": args.copy, "blanks": table}
+            record = {"written_by": f"{ownership.SIGNATURE} {PROGRAM}", "copy": args.copy, "blanks": table}
             record.update({"total": total, "of": sum(POINTS[b] for b in args.only)})
         if args.json:
             text = json.dumps(record, indent=1) + "\n"
-            data.atomic_write(args.json, lambda f: f.write(text.encode()))
+            ownership.atomic_write(args.json, lambda f: f.write(text.encode()))
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
     except KeyboardInterrupt:

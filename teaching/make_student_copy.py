@@ -37,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 import data  # noqa: E402  (the project's modules, found from this folder)
+from safe_files import ownership  # noqa: E402
 from teaching.compare import Parser, export_commit  # noqa: E402
 
 # name (for `pytest -k`) -> (file, function or Class.method, what to write)
@@ -237,7 +238,9 @@ def main(argv=None):
     if os.path.lexists(out):
         parser.exit(2, f"error: {args.out} already exists: name a new folder\n")
     try:
-        data.check_outside_project(out)  # not inside the sources: a copy of the project must not land there
+        ownership.check_outside_project(
+            out
+        )  # not inside the sources: a copy of the project must not land there
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
     if shutil.which("git") is None:

@@ -33,11 +33,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 import data  # noqa: E402  (the project's modules, found from this folder)
+from safe_files import ownership  # noqa: E402
 from teaching.compare import Parser, copy_project, number, spread, verdict  # noqa: E402  (one arithmetic)
 
 PROGRAM = "teaching/measure.py"
 PATCHES = os.path.join(HERE, "patches")
-MARK = f"<!-- written by {data.SIGNATURE}: {PROGRAM} -->"  # the first line of key.md and of every log
+MARK = f"<!-- written by {ownership.SIGNATURE}: {PROGRAM} -->"  # the first line of key.md and of every log
 CHILD_ENV = {
     **os.environ,
     "PYTHONDONTWRITEBYTECODE": "1",
@@ -74,7 +75,7 @@ class Failed(Exception):
 
 
 def prepare(name, folder, videos, baseline_toy):
-    """The copy of the project in `folder` (staged by data.atomic_folder) with the patch applied and its toy
+    """The copy of the project in `folder` (staged by atomic_folder) with the patch applied and its toy
     file in data/; returns the toy's path inside the copy."""
     copy_project(ROOT, folder)
     patch = os.path.join(PATCHES, f"{name}.patch")
@@ -106,7 +107,7 @@ def run(folder, command, seed, toy, epochs, device, out, log):
     dict."""
     args = [*command, "--seed", str(seed), "--epochs", str(epochs), "--data", toy, "--device", device]
     tick = time.time()
-    data.check_out(log)
+    ownership.check_out(log)
     os.makedirs(os.path.dirname(log), exist_ok=True)
     with open(log, "w") as f:
         f.write(MARK + "\n")
@@ -181,11 +182,11 @@ def parse_args(argv):
         )
     try:
         data.pick_device(args.device)  # --device cuda without a GPU: refused now, not after the copying
-        data.check_outside_project(args.out)
+        ownership.check_outside_project(args.out)
         for name in ["baseline", *args.exercises]:
-            data.check_out(os.path.join(args.out, "copies", name), folder=True)
+            ownership.check_out(os.path.join(args.out, "copies", name), folder=True, program=PROGRAM)
         for name in ["key.md", "key.json"]:
-            data.check_out(os.path.join(args.out, name))
+            ownership.check_out(os.path.join(args.out, name))
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
     return parser, args
@@ -197,7 +198,7 @@ def measure(args):
     folders, toys = {}, {}
     for name in ["baseline", *args.exercises]:
         folders[name] = os.path.join(args.out, "copies", name)
-        with data.atomic_folder(folders[name], PROGRAM) as staging:
+        with ownership.atomic_folder(folders[name], PROGRAM) as staging:
             toy = prepare(name, staging, args.videos, toys.get("baseline"))
         toys[name] = os.path.join(folders[name], os.path.relpath(toy, staging))
     jobs = {}  # (name or command, seed) -> future
@@ -249,7 +250,7 @@ def main(argv=None):
         lines = [header, "", *table(key)]
         print("\n".join(lines))
         record = {
-            "written_by": f"{data.SIGNATURE} {PROGRAM}",
+            "written_by": f"{ownership.SIGNATURE} {PROGRAM}",
             "seeds": args.seeds,
             "epochs": args.epochs,
             "videos": args.videos,
@@ -257,10 +258,10 @@ def main(argv=None):
             "seconds": round(took),
             "key": key,
         }
-        data.atomic_write(
+        ownership.atomic_write(
             os.path.join(args.out, "key.md"), lambda f: f.write("\n".join([MARK, *lines, ""]).encode())
         )
-        data.atomic_write(
+        ownership.atomic_write(
             os.path.join(args.out, "key.json"), lambda f: f.write(json.dumps(record, indent=1).encode())
         )
     except (Failed, data.DataError) as e:  # one line; a run still going finishes first
