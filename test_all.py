@@ -3095,7 +3095,7 @@ def test_the_notebook_runs_the_main_job_the_retrieval_and_plays_the_sounds(tmp_p
     nb = nbformat.read(os.path.join(TEACHING, "matsound.ipynb"), as_version=4)
     [parameters] = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     parameters.source = (
-        f'REPO_URL = ""\nVIDEOS = 24\nEPOCHS = 1\nK = 5\nDEVICE = "cpu"\nRUNS = {str(tmp_path)!r}'
+        f'REPO_URL = ""\nSPLITS = "12 6 6"\nEPOCHS = 1\nK = 5\nDEVICE = "cpu"\nRUNS = {str(tmp_path)!r}'
     )
     nbclient.NotebookClient(
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": TEACHING}}
