@@ -1,6 +1,6 @@
 """The teacher's key, measured: each exercise's reference patch against the unchanged code, over seeds.
 
-    python teaching/measure.py                      # all exercises, seeds 0 1 2, the default toy (70 videos)
+    python teaching/measure.py                      # all exercises, seeds 0 1 2, the toy of 70 videos (the key's)
     python teaching/measure.py 04-random-negatives --seeds 0 1 2
     python teaching/measure.py --list               # the exercises, their patch, script and what is compared
 
@@ -163,7 +163,12 @@ def parse_args(argv):
         "--seeds", type=int, nargs="+", default=[0, 1, 2], help="two or more, distinct, 0 or more"
     )
     parser.add_argument("--epochs", type=int, default=30, help="training epochs of every run (paper: 30)")
-    parser.add_argument("--videos", type=int, default=70, help="toy size (70: the default toy)")
+    parser.add_argument(
+        "--videos",
+        type=int,
+        default=70,
+        help="toy size (70: the toy the key was measured on, 36/17/17 videos)",
+    )
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (on a GPU: 2-4)")
     parser.add_argument("--out", default="teaching-runs", help="where the copies, runs, logs and the key go")
