@@ -1,6 +1,6 @@
 """The teacher's key, measured: each exercise's reference patch against the unchanged code, over seeds.
 
-    python teaching/measure.py                      # all exercises, seeds 0 1 2, the toy of 70 videos (the key's)
+    python teaching/measure.py                      # all exercises, seeds 0 1 2, 70-video toy (the key's)
     python teaching/measure.py 04-random-negatives --seeds 0 1 2
     python teaching/measure.py --list               # the exercises, their patch, script and what is compared
 
