@@ -33,7 +33,8 @@ def correct_by_example(run, device):
     """(correct (N,) bool, video (N,)): each test example of `run` scored again with its saved towers."""
     with open(os.path.join(run, "metrics.json"), encoding="utf-8") as f:
         record = json.load(f)
-    checkpoint = torch.load(os.path.join(run, "model.pt"), map_location=device, weights_only=True)
+    model_path = os.path.join(run, "model.pt")
+    checkpoint = torch.load(model_path, map_location=device, weights_only=True)  # tensors only, never code
     args = record["args"]
     ds = data.load(args["data"], device)
     if ds.fingerprint != record["data_fingerprint"]:
