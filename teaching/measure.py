@@ -1,7 +1,8 @@
 """The teacher's key, measured: each exercise's reference patch against the unchanged code, over seeds.
 
-    python teaching/measure.py                      # all exercises, seeds 0 1 2, 70-video toy (the key's)
+    python teaching/measure.py                      # all exercises, seeds 0 1 2, the scripts' default toy
     python teaching/measure.py 04-random-negatives --seeds 0 1 2
+    python teaching/measure.py --videos 70          # the earlier default toy (36/17/17 videos)
     python teaching/measure.py --list               # the exercises, their patch, script and what is compared
 
 For every exercise it copies the project's files into OUT/copies/<exercise>/, applies the exercise's patch
@@ -74,9 +75,10 @@ class Failed(Exception):
     """A step that failed: its message is the one line the user sees (the command and where its output is)."""
 
 
-def prepare(name, folder, videos, baseline_toy):
+def prepare(name, folder, toy_flags, baseline_toy):
     """The copy of the project in `folder` (staged by atomic_folder) with the patch applied and its toy
-    file in data/; returns the toy's path inside the copy."""
+    file in data/ (made by `python data.py toy` with `toy_flags`); returns the toy's path inside the
+    copy."""
     copy_project(ROOT, folder)
     patch = os.path.join(PATCHES, f"{name}.patch")
     if name != "baseline":  # `git apply`, or `patch` where git is not installed
@@ -88,17 +90,17 @@ def prepare(name, folder, videos, baseline_toy):
                 f"`{' '.join(apply[:2])} {os.path.relpath(patch, ROOT)}` failed ({first}): the patch no "
                 f"longer applies to the code; make it again against the current code"
             )
-    toy = os.path.join(folder, "data", f"toy-v{videos}-s32-seed0.pt")
+    toy = os.path.join(folder, "data", "toy.pt")
     with open(patch if name != "baseline" else os.devnull) as f:
         changes_the_toy = "dataset_sources/" in f.read()
     if baseline_toy and not changes_the_toy:
         os.makedirs(os.path.dirname(toy))
         shutil.copy(baseline_toy, toy)
         return toy
-    build = [sys.executable, "data.py", "toy", "--videos", str(videos), "--out", toy]
+    build = [sys.executable, "data.py", "toy", *toy_flags, "--out", toy]
     r = subprocess.run(build, cwd=folder, capture_output=True, text=True, env=CHILD_ENV)
     if r.returncode != 0:
-        raise Failed(f"`python data.py toy --videos {videos}` failed in {folder}: {r.stderr.strip()[-300:]}")
+        raise Failed(f"`python {' '.join(build[1:4])}` failed in {folder}: {r.stderr.strip()[-300:]}")
     return toy
 
 
@@ -163,12 +165,16 @@ def parse_args(argv):
         "--seeds", type=int, nargs="+", default=[0, 1, 2], help="two or more, distinct, 0 or more"
     )
     parser.add_argument("--epochs", type=int, default=30, help="training epochs of every run (paper: 30)")
-    parser.add_argument(
-        "--videos",
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument(
+        "--splits",
         type=int,
-        default=70,
-        help="toy size (70: the toy the key was measured on, 36/17/17 videos)",
+        nargs=3,
+        metavar=("TRAIN", "VAL", "TEST"),
+        default=list(data.TOY_DEFAULTS["splits"]),
+        help="the toy's videos per split (default: the scripts' default toy)",
     )
+    sizes.add_argument("--videos", type=int, help="a toy of this many videos instead, the paper's shares")
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (on a GPU: 2-4)")
     parser.add_argument("--out", default="teaching-runs", help="where the copies, runs, logs and the key go")
@@ -179,8 +185,14 @@ def parse_args(argv):
         parser.exit(2, f"error: unknown exercise {unknown[0]!r}: choose from {', '.join(EXERCISES)}\n")
     if args.list:
         return parser, args
-    if args.epochs < 1 or args.jobs < 1 or args.videos < 10:
-        parser.exit(2, "error: --epochs and --jobs must be at least 1, --videos at least 10\n")
+    if args.epochs < 1 or args.jobs < 1 or min(args.splits) < 1 or (args.videos or 10) < 10:
+        parser.exit(
+            2, "error: --epochs, --jobs and each of --splits must be at least 1, --videos at least 10\n"
+        )
+    if args.videos is not None:
+        args.toy = ["--videos", str(args.videos)]
+    else:
+        args.toy = ["--splits", *map(str, args.splits)]
     if len(args.seeds) < 2 or len(set(args.seeds)) < len(args.seeds) or min(args.seeds) < 0:
         parser.exit(
             2, f"error: --seeds {' '.join(map(str, args.seeds))}: two or more distinct seeds, 0 or more\n"
@@ -204,7 +216,7 @@ def measure(args):
     for name in ["baseline", *args.exercises]:
         folders[name] = os.path.join(args.out, "copies", name)
         with ownership.atomic_folder(folders[name], PROGRAM) as staging:
-            toy = prepare(name, staging, args.videos, toys.get("baseline"))
+            toy = prepare(name, staging, args.toy, toys.get("baseline"))
         toys[name] = os.path.join(folders[name], os.path.relpath(toy, staging))
     jobs = {}  # (name or command, seed) -> future
     baselines = sorted({tuple(EXERCISES[name][0]) for name in args.exercises})
@@ -249,7 +261,7 @@ def main(argv=None):
     try:
         key, took = measure(args)
         header = (
-            f"seeds {' '.join(map(str, args.seeds))}, {args.epochs} epochs, toy of {args.videos} videos, "
+            f"seeds {' '.join(map(str, args.seeds))}, {args.epochs} epochs, toy `{' '.join(args.toy)}`, "
             f"device {args.device}; mean ± std over seeds; {took:.0f} s in all"
         )
         lines = [header, "", *table(key)]
@@ -258,7 +270,7 @@ def main(argv=None):
             "written_by": f"{ownership.SIGNATURE} {PROGRAM}",
             "seeds": args.seeds,
             "epochs": args.epochs,
-            "videos": args.videos,
+            "toy": args.toy,
             "device": args.device,
             "seconds": round(took),
             "key": key,
