@@ -18,7 +18,12 @@ Choices where the paper is silent or loose:
   the tower ends in global average pooling and one linear layer. The 8 convolutions and 5 max-pools -- what
   makes it a VGG -- are unchanged.
 - No pretrained weights: nothing can be downloaded, and the paper does not mention pretraining.
+
+`read_tt_agg_towers(path, device)` reads the two trained towers back from a model.pt that tt_agg.py saved,
+checked before use (retrieve.py ranks with them).
 """
+
+import warnings
 
 import torch
 import torch.nn as nn
@@ -75,3 +80,46 @@ def memory_format(precision):
     """channels-last (NHWC) with bf16, where the convolution kernels prefer it; the default (NCHW) with
     fp32."""
     return torch.channels_last if precision == "bf16" else torch.contiguous_format
+
+
+def read_tt_agg_towers(path, device):
+    """(checkpoint, [image tower, sound tower]) from a model.pt saved by tt_agg.py, its args checked, for
+    retrieve.py; ValueError (or torch's own error) when it is not one: `why_unusable` says why in words."""
+    with warnings.catch_warnings(action="ignore"):  # torch's warnings about some pickles: one line is enough
+        checkpoint = torch.load(path, weights_only=True, map_location=device)  # tensors only, never code
+    if checkpoint.get("script") != "tt_agg" or not isinstance(checkpoint.get("args"), dict):
+        if checkpoint.get("script"):
+            raise ValueError(f"made by {checkpoint['script']}.py")
+        raise ValueError("it names no script")
+    check_checkpoint_args(checkpoint)
+    towers = []
+    for channels, key in [(3, "image_tower"), (1, "sound_tower")]:
+        net = tower(checkpoint["backbone"], channels, EMBEDDING_DIM)
+        net.load_state_dict(checkpoint[key])
+        if not all(t.isfinite().all() for t in net.state_dict().values()):
+            raise ValueError("its towers hold NaN or infinite weights: the training diverged")
+        towers.append(net)
+    return checkpoint, towers
+
+
+def check_checkpoint_args(checkpoint):
+    """ValueError naming the first field of a tt_agg checkpoint that is not of the kind tt_agg.py saves."""
+    args = checkpoint["args"]
+    kinds = {"seed": (int, type(None)), "epochs": (int, type(None)), "data": (str, type(None))}
+    for name, kind in kinds.items():
+        value = args.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError(f"its args.{name} is {value!r:.40}, not what tt_agg.py saves")
+    if checkpoint.get("backbone") not in BACKBONES:
+        raise ValueError(
+            f"its backbone is {checkpoint.get('backbone')!r:.40}, not one of {sorted(BACKBONES)}"
+        )
+
+
+def why_unusable(e):
+    """Why a checkpoint could not be used, in a few words, from the error loading it raised."""
+    if "GLOBAL" in str(e):
+        return "refused: it holds Python objects, and loading them could run code"
+    if isinstance(e, ValueError):
+        return str(e)
+    return f"{type(e).__name__}: {e}".splitlines()[0].split(". ")[0][:100]  # torch's run to many lines

@@ -21,7 +21,6 @@ product). A retrieved sound is "good", relevant, when its material is among the 
 
 import argparse
 import os
-import warnings
 
 import torch
 import torch.nn.functional as F
@@ -132,11 +131,11 @@ def load_towers(run, device):
     if not os.path.isfile(path):  # a FIFO or a device would hang torch.load
         raise data.DataError(f"{path} is not a regular file: point --run at a run folder made by {make}")
     try:
-        checkpoint, towers = read_towers(path, device)
+        checkpoint, towers = backbones.read_tt_agg_towers(path, device)
     except Exception as e:  # unreadable, refused (a pickle that would run code), another script's, or damaged
         raise data.DataError(
-            f"{path} is not a usable TT_AGG checkpoint ({unusable(e)}): point --run at a run folder made "
-            f"by {make}"
+            f"{path} is not a usable TT_AGG checkpoint ({backbones.why_unusable(e)}): point --run at a run "
+            f"folder made by {make}"
         ) from None
     image_tower, sound_tower = [tower.to(device).eval() for tower in towers]  # eval: BN's running statistics
     return image_tower, sound_tower, checkpoint
@@ -150,49 +149,6 @@ def backbone_of_folder(path):
     if len(parts) > 1 and parts[1] in backbones.BACKBONES:
         return parts[1]
     return "resnet"
-
-
-def read_towers(path, device):
-    """(checkpoint, [image tower, sound tower]) from a tt_agg model.pt; ValueError (or torch's own error) when
-    it is not one."""
-    with warnings.catch_warnings(action="ignore"):  # torch's warnings about some pickles: one line is enough
-        checkpoint = torch.load(path, weights_only=True, map_location=device)  # tensors only, never code
-    if checkpoint.get("script") != "tt_agg" or not isinstance(checkpoint.get("args"), dict):
-        if checkpoint.get("script"):
-            raise ValueError(f"made by {checkpoint['script']}.py")
-        raise ValueError("it names no script")
-    check_checkpoint_args(checkpoint)
-    towers = []
-    for channels, key in [(3, "image_tower"), (1, "sound_tower")]:
-        tower = backbones.tower(checkpoint["backbone"], channels, backbones.EMBEDDING_DIM)
-        tower.load_state_dict(checkpoint[key])
-        if not all(t.isfinite().all() for t in tower.state_dict().values()):
-            raise ValueError("its towers hold NaN or infinite weights: the training diverged")
-        towers.append(tower)
-    return checkpoint, towers
-
-
-def check_checkpoint_args(checkpoint):
-    """ValueError naming the first field of a tt_agg checkpoint that is not of the kind tt_agg.py saves."""
-    args = checkpoint["args"]
-    kinds = {"seed": (int, type(None)), "epochs": (int, type(None)), "data": (str, type(None))}
-    for name, kind in kinds.items():
-        value = args.get(name)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise ValueError(f"its args.{name} is {value!r:.40}, not what tt_agg.py saves")
-    if checkpoint.get("backbone") not in backbones.BACKBONES:
-        raise ValueError(
-            f"its backbone is {checkpoint.get('backbone')!r:.40}, not one of {sorted(backbones.BACKBONES)}"
-        )
-
-
-def unusable(e):
-    """Why a checkpoint could not be used, in a few words, from the error loading it raised."""
-    if "GLOBAL" in str(e):
-        return "refused: it holds Python objects, and loading them could run code"
-    if isinstance(e, ValueError):
-        return str(e)
-    return f"{type(e).__name__}: {e}".splitlines()[0].split(". ")[0][:100]  # torch's run to many lines
 
 
 def load_dataset(args, checkpoint, device):
