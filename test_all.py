@@ -2692,6 +2692,25 @@ def test_the_kit_patches_apply_and_measure_refuses_before_any_work(tmp_path, mon
     )
 
 
+def test_measure_checks_every_log_and_run_folder_before_any_work(tmp_path):
+    """teaching/measure.py works out every path its runs will write (each seed's log and run folder) and
+    refuses one it did not write in one line, before the first copy: not after hours of earlier runs."""
+    if not os.path.isdir(os.path.join(TEACHING, "patches")):
+        pytest.skip("a student's copy: the reference solutions are the teacher's")
+    out = tmp_path / "key"
+    quick = ["08-mel-bands", "--splits", "6", "5", "5", "--epochs", "1", "--out", out]  # let through: quick
+    (out / "logs").mkdir(parents=True)
+    (out / "logs" / "08-mel-bands-seed2.txt").write_text("my notes\n")  # the log it would write last
+    check_refused(run_here("teaching/measure.py", *quick), "08-mel-bands-seed2.txt")
+    assert (out / "logs" / "08-mel-bands-seed2.txt").read_text() == "my notes\n"
+    (out / "logs" / "08-mel-bands-seed2.txt").unlink()
+    (out / "runs" / "baseline-sound_only" / "sound_only-resnet-seed1").mkdir(
+        parents=True
+    )  # not a run of ours
+    check_refused(run_here("teaching/measure.py", *quick), "sound_only-resnet-seed1")
+    assert sorted(os.listdir(out)) == ["logs", "runs"] and os.listdir(out / "logs") == [], "no work done"
+
+
 def measured_answers():
     """The key's measured answers: KEY.md's signed differences and intervals, key.json's raw values (a patched
     arm's "mean ± std" alone is left out: it can equal an unrelated number of the README by chance)."""

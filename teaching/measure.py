@@ -204,9 +204,28 @@ def parse_args(argv):
             ownership.check_out(os.path.join(args.out, "copies", name), folder=True, program=PROGRAM)
         for name in ["key.md", "key.json"]:
             ownership.check_out(os.path.join(args.out, name))
+        for label, command, seed in arms(args):  # every log and run folder, before the first copy
+            ownership.check_out(os.path.join(args.out, "logs", f"{label}-seed{seed}.txt"))
+            script = command[0][: -len(".py")]
+            run_folder = data.run_name(script, command[command.index("--backbone") + 1], seed=seed)
+            ownership.check_out(
+                os.path.join(args.out, "runs", label, run_folder), folder=True, program=command[0]
+            )
     except data.DataError as e:
         parser.exit(2, f"error: {e}\n")
     return parser, args
+
+
+def arms(args):
+    """(label, command, seed) of every run, in the order they run: per seed, the unchanged code of each
+    script the exercises use ("baseline-sound_only"), then each exercise."""
+    baselines = sorted({tuple(EXERCISES[name][0]) for name in args.exercises})
+    return [
+        (label, list(command), seed)
+        for seed in args.seeds
+        for label, command in [(f"baseline-{c[0][:-3]}", c) for c in baselines]
+        + [(name, EXERCISES[name][0]) for name in args.exercises]
+    ]
 
 
 def measure(args):
@@ -219,25 +238,22 @@ def measure(args):
             toy = prepare(name, staging, args.toy, toys.get("baseline"))
         toys[name] = os.path.join(folders[name], os.path.relpath(toy, staging))
     jobs = {}  # (name or command, seed) -> future
-    baselines = sorted({tuple(EXERCISES[name][0]) for name in args.exercises})
     pool = concurrent.futures.ThreadPoolExecutor(args.jobs)
     try:
-        for seed in args.seeds:
-            arms = [(command, "baseline", list(command)) for command in baselines]
-            arms += [(name, name, EXERCISES[name][0]) for name in args.exercises]
-            for key, folder, command in arms:
-                label = folder if folder != "baseline" else f"baseline-{command[0][:-3]}"
-                jobs[(key, seed)] = pool.submit(
-                    run,
-                    os.path.abspath(folders[folder]),
-                    command,
-                    seed,
-                    os.path.abspath(toys[folder]),
-                    args.epochs,
-                    args.device,
-                    os.path.abspath(os.path.join(args.out, "runs", label)),
-                    os.path.abspath(os.path.join(args.out, "logs", f"{label}-seed{seed}.txt")),
-                )
+        for label, command, seed in arms(args):
+            folder = "baseline" if label.startswith("baseline-") else label
+            key = tuple(command) if folder == "baseline" else label
+            jobs[(key, seed)] = pool.submit(
+                run,
+                os.path.abspath(folders[folder]),
+                command,
+                seed,
+                os.path.abspath(toys[folder]),
+                args.epochs,
+                args.device,
+                os.path.abspath(os.path.join(args.out, "runs", label)),
+                os.path.abspath(os.path.join(args.out, "logs", f"{label}-seed{seed}.txt")),
+            )
         results = {key: future.result() for key, future in jobs.items()}
     finally:  # after a failure or Ctrl-C, the runs not yet started never start
         pool.shutdown(wait=True, cancel_futures=True)
