@@ -572,6 +572,11 @@ REFUSED = {  # case: (command line, what to make in OUT first (None: nothing), f
         put("metrics.json", lambda p: p.write_text("{}\n")),
         ["metrics.json"],
     ),
+    "toy --out a file of ours of another kind": (  # a key the kit measured: marked, but not a dataset
+        [*TOY, f"{OUT}/key.json"],
+        put("key.json", lambda p: p.write_text('{"written_by": "matsound teaching/measure.py"}\n')),
+        ["key.json", "written by teaching/measure.py, not data.py"],
+    ),
     "toy --out below a file": (
         [*TOY, f"{OUT}/notes.txt/toy.pt"],
         put("notes.txt", lambda p: p.write_text("x")),
@@ -1199,9 +1204,9 @@ def test_a_failed_write_leaves_the_old_file_intact_and_no_temporary_file(tmp_pat
     ownership.atomic_save(dataset_like, str(path))  # a dataset file: ours by its content
     before = path.read_bytes()
     with pytest.raises(type(error)):
-        ownership.atomic_write(str(path), failing_write(error))
+        ownership.atomic_write(str(path), failing_write(error), program="data.py")
     with pytest.raises((AttributeError, pickle.PicklingError)):  # a lambda cannot be pickled
-        ownership.atomic_save({"a": lambda: 0}, str(path))  # so torch.save fails halfway
+        ownership.atomic_save({**dataset_like, "a": lambda: 0}, str(path))  # so torch.save fails halfway
     ours = {"written_by": "matsound test", "a": 1}
     ownership.write_json(ours, str(tmp_path / "metrics.json"))
     with pytest.raises(TypeError):

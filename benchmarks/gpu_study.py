@@ -51,7 +51,9 @@ from study.runs import RUNS, SCRIPTS  # noqa: E402  (the study's runs, defined o
 
 PARTS = ["toy", "throughput", "study", "summary"]
 PER_VIDEO = {"sound_only": 10, "visual_only": 1, "fc_agg": 10, "tt_agg": 20}  # training samples per video
-SIGNATURE = "matsound benchmarks/gpu_study.py"
+PROGRAM = "benchmarks/gpu_study.py"
+THROUGHPUT = "benchmarks/throughput.py"  # the program that writes OUT/throughput.json
+SIGNATURE = f"matsound {PROGRAM}"
 
 
 def parse_args():
@@ -189,9 +191,9 @@ def end_child(child):
     return rest
 
 
-def read_ours(path):
-    """The JSON object at `path` when it is there and was written by this project, else None."""
-    if not ownership.owned(path):
+def read_ours(path, program=PROGRAM):
+    """The JSON object at `path` when it is there and was written by `program`, else None."""
+    if not ownership.owned(path, program):
         return None
     return read_json(path)
 
@@ -207,7 +209,7 @@ def check_places(args):
         raise data.DataError(f"--out {args.out} is a link or a file, not a folder: give a folder")
     ownership.check_outside_project(out)
     ownership.check_out(os.path.join(out, "gpu_study_times.json"))
-    ownership.check_out(os.path.join(out, "throughput.json"))
+    ownership.check_out(os.path.join(out, "throughput.json"), program=THROUGHPUT)
     return data.pick_device(args.device)
 
 
@@ -311,7 +313,7 @@ def throughput_settings(study, fingerprint):
 
 def read_throughput(study, fingerprint):
     """The throughput part's kept result when it was made with the present settings, else None."""
-    kept = read_ours(study.throughput_path)
+    kept = read_ours(study.throughput_path, THROUGHPUT)
     settings = throughput_settings(study, fingerprint)
     if (
         kept is None
@@ -332,7 +334,7 @@ def part_throughput(study):
         study.say(f"throughput: {study.throughput_path} holds this setting's result (measured earlier): kept")
         return
     study.say("throughput: each script's rate beside its model-only step")
-    command = ["benchmarks/throughput.py", "--data", study.data, "--device", study.device.type]
+    command = [THROUGHPUT, "--data", study.data, "--device", study.device.type]
     command += ["--precision", study.precision, "--epochs", str(a.throughput_epochs)]
     command += ["--experiments", *a.scripts, "--backbones", *a.backbones, "--json", study.throughput_path]
     took = study.run(command, screen=True)

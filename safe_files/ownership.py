@@ -6,11 +6,12 @@ The rule, in full. Anything in the way of a write is replaced only when it is on
   paths of plain names inside the folder (no '..', no absolute path), each with its size and sha256; and the
   folder holds exactly those files with those contents, in the folders their names imply: no other entry,
   no link, nothing unreadable, nothing write-protected.
-- A single regular file whose own content names a program of this project as its writer: a JSON object or a
-  dataset file (a torch dict) whose "written_by" is "matsound PROGRAM", or a text file whose first line is
-  "<!-- written by matsound: PROGRAM -->", PROGRAM a .py file of the project (e.g. "study/run.py").
+- A single regular file whose own content carries the very mark the file about to replace it carries: a
+  JSON object or a dataset file (a torch dict) whose "written_by" is "matsound PROGRAM", or a text file whose
+  first line is "<!-- written by matsound: PROGRAM -->", with the same PROGRAM, a .py file of the project
+  (e.g. "study/run.py"; a dataset file's is always "data.py", whichever program builds it).
 Everything else (a link, a device, a folder with an extra, changed or unreadable file, a file without the
-mark) is left as it is, with one line saying so. Links are never followed for writing.
+mark, a file of ours of another kind) is left as it is, with one line saying so. Links are never followed.
 
 Every write goes through `atomic_write` (a file: written beside its place, then renamed over it) or
 `atomic_folder` (a folder: staged beside its place, then renamed over it), each checking `check_out` before
@@ -179,9 +180,9 @@ def not_ours_in_folder(folder, program=None):
     return None
 
 
-def marked(path):
-    """Whether the regular file at `path` names a program of this project as its writer in its own content
-    (the rule above)."""
+def writer_of(path):
+    """The PROGRAM that the regular file at `path` names as its writer in its own content (the rule above), or
+    None when it names none."""
     with open(path, "rb") as f:
         head = f.read(4)
     writer = None
@@ -189,34 +190,44 @@ def marked(path):
         try:
             d = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception:
-            return False
+            return None
         writer = d.get("written_by") if isinstance(d, dict) else None
     elif head.startswith(b"{"):
         try:
             with open(path, encoding="utf-8") as f:
                 obj = json.load(f)
         except (OSError, ValueError):
-            return False
+            return None
         writer = obj.get("written_by") if isinstance(obj, dict) else None
     else:
         with open(path, "rb") as f:
             line = f.readline(300).rstrip(b"\n").decode("utf-8", "replace")
         if line.startswith("<!-- written by ") and line.endswith(" -->"):
             writer = line[len("<!-- written by ") : -len(" -->")].replace(": ", " ", 1)
+    return program_of(writer)
+
+
+def program_of(writer):
+    """ "matsound PROGRAM" -> PROGRAM when it is a .py file of the project, else None."""
     if not isinstance(writer, str) or not writer.startswith(SIGNATURE + " "):
-        return False
+        return None
     program = writer[len(SIGNATURE) + 1 :]
-    return program.endswith(".py") and plain(program) and os.path.isfile(os.path.join(PROJECT, program))
+    if program.endswith(".py") and plain(program) and os.path.isfile(os.path.join(PROJECT, program)):
+        return program
+    return None
 
 
-def owned(path):
-    """Whether the existing file at `path` is ours (see the rule above); a link or a folder never is."""
-    return not os.path.islink(path) and os.path.isfile(path) and marked(path)
+def owned(path, program=None):
+    """Whether the existing file at `path` is ours, marked as written by `program` (default: this one; see
+    the rule above); a link or a folder never is."""
+    if os.path.islink(path) or not os.path.isfile(path):
+        return False
+    return writer_of(path) == (program or program_name())
 
 
 def check_out(path, folder=False, program=None):
-    """Raise DataError unless `path` may be written: nothing there, or ours (`folder`: a folder of ours,
-    written by `program`, default this one), in a folder we can write in. Programs call it before their work,
+    """Raise DataError unless `path` may be written: nothing there, or ours, written by `program` (default:
+    this one; `folder`: a folder of ours), in a folder we can write in. Programs call it before their work,
     and every write does again."""
     if not path:
         raise DataError("--out is empty: give a file or folder name")
@@ -226,8 +237,10 @@ def check_out(path, folder=False, program=None):
             problem = not_ours_in_folder(path, program)
         elif os.path.islink(path) or not os.path.isfile(path):
             problem = f"{path} is {'a link' if os.path.islink(path) else 'not a regular file'}"
-        elif not owned(path):
+        elif writer_of(path) is None:
             problem = f"{path} was not written by this project"
+        elif not owned(path, program):
+            problem = f"{path} was written by {writer_of(path)}, not {program or program_name()}"
         else:
             problem = None
         if problem:
@@ -279,10 +292,11 @@ def check_outside_project(path, allowed=OUTPUT_FOLDERS):
         )
 
 
-def atomic_write(path, write):
+def atomic_write(path, write, program=None):
     """Every file the project writes: `write(f)` on a temporary file beside `path` (bytes), renamed to `path`,
-    so none is ever half-written; an existing file is replaced only when it is ours (`owned`)."""
-    check_out(path)
+    so none is ever half-written; an existing file is replaced only when it is ours, marked as written by
+    `program` (default: this one), the mark the new file carries."""
+    check_out(path, program=program)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.splitext(path)[1])
@@ -291,7 +305,7 @@ def atomic_write(path, write):
             write(f)
         os.chmod(tmp, 0o644)  # mkstemp makes it private (0600); what the project writes is for every reader
         with uninterrupted():
-            check_out(path)  # still nothing there, or ours, now that the work is done
+            check_out(path, program=program)  # still nothing there, or ours, now that the work is done
             os.replace(tmp, path)
             CLAIMED.pop(os.path.abspath(path), None)  # written: a later write claims it anew
     except BaseException:
@@ -302,14 +316,19 @@ def atomic_write(path, write):
 
 
 def atomic_save(obj, path):
-    """torch.save through atomic_write."""
-    atomic_write(path, lambda f: torch.save(obj, f))
+    """torch.save through atomic_write; a dataset replaces only a dataset (the program its mark names)."""
+    atomic_write(path, lambda f: torch.save(obj, f), program=program_of(written_by(obj)))
 
 
 def write_json(obj, path):
     """JSON through atomic_write: never a half-written metrics.json."""
     text = json.dumps(obj, indent=1) + "\n"  # fails here, before any file is made, on what JSON cannot hold
-    atomic_write(path, lambda f: f.write(text.encode()))
+    atomic_write(path, lambda f: f.write(text.encode()), program=program_of(written_by(obj)))
+
+
+def written_by(obj):
+    """The "written_by" of a dict about to be written, else None."""
+    return obj.get("written_by") if isinstance(obj, dict) else None
 
 
 def save_png(fig, path):
