@@ -2716,6 +2716,49 @@ def test_measure_checks_every_log_and_run_folder_before_any_work(tmp_path):
     assert sorted(os.listdir(out)) == ["logs", "runs"] and os.listdir(out / "logs") == [], "no work done"
 
 
+def test_measure_ends_its_training_run_on_sigterm(tmp_path):
+    """SIGTERM (what a scheduler or `timeout` sends) to teaching/measure.py alone, while a run trains: the run
+    is ended too (no training goes on behind it), in one line, exit 130, and no half-made run folder."""
+    if not os.path.isdir(os.path.join(TEACHING, "patches")):
+        pytest.skip("a student's copy: the reference solutions are the teacher's")
+    out = tmp_path / "key"
+    flags = ["08-mel-bands", "--splits", "6", "5", "5", "--epochs", "1000", "--seeds", "0", "1"]
+    p = subprocess.Popen(
+        [sys.executable, "teaching/measure.py", *flags, "--device", "cpu", "--out", str(out)],
+        cwd=HERE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log = out / "logs" / "baseline-sound_only-seed0.txt"
+    deadline = time.time() + 300
+    while time.time() < deadline and "epoch  1/1000" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.5)  # until the first run has trained an epoch
+
+    def children():
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == p.pid:
+                    found.append(pid)
+        return found
+
+    training = children()
+    try:
+        assert training and p.poll() is None, "a run is training"
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+        left = [pid for pid in training if os.path.exists(f"/proc/{pid}")]
+    finally:  # nothing of the test left running, whatever it found
+        for pid in [p.pid, *training]:
+            with contextlib.suppress(OSError):
+                os.kill(int(pid), signal.SIGKILL)
+    assert p.returncode == 130 and len(err.strip().splitlines()) == 1, err
+    assert not left, "the run ended with it"
+    runs = out / "runs" / "baseline-sound_only"
+    assert not runs.exists() or os.listdir(runs) == [], "no run folder, whole or half"
+
+
 def measured_answers():
     """The key's measured answers: KEY.md's signed differences and intervals, key.json's raw values (a patched
     arm's "mean ± std" alone is left out: it can equal an unrelated number of the README by chance)."""

@@ -71,6 +71,9 @@ EXERCISES = {
 }
 
 
+RUNNING = set()  # the training runs going on now (child processes): ended with this program, never orphaned
+
+
 class Failed(Exception):
     """A step that failed: its message is the one line the user sees (the command and where its output is)."""
 
@@ -114,13 +117,18 @@ def run(folder, command, seed, toy, epochs, device, out, log):
     with open(log, "w") as f:
         f.write(MARK + "\n")
         f.flush()
-        code = subprocess.run(
+        with subprocess.Popen(
             [sys.executable, *args, "--out", out],
             cwd=folder,
             stdout=f,
             stderr=subprocess.STDOUT,
             env=CHILD_ENV,
-        ).returncode
+        ) as child:
+            RUNNING.add(child)
+            try:
+                code = child.wait()
+            finally:
+                RUNNING.discard(child)
     found = [os.path.join(out, d, "metrics.json") for d in os.listdir(out)] if os.path.isdir(out) else []
     found = [p for p in found if f"seed{seed}" in p and os.path.isfile(p)]
     if code != 0 or len(found) != 1:
@@ -255,7 +263,13 @@ def measure(args):
                 os.path.abspath(os.path.join(args.out, "logs", f"{label}-seed{seed}.txt")),
             )
         results = {key: future.result() for key, future in jobs.items()}
-    finally:  # after a failure or Ctrl-C, the runs not yet started never start
+    except (
+        BaseException
+    ):  # a failure, Ctrl-C or SIGTERM: the runs going on end (each keeps its earlier folder)
+        for child in list(RUNNING):
+            child.terminate()
+        raise
+    finally:  # and the runs not yet started never start
         pool.shutdown(wait=True, cancel_futures=True)
     key = {}
     for name in args.exercises:
@@ -297,7 +311,7 @@ def main(argv=None):
         ownership.atomic_write(
             os.path.join(args.out, "key.json"), lambda f: f.write(json.dumps(record, indent=1).encode())
         )
-    except (Failed, data.DataError) as e:  # one line; a run still going finishes first
+    except (Failed, data.DataError) as e:  # one line; a run still going is ended first
         parser.exit(1, f"error: {e}\n")
     except KeyboardInterrupt:
         print(
