@@ -1284,20 +1284,16 @@ def test_a_file_that_appears_while_a_folder_is_written_stops_the_swap(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["other", "other_file", "run"]
 
 
-def test_single_files_are_ours_by_their_own_content_naming_a_program_of_the_project(tmp_path):
-    """owned(): a dataset file or a JSON object "written_by" "matsound PROGRAM", a text whose first line is
-    "<!-- written by matsound: PROGRAM -->", PROGRAM a .py file of the project; not a user's JSON, zip, text
-    or link, nor a look-alike ("matsound-fan club", "NOT written by matsound", a torch dict with the dataset's
-    keys), nor a file named by its folder's manifest (a folder is replaced whole, or not at all)."""
-    ours = {
-        "d.pt": None,
-        "times.json": b'{"written_by": "matsound study/run.py"}\n',
-        "key.md": b"<!-- written by matsound: teaching/measure.py -->\n# Key\n",
-    }
+def test_single_files_are_ours_by_their_own_content_naming_the_program_that_replaces_them(tmp_path):
+    """owned(path, PROGRAM): a dataset file or a JSON object "written_by" "matsound PROGRAM", a text whose
+    first line is "<!-- written by matsound: PROGRAM -->", PROGRAM a .py file of the project, and only for
+    that PROGRAM (a file of ours of another kind is not this program's to replace); not a user's JSON, zip,
+    text or link, nor a look-alike ("matsound-fan club", "NOT written by matsound", a torch dict with the
+    dataset's keys), nor a file named by its folder's manifest (a folder is replaced whole, or not at all)."""
+    ours = {"d.pt": "data.py", "times.json": "study/run.py", "key.md": "teaching/measure.py"}
     ownership.atomic_save({"written_by": "matsound data.py", "a": torch.arange(3)}, str(tmp_path / "d.pt"))
-    for name, body in ours.items():
-        if body:
-            (tmp_path / name).write_bytes(body)
+    (tmp_path / "times.json").write_bytes(b'{"written_by": "matsound study/run.py"}\n')
+    (tmp_path / "key.md").write_bytes(b"<!-- written by matsound: teaching/measure.py -->\n# Key\n")
     for name, body in USERS_FILES.items():
         (tmp_path / name).write_bytes(body)
     (tmp_path / "model.pt").write_bytes(b"PK\x03\x04 not a dataset")
@@ -1306,7 +1302,9 @@ def test_single_files_are_ours_by_their_own_content_naming_a_program_of_the_proj
     (tmp_path / "fans.json").write_text('{"written_by": "matsound fan club"}')
     (tmp_path / "essay.txt").write_text("NOT written by matsound\n")
     os.symlink(tmp_path / "d.pt", tmp_path / "link.pt")
-    assert [n for n in sorted(os.listdir(tmp_path)) if ownership.owned(str(tmp_path / n))] == sorted(ours)
+    for program in [*ours.values(), "retrieve.py"]:
+        found = [n for n in sorted(os.listdir(tmp_path)) if ownership.owned(str(tmp_path / n), program)]
+        assert found == [n for n, p in ours.items() if p == program], program
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / "model.pt").write_bytes(b"PK\x03\x04 a checkpoint")
