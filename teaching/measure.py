@@ -103,7 +103,7 @@ def prepare(name, folder, toy_flags, baseline_toy):
     build = [sys.executable, "data.py", "toy", *toy_flags, "--out", toy]
     r = subprocess.run(build, cwd=folder, capture_output=True, text=True, env=CHILD_ENV)
     if r.returncode != 0:
-        raise Failed(f"`python {' '.join(build[1:4])}` failed in {folder}: {r.stderr.strip()[-300:]}")
+        raise Failed(f"`python {' '.join(build[1:-2])}` failed in {folder}: {r.stderr.strip()[-300:]}")
     return toy
 
 
