@@ -13,27 +13,36 @@ import argparse
 import hashlib
 import math
 import os
+import signal
 import sys
 
-import torch
-import torch.nn.functional as F
-import torchaudio
+if __name__ == "__main__":  # SIGTERM (a scheduler, `timeout`) ends the program as Ctrl-C does, from here on
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+try:  # torch takes seconds to load: Ctrl-C or SIGTERM meanwhile ends in one line, not a traceback
+    import torch
+    import torch.nn.functional as F
+    import torchaudio
 
-from dataset_sources import toy
+    from dataset_sources import toy
 
-# The dataset's constants and the flags' check, defined in dataset_sources/contract.py and used by every
-# script as data.MATERIALS, data.CLIPS_PER_VIDEO, data.check_flags, ...
-from dataset_sources.contract import CLIPS_PER_VIDEO as CLIPS_PER_VIDEO
-from dataset_sources.contract import FLAGS as FLAGS
-from dataset_sources.contract import FORMAT_VERSION as FORMAT_VERSION
-from dataset_sources.contract import MATERIAL_ID as MATERIAL_ID
-from dataset_sources.contract import MATERIALS as MATERIALS
-from dataset_sources.contract import NUM_MATERIALS as NUM_MATERIALS
-from dataset_sources.contract import REBUILD, SPLITS, TENSORS, TOY_DEFAULTS, check_dataset, toy_path
-from dataset_sources.contract import SAMPLE_RATE as SAMPLE_RATE
-from dataset_sources.contract import check_flags as check_flags
-from safe_files import ownership
-from safe_files.ownership import DataError
+    # The dataset's constants and the flags' check, defined in dataset_sources/contract.py and used by every
+    # script as data.MATERIALS, data.CLIPS_PER_VIDEO, data.check_flags, ...
+    from dataset_sources.contract import CLIPS_PER_VIDEO as CLIPS_PER_VIDEO
+    from dataset_sources.contract import FLAGS as FLAGS
+    from dataset_sources.contract import FORMAT_VERSION as FORMAT_VERSION
+    from dataset_sources.contract import MATERIAL_ID as MATERIAL_ID
+    from dataset_sources.contract import MATERIALS as MATERIALS
+    from dataset_sources.contract import NUM_MATERIALS as NUM_MATERIALS
+    from dataset_sources.contract import REBUILD, SPLITS, TENSORS, TOY_DEFAULTS, check_dataset, toy_path
+    from dataset_sources.contract import SAMPLE_RATE as SAMPLE_RATE
+    from dataset_sources.contract import check_flags as check_flags
+    from safe_files import ownership
+    from safe_files.ownership import DataError
+except KeyboardInterrupt:
+    if __name__ != "__main__":
+        raise  # the program importing this module says so
+    print("interrupted while starting: nothing written", file=sys.stderr)
+    sys.exit(130)
 
 # --- Spectrograms and the image transform: the inputs every model sees -------------------------------------
 

@@ -21,12 +21,22 @@ A whole study's Tables 2-5 and Figures 2, 5-9 are `python study/summary.py runs/
 
 import math
 import resource
+import signal
 import statistics
+import sys
 
-import torch
+if __name__ == "__main__":  # SIGTERM (a scheduler, `timeout`) ends the program as Ctrl-C does, from here on
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+try:  # torch takes seconds to load: Ctrl-C or SIGTERM meanwhile ends in one line, not a traceback
+    import torch
 
-import backbones
-import data
+    import backbones
+    import data
+except KeyboardInterrupt:
+    if __name__ != "__main__":
+        raise  # the program importing this module says so
+    print("interrupted while starting: nothing written", file=sys.stderr)
+    sys.exit(130)
 
 # The paper's numbers, by (script, backbone, weighted). Tables 2-5 of the paper.
 PAPER = {

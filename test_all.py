@@ -1449,6 +1449,57 @@ def test_a_failed_run_ends_the_study_in_one_line_naming_the_command_and_its_log(
     assert sorted(os.listdir(out)) == ["study-logs", "study_times.json"], "no run folder, no temporary folder"
 
 
+def programs():
+    """Every program of the project: its .py files with a __main__ block, as paths from the project folder."""
+    files = [name for name in os.listdir(HERE) if name.endswith(".py") and not name.startswith("test_")]
+    files += [
+        os.path.join(f, name)
+        for f in ["study", "teaching", "benchmarks"]
+        for name in os.listdir(os.path.join(HERE, f))
+    ]
+    main = 'if __name__ == "__main__":'
+    return sorted(f for f in files if f.endswith(".py") and main in open(os.path.join(HERE, f)).read())
+
+
+def test_every_program_is_found():
+    """The list below is not empty by mistake: the four experiment scripts and the study are in it."""
+    assert set(SCRIPTS + ["retrieve.py", "data.py", STUDY, "teaching/grade.py"]) <= set(programs())
+
+
+@pytest.mark.parametrize(
+    "program, how",
+    [(p, signal.SIGTERM) for p in programs()] + [(p, signal.SIGINT) for p in ["tt_agg.py", STUDY]],
+    ids=lambda x: {signal.SIGTERM: "SIGTERM", signal.SIGINT: "Ctrl-C"}.get(x, x),
+)
+def test_a_program_stopped_while_torch_loads_says_one_line(program, how, tmp_path):
+    """SIGTERM (every program) or Ctrl-C (two: the handler is Python's own) in a program's first seconds,
+    while torch loads: exit code 130, one line on stderr, no traceback, nothing written. A stand-in torch,
+    found first on the path, says when loading has begun and then takes its time, as the real one does for
+    seconds on a slow machine."""
+    stand_in = tmp_path / "path" / "torch"
+    stand_in.mkdir(parents=True)
+    loading = tmp_path / "loading"
+    (stand_in / "__init__.py").write_text(
+        f"import pathlib, time\npathlib.Path({str(loading)!r}).touch()\ntime.sleep(60)\n"
+    )
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "path"), "PYTHONDONTWRITEBYTECODE": "1"}
+    argv = [sys.executable, os.path.join(HERE, program)]
+    p = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not loading.exists() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert loading.exists(), f"{program} did not begin to load torch: {p.communicate()}"
+        p.send_signal(how)
+        out, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert (p.returncode, out, err) == (130, "", "interrupted while starting: nothing written\n")
+    assert os.listdir(cwd) == []
+
+
 @pytest.mark.parametrize("how", ["Ctrl-C", "SIGTERM"])
 def test_ctrl_c_or_sigterm_ends_the_study_in_one_line_and_leaves_nothing_half_written(how, tiny, tmp_path):
     """Ctrl-C (SIGINT to the study and its run, as a terminal sends it) or SIGTERM (to the study alone, as
@@ -3396,6 +3447,7 @@ def project_imports():
         module = path[:-3].replace(os.sep, ".").removesuffix(".__init__")
         tree = ast.parse(open(os.path.join(HERE, path)).read())
         top = {id(node) for node in tree.body}
+        top |= {id(n) for node in tree.body if isinstance(node, ast.Try) for n in node.body}  # start-up guard
         found[module] = []
         for node in ast.walk(tree):
             names = []

@@ -12,16 +12,25 @@ The trained towers are what retrieve.py uses to recommend sounds for an image (p
 
 import argparse
 import os
+import signal
 import sys
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+if __name__ == "__main__":  # SIGTERM (a scheduler, `timeout`) ends the program as Ctrl-C does, from here on
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+try:  # torch takes seconds to load: Ctrl-C or SIGTERM meanwhile ends in one line, not a traceback
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
 
-import backbones
-import data
-import metrics
+    import backbones
+    import data
+    import metrics
+except KeyboardInterrupt:
+    if __name__ != "__main__":
+        raise  # the program importing this module says so
+    print("interrupted while starting: nothing written", file=sys.stderr)
+    sys.exit(130)
 
 SCRIPT = "tt_agg"
 METRICS = ["accuracy", "precision", "recall", "f1"]

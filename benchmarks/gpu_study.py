@@ -39,15 +39,24 @@ import subprocess
 import sys
 import time
 
-import torch
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)  # the project's modules, wherever this is run from
-import backbones  # noqa: E402 (after the path is set)
-import data  # noqa: E402
-from safe_files import ownership  # noqa: E402
-from study.runs import RUNS, SCRIPTS  # noqa: E402  (the study's runs, defined once)
+
+if __name__ == "__main__":  # SIGTERM (a scheduler, `timeout`) ends the program as Ctrl-C does, from here on
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+try:  # torch takes seconds to load: Ctrl-C or SIGTERM meanwhile ends in one line, not a traceback
+    import torch
+
+    import backbones
+    import data
+    from safe_files import ownership
+    from study.runs import RUNS, SCRIPTS  # the study's runs, defined once
+except KeyboardInterrupt:
+    if __name__ != "__main__":
+        raise  # the program importing this module says so
+    print("interrupted while starting: nothing written", file=sys.stderr)
+    sys.exit(130)
 
 PARTS = ["toy", "throughput", "study", "summary"]
 PER_VIDEO = {"sound_only": 10, "visual_only": 1, "fc_agg": 10, "tt_agg": 20}  # training samples per video

@@ -15,18 +15,27 @@ training spread. docs/results.md gives the commands and what they measured.
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the project's modules
 
-import backbones  # noqa: E402 (after the path is set)
-import data  # noqa: E402
-import metrics  # noqa: E402
-import sound_only  # noqa: E402
-import tt_agg  # noqa: E402
+if __name__ == "__main__":  # SIGTERM (a scheduler, `timeout`) ends the program as Ctrl-C does, from here on
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+try:  # torch takes seconds to load: Ctrl-C or SIGTERM meanwhile ends in one line, not a traceback
+    import torch
+
+    import backbones
+    import data
+    import metrics
+    import sound_only
+    import tt_agg
+except KeyboardInterrupt:
+    if __name__ != "__main__":
+        raise  # the program importing this module says so
+    print("interrupted while starting: nothing written", file=sys.stderr)
+    sys.exit(130)
 
 
 def correct_by_example(run, device):

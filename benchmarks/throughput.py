@@ -25,23 +25,33 @@ import argparse
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 
-import torch
-import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
-
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, HERE)  # the project's modules, wherever this is run from
-import backbones  # noqa: E402 (after the path is set)
-import data  # noqa: E402
-import fc_agg  # noqa: E402
-import tt_agg  # noqa: E402
-from safe_files import ownership  # noqa: E402
-from study.runs import SCRIPTS  # noqa: E402  (the four experiment scripts, defined once)
+
+if __name__ == "__main__":  # SIGTERM (a scheduler, `timeout`) ends the program as Ctrl-C does, from here on
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+try:  # torch takes seconds to load: Ctrl-C or SIGTERM meanwhile ends in one line, not a traceback
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import backbones
+    import data
+    import fc_agg
+    import tt_agg
+    from safe_files import ownership
+    from study.runs import SCRIPTS  # the four experiment scripts, defined once
+except KeyboardInterrupt:
+    if __name__ != "__main__":
+        raise  # the program importing this module says so
+    print("interrupted while starting: nothing written", file=sys.stderr)
+    sys.exit(130)
 
 SAMPLE = {"sound_only": "clip", "visual_only": "frame", "fc_agg": "clip", "tt_agg": "pair"}
 

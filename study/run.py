@@ -17,6 +17,7 @@ excepted).
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -24,9 +25,17 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run as `python study/run.py`: the project's modules are one folder up
 
-import data  # noqa: E402 (after the path is set)
-from safe_files import ownership  # noqa: E402
-from study.runs import RUNS  # noqa: E402
+if __name__ == "__main__":  # SIGTERM (a scheduler, `timeout`) ends the program as Ctrl-C does, from here on
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+try:  # torch takes seconds to load: Ctrl-C or SIGTERM meanwhile ends in one line, not a traceback
+    import data
+    from safe_files import ownership
+    from study.runs import RUNS
+except KeyboardInterrupt:
+    if __name__ != "__main__":
+        raise  # the program importing this module says so
+    print("interrupted while starting: nothing written", file=sys.stderr)
+    sys.exit(130)
 
 PROGRAM = "study/run.py"
 

@@ -8,28 +8,42 @@ the seeds (study/claims.py); names the runs still missing with the command that 
 
 import argparse
 import os
+import signal
 import statistics
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run as `python study/summary.py`: the project's modules are one folder up
 
-from metrics import PAPER, PAPER_FIGURE_8, format_retrieval_table, mean_interval  # noqa: E402 (after the path is set)
-from safe_files import ownership  # noqa: E402
-from study import claims  # noqa: E402
-from study.figures import write_figures  # noqa: E402
-from study.runs import (  # noqa: E402
-    PAPER_EPOCHS,
-    STUDY_COMMAND,
-    TABLE_METRICS,
-    all_runs,
-    backbone_name,
-    find_dataset,
-    read_runs,
-    run_command,
-    study_backbones,
-    study_source,
-)
+if __name__ == "__main__":  # SIGTERM (a scheduler, `timeout`) ends the program as Ctrl-C does, from here on
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+try:  # torch takes seconds to load: Ctrl-C or SIGTERM meanwhile ends in one line, not a traceback
+    from metrics import (
+        PAPER,
+        PAPER_FIGURE_8,
+        format_retrieval_table,
+        mean_interval,
+    )
+    from safe_files import ownership
+    from study import claims
+    from study.figures import write_figures
+    from study.runs import (
+        PAPER_EPOCHS,
+        STUDY_COMMAND,
+        TABLE_METRICS,
+        all_runs,
+        backbone_name,
+        find_dataset,
+        read_runs,
+        run_command,
+        study_backbones,
+        study_source,
+    )
+except KeyboardInterrupt:
+    if __name__ != "__main__":
+        raise  # the program importing this module says so
+    print("interrupted while starting: nothing written", file=sys.stderr)
+    sys.exit(130)
 
 TITLE = 30  # the width of the paper tables' row titles
 TABLE_CAPTIONS = {

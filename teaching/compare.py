@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -35,9 +36,18 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
-import data  # noqa: E402  (the project's modules, found from this folder)
-from metrics import MIN_SEEDS, mean_interval  # noqa: E402  (the 95% t-interval the study uses too)
-from safe_files import ownership  # noqa: E402
+
+if __name__ == "__main__":  # SIGTERM (a scheduler, `timeout`) ends the program as Ctrl-C does, from here on
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+try:  # torch takes seconds to load: Ctrl-C or SIGTERM meanwhile ends in one line, not a traceback
+    import data
+    from metrics import MIN_SEEDS, mean_interval  # the 95% t-interval the study uses too
+    from safe_files import ownership
+except KeyboardInterrupt:
+    if __name__ != "__main__":
+        raise  # the program importing this module says so
+    print("interrupted while starting: nothing written", file=sys.stderr)
+    sys.exit(130)
 
 IGNORED = (".git", "data", "runs", "runs-*", "__pycache__", ".pytest_cache", "teaching-runs", ".tmp-*")
 PROGRAM = "teaching/compare.py"

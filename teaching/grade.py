@@ -52,10 +52,19 @@ import xml.etree.ElementTree as ElementTree
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
-import data  # noqa: E402  (the project's modules, found from this folder)
-from safe_files import ownership  # noqa: E402
-from teaching.compare import Parser, tracked_files  # noqa: E402
-from teaching.make_student_copy import BLANKS, POINTS, TEACHER_ONLY, blank, find  # noqa: E402
+
+if __name__ == "__main__":  # SIGTERM (a scheduler, `timeout`) ends the program as Ctrl-C does, from here on
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+try:  # torch takes seconds to load: Ctrl-C or SIGTERM meanwhile ends in one line, not a traceback
+    import data
+    from safe_files import ownership
+    from teaching.compare import Parser, tracked_files
+    from teaching.make_student_copy import BLANKS, POINTS, TEACHER_ONLY, blank, find
+except KeyboardInterrupt:
+    if __name__ != "__main__":
+        raise  # the program importing this module says so
+    print("interrupted while starting: nothing written", file=sys.stderr)
+    sys.exit(130)
 
 PROGRAM = "teaching/grade.py"
 TESTS = {  # each blank's tests, known in advance, and their weights: worked cases and properties carry it

@@ -28,6 +28,7 @@ import ast
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,9 +37,18 @@ import textwrap
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
-import data  # noqa: E402  (the project's modules, found from this folder)
-from safe_files import ownership  # noqa: E402
-from teaching.compare import Parser, export_commit  # noqa: E402
+
+if __name__ == "__main__":  # SIGTERM (a scheduler, `timeout`) ends the program as Ctrl-C does, from here on
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+try:  # torch takes seconds to load: Ctrl-C or SIGTERM meanwhile ends in one line, not a traceback
+    import data
+    from safe_files import ownership
+    from teaching.compare import Parser, export_commit
+except KeyboardInterrupt:
+    if __name__ != "__main__":
+        raise  # the program importing this module says so
+    print("interrupted while starting: nothing written", file=sys.stderr)
+    sys.exit(130)
 
 # name (for `pytest -k`) -> (file, function or Class.method, what to write)
 BLANKS = {
