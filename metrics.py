@@ -753,18 +753,33 @@ T95 = {
     7: 2.365,
     8: 2.306,
     9: 2.262,
-}  # Student's t
+}  # Student's t, the 97.5% quantile, by degrees of freedom
+
+
+def t95(df):
+    """The 97.5% quantile of Student's t with `df` degrees of freedom: the table above, then the expansion
+    in 1 / df around the normal's 1.95996 (Cornish-Fisher; within 0.001 of the exact value from df = 10 on,
+    where 1.96 alone would make an interval at ten degrees of freedom 12% too narrow)."""
+    if df in T95:
+        return T95[df]
+    z = 1.959964
+    return (
+        z
+        + (z**3 + z) / (4 * df)
+        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
+    )
 
 
 def mean_interval(values):
     """(mean, half-width of the 95% interval of the mean, n) of `values`, e.g. one paired difference per
-    seed: Student's t with n - 1 degrees of freedom (1.96 beyond ten values); half-width None below two."""
+    seed: Student's t with n - 1 degrees of freedom; half-width None below two."""
     n = len(values)
     mean = statistics.mean(values)
     if n < 2:
         return mean, None, n
     sd = statistics.stdev(values)  # the sample standard deviation (n - 1)
-    return mean, T95.get(n - 1, 1.96) * sd / math.sqrt(n), n
+    return mean, t95(n - 1) * sd / math.sqrt(n), n
 
 
 if __name__ == "__main__":  # the summary's old command, which a user may have in their notes

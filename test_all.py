@@ -25,6 +25,7 @@ import re
 import runpy
 import shutil
 import signal
+import statistics
 import struct
 import subprocess
 import sys
@@ -2155,6 +2156,20 @@ def test_summary_checks_the_papers_claims_as_paired_differences_over_seeds(study
     assert claims.verdict([0.2, 0.2], "above").startswith("too few seeds (2;"), "a zero-width interval"
     mean, half, n = metrics.mean_interval([1.0, 2.0, 3.0])  # sd 1, t(2) = 4.303: half = 4.303 / sqrt(3)
     assert (mean, n) == (2.0, 3) and abs(half - 4.303 / math.sqrt(3)) < 1e-9
+    # Beyond the table, Student's t still (not the normal's 1.96): the exact quantiles at 10-120 degrees of
+    # freedom, to the table's three decimals, and an interval of 11 seeds that is t(10) wide.
+    for df, exact in [
+        (10, 2.228),
+        (11, 2.201),
+        (15, 2.131),
+        (20, 2.086),
+        (30, 2.042),
+        (60, 2.000),
+        (120, 1.980),
+    ]:
+        assert abs(metrics.t95(df) - exact) < 6e-4, (df, metrics.t95(df))
+    values = [float(v) for v in range(11)]
+    assert abs(metrics.mean_interval(values)[1] - 2.228 * statistics.stdev(values) / math.sqrt(11)) < 1e-3
 
 
 HAND_EDITED = {  # a run's metrics.json edited by hand or from elsewhere: (run folder, edit, the field named)
