@@ -122,13 +122,17 @@ def blank(source, qualified, name, hint):
 
 
 def without_unused_imports(source):
-    """`source` less the top-level imports of names it no longer uses (once its blanks are blanked). An
-    import of the form `X as X` is a re-export (data.py's `data.MATERIALS`, ...): it stays."""
+    """`source` less the top-level imports (those in the start-up `try` too) of names it no longer uses (once
+    its blanks are blanked). An import of the form `X as X` is a re-export (data.py's `data.MATERIALS`, ...):
+    it stays."""
     tree = ast.parse(source)
     used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     lines = source.splitlines(keepends=True)
-    for node in reversed(tree.body):
-        if isinstance(node, (ast.Import, ast.ImportFrom)) and node.col_offset == 0:
+    top = [
+        n for node in tree.body for n in (node.body if isinstance(node, ast.Try) else [node])
+    ]  # start-up try
+    for node in reversed(top):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
             if any(alias.asname == alias.name for alias in node.names):
                 continue
             names = [alias.asname or alias.name.split(".")[0] for alias in node.names]
