@@ -165,7 +165,8 @@ def is_blank(node):
 
 def carried(source, qualified, file):
     """The module graded/BLANK.py: `qualified`'s definition in the student's `source` (its class, for a
-    method) with every top-level import, definition and assignment whose name it uses, in the file's order,
+    method) with every top-level import (those in a top-level `try` too), definition and assignment whose name
+    it uses, in the file's order,
     after the file's `from __future__` imports. Raises NotGradable with the reason."""
     try:
         tree = ast.parse(source)
@@ -177,7 +178,14 @@ def carried(source, qualified, file):
     if is_blank(node):
         raise NotGradable("not written (still the copy's NotImplementedError)")
     future = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.module == "__future__"]
-    candidates = [n for n in tree.body if n not in future and bound_names(n) is not None]
+    statements = []  # the top level, with the imports of the start-up `try` (the scripts import torch in one)
+    for n in tree.body:
+        statements += (
+            [i for i in n.body if isinstance(i, (ast.Import, ast.ImportFrom))]
+            if isinstance(n, ast.Try)
+            else [n]
+        )
+    candidates = [n for n in statements if n not in future and bound_names(n) is not None]
     top = qualified.split(".")[0]
     last = [n for n in candidates if top in bound_names(n)][-1]  # the definition Python ends with
     candidates = [n for n in candidates if n is last or top not in bound_names(n)]
