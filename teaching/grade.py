@@ -166,7 +166,8 @@ def is_blank(node):
 def carried(source, qualified, file):
     """The module graded/BLANK.py: `qualified`'s definition in the student's `source` (its class, for a
     method) with every top-level import (those in a top-level `try` too), definition and assignment whose name
-    it uses, in the file's order, after the file's `from __future__` imports. Raises NotGradable with the reason."""
+    it uses, in the file's order, after the file's `from __future__` imports. Raises NotGradable with the
+    reason."""
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError) as e:
